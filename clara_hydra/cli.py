@@ -1,0 +1,124 @@
+"""The ``clara-hydra`` command line. Imports stay lazy so ``--help`` answers at once."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Sequence
+
+EXIT_USER_ERROR = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="clara-hydra",
+        description="Run NVIDIA Clara Train configs and their AutoML search spaces with Hydra, "
+                    "Optuna and MONAI.",
+        epilog="Set CLARA_HYDRA_FULL_ERROR=1 to see tracebacks.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    c = sub.add_parser("convert", help="write a Hydra primary config (YAML) for a Clara config",
+                       description="Convert a Clara config_train.json into a Hydra primary config. "
+                                   "Prints the path of the YAML it wrote.")
+    c.add_argument("config", metavar="CONFIG.json")
+    c.add_argument("-o", "--output-dir", default="conf", metavar="DIR",
+                   help="folder to write <name>.yaml into (default: conf)")
+    c.add_argument("--env", metavar="ENV.json",
+                   help="environment.json to use (default: the one beside CONFIG, if any)")
+
+    s = sub.add_parser("space", help="list the search space",
+                       description="List the search space: one sweep parameter per search entry.")
+    s.add_argument("config", metavar="CONFIG.json")
+    s.add_argument("--json", action="store_true", help="print JSON (one object per parameter)")
+    s.add_argument("--env", metavar="ENV.json")
+
+    r = sub.add_parser("resolve", help="print the effective config for some overrides",
+                       description="Compose the converted config through Hydra with KEY=VALUE overrides "
+                                   "and print the effective Clara-level config (the path train.py takes).")
+    r.add_argument("config", metavar="CONFIG", help="a Clara JSON, or a converted YAML")
+    r.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    r.add_argument("--json", action="store_true", help="print JSON (default: YAML)")
+    r.add_argument("--enabled-only", action="store_true",
+                   help="drop disabled components; each alternatives list becomes its one enabled member")
+    r.add_argument("--env", metavar="ENV.json")
+    return p
+
+
+def _convert(args) -> int:
+    from . import convert as C
+    from .reader import read
+
+    conv = C.convert(read(args.config, args.env))
+    C.emit_warnings(conv)
+    print(C.write(conv, args.output_dir))
+    return 0
+
+
+def _space(args) -> int:
+    from . import space as S
+    from .paths import clara
+    from .reader import read
+
+    params = S.build(read(args.config, args.env))
+    if args.json:
+        print(S.to_json(params))
+        return 0
+    if not params:
+        print("no search space: this config has no search entries")
+        return 0
+    rows = [("NAME", "TYPE", "DOMAIN", "SWEEP", "SETS")]
+    for p in params:
+        rows.append((p.name, p.type, p.domain or "-", p.sweep, ", ".join(clara(s) for s in p.sources)))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4])
+    labelled = [p for p in params if p.mode == "label"]
+    for p in labelled:
+        print(f"\n{p.name}: " + "; ".join(f"{lab} = {json.dumps(v)}" for lab, v in p.choices.items()))
+    return 0
+
+
+def _resolve(args) -> int:
+    from .resolve import resolve_file
+
+    tree = resolve_file(args.config, args.overrides, enabled_only=args.enabled_only, env=args.env)
+    if args.json:
+        print(json.dumps(tree, indent=2))
+    else:
+        import yaml
+        print(yaml.safe_dump(tree, sort_keys=False, default_flow_style=False, width=100).rstrip())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler = {"convert": _convert, "space": _space, "resolve": _resolve}[args.command]
+    from .errors import ClaraHydraError
+
+    try:
+        return handler(args)
+    except ClaraHydraError as exc:
+        if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
+            raise
+        if exc.file is None:
+            exc.file = getattr(args, "config", None)
+        print(exc.format(), file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug, not the user's input
+        if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"error: internal error ({type(exc).__name__}: {exc}); "
+              f"set CLARA_HYDRA_FULL_ERROR=1 for the traceback and please report it", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,369 @@
+"""Convert a Clara config into a Hydra primary config (YAML).
+
+The YAML keeps the Clara structure (first-level params, ``train``, ``validate``...) so
+``epochs=5`` or ``train.model.args.norm=instance`` work as overrides. Search entries
+become ``hydra.sweeper.params`` (Optuna sweeper grammar); aliases, apply, refs and
+``"{name}"`` references become OmegaConf interpolations, so one override changes every
+place that uses the value. A ``clara_hydra`` block at the end holds what only this tool
+needs (label tables, the keys that are not part of the Clara config).
+Pure: no torch, no code from the config is executed.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import os
+import re
+import string
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from . import __version__
+from . import tree as T
+from .effective import META_KEY, effective, strip_meta
+from .errors import AlternativesError, ClaraHydraError, SearchSpaceError
+from .paths import Loc, clara, dotted, get, has, put
+from .reader import ClaraConfig
+from .schema import WELL_KNOWN, check_value
+from .space import Param, build
+
+_EXACT = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+#: Largest number of combinations the exactly-one-of check enumerates.
+MAX_COMBINATIONS = 4096
+
+
+@dataclass
+class Conversion:
+    cfg: ClaraConfig
+    params: list[Param]
+    body: dict
+    meta: dict
+    warnings: list[str] = field(default_factory=list)
+
+    def yaml_text(self, source_label: str) -> str:
+        return render(self, source_label)
+
+    def document(self) -> dict:
+        """The config as OmegaConf sees it (without defaults/hydra)."""
+        doc = dict(self.body)
+        doc[META_KEY] = self.meta
+        return doc
+
+
+# --------------------------------------------------------------------------- values
+
+def _is_code(s: str) -> bool:
+    return s.startswith("@") or s.startswith("#") or s.lstrip().startswith("lambda")
+
+
+def _escape(s: str) -> str:
+    return s.replace("${", "\\${")
+
+
+class _Values:
+    """Turns Clara ``"{name}"`` strings into OmegaConf interpolations."""
+
+    def __init__(self, defined: set[str], file: str) -> None:
+        self.defined = defined
+        self.file = file
+        self.undefined: dict[str, Loc] = {}
+
+    def conv(self, node: Any, loc: Loc, inert: bool = False) -> Any:
+        if isinstance(node, dict):
+            return {k: self.conv(v, loc + (k,), inert or (isinstance(k, str) and k.startswith("_")))
+                    for k, v in node.items()}
+        if isinstance(node, list):
+            return [self.conv(v, loc + (i,), inert) for i, v in enumerate(node)]
+        if isinstance(node, str):
+            return self.string(node, loc, inert)
+        return node
+
+    def _use(self, name: str, loc: Loc) -> str:
+        if name not in self.defined:
+            self.undefined.setdefault(name, loc)
+        return "${" + name + "}"
+
+    def string(self, s: str, loc: Loc, inert: bool) -> str:
+        if inert or _is_code(s) or "{" not in s:
+            return _escape(s)
+        m = _EXACT.match(s)
+        if m:
+            return self._use(m.group(1), loc)
+        try:
+            parsed = list(string.Formatter().parse(s))
+        except ValueError:
+            return _escape(s)
+        out = []
+        for literal, fname, spec, conv in parsed:
+            out.append(_escape(literal))
+            if fname is None:
+                continue
+            if spec or conv or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", fname):
+                return _escape(s)  # not a plain {name}: Clara's str.format would not give a name
+            out.append(self._use(fname, loc))
+        return "".join(out)
+
+
+# --------------------------------------------------------------------------- convert
+
+def convert(cfg: ClaraConfig, source_label: str | None = None) -> Conversion:
+    params = build(cfg)
+    defined = set(cfg.first_level) | set(cfg.new_params) | set(cfg.env)
+    values = _Values(defined, cfg.file)
+    warnings: list[str] = []
+
+    body: dict[str, Any] = {}
+    new_params_placed = False
+
+    def place_new_params() -> None:
+        for name in cfg.new_params:
+            body[name] = None  # filled in below
+    for key, value in cfg.tree.items():
+        if key in T.TOP_SEARCH_KEYS:
+            if not new_params_placed:
+                place_new_params()
+                new_params_placed = True
+            continue
+        if key in cfg.env and key in cfg.first_level:
+            value = cfg.env[key]  # environment.json overrides the config's own value
+        body[key] = values.conv(value, (key,))
+    if not new_params_placed:
+        place_new_params()
+
+    for loc in cfg.components:
+        comp = get(body, loc)
+        comp.pop("search", None)
+        comp.pop("apply", None)
+    for ref in cfg.refs:
+        put(body, ref.loc, "${" + dotted(ref.target) + "}")
+
+    drop: list[str] = []
+    env_only = [k for k in cfg.env if k not in cfg.first_level and k not in cfg.new_params]
+    for key in env_only:
+        body[key] = values.conv(cfg.env[key], (key,))
+        drop.append(key)
+
+    choices: dict[str, dict[str, list]] = {}
+    alias_keys: dict[str, Any] = {}
+    for p in params:
+        entry = p.entry
+        defaults = [values.conv(v, a.target) for v, a in zip(entry.default_values(), entry.args)]
+        if p.mode == "direct":
+            home_value = defaults[0]
+            sources = [f"${{{p.name}}}"] * len(entry.args)
+            if p.generated:
+                body[p.name] = home_value
+                drop.append(p.name)
+            else:
+                sources[0] = home_value
+        else:
+            choices[p.name] = {lab: values.conv(opt, entry.loc) for lab, opt in p.choices.items()}
+            if p.default_label not in p.choices:
+                choices[p.name][p.default_label] = defaults
+            body[p.name] = p.default_label
+            drop.append(p.name)
+            sources = [f"${{{META_KEY}.choices.{p.name}.${{{p.name}}}.{i}}}" for i in range(len(entry.args))]
+        for arg, value in zip(entry.args, sources):
+            if arg.kind == "param":
+                body[arg.name] = value
+                if arg.alias:
+                    alias_keys[arg.alias] = "${" + arg.name + "}"
+            elif arg.alias:
+                alias_keys[arg.alias] = value
+                put(body, arg.target, "${" + arg.alias + "}")
+            else:
+                put(body, arg.target, value)
+    for alias, value in alias_keys.items():
+        body[alias] = value
+        drop.append(alias)
+    for ap in cfg.applies:
+        put(body, ap.target, "${" + ap.name + "}")
+
+    for name, loc in values.undefined.items():
+        warnings.append(f"warning: {cfg.file}: {clara(loc)}: nothing defines '{name}' (no first-level param "
+                        f"or environment.json key): \"{{{name}}}\" stays as written unless {name}=... is given")
+        body[name] = "{" + name + "}"
+        drop.append(name)
+
+    _check_schema_types(cfg, params)
+    meta = {
+        "source": source_label or os.path.basename(cfg.file),
+        "drop": drop,
+        "params": {p.name: {"type": p.type, "domain": p.domain, "sets": [clara(s) for s in p.sources]}
+                   for p in params},
+        "choices": choices,
+    }
+    conv = Conversion(cfg, params, body, meta, warnings)
+    check_combinations(conv)
+    return conv
+
+
+def _check_schema_types(cfg: ClaraConfig, params: list[Param]) -> None:
+    for name, typ in WELL_KNOWN.items():
+        value = cfg.env.get(name, cfg.first_level.get(name))
+        if name in cfg.first_level or name in cfg.env:
+            problem = check_value(typ, value)
+            if problem:
+                raise SearchSpaceError(f"first-level param '{name}' {problem}", file=cfg.file, location=name)
+    for p in params:
+        for i, arg in enumerate(p.entry.args):
+            typ = WELL_KNOWN.get(arg.name) if arg.kind == "param" else None
+            if typ is None:
+                continue
+            if p.type == "float" and typ is int:
+                raise SearchSpaceError(f"'{arg.name}' is an integer but this entry searches floats",
+                                       file=cfg.file, location=clara(p.entry.loc + ("type",)),
+                                       hint='use "type": "int"')
+            for opt in p.entry.options:
+                problem = check_value(typ, opt[i])
+                if problem:
+                    raise SearchSpaceError(f"option for '{arg.name}' {problem}", file=cfg.file,
+                                           location=clara(p.entry.loc + ("targets",)))
+
+
+# --------------------------------------------------------------------------- checking
+
+def resolve_document(doc: dict, overrides: dict[str, Any] | None = None) -> dict:
+    """Resolve the converted document with OmegaConf alone (no Hydra), for checks."""
+    from omegaconf import OmegaConf
+    oc = OmegaConf.create(doc)
+    for key, value in (overrides or {}).items():
+        OmegaConf.update(oc, key, value, merge=False)
+    tree = OmegaConf.to_container(oc, resolve=True)
+    return strip_meta(tree, tree.get(META_KEY))
+
+
+def check_combinations(conv: Conversion) -> None:
+    """Every alternatives slot has exactly one enabled member, in the default run and in every
+    combination of the params that touch the members' ``disabled`` (when enumerable)."""
+    cfg = conv.cfg
+    if not cfg.alternatives:
+        return
+    member_disabled = {aloc + (i, "disabled") for aloc in cfg.alternatives
+                       for i in range(len(get(cfg.tree, aloc)))}
+    relevant = [p for p in conv.params if any(s in member_disabled for s in p.sources)]
+    doc = conv.document()
+    combos: list[dict] = [{}]
+    if relevant and all(p.type == "enum" or (p.type == "int" and p.entry.high - p.entry.low < 64)
+                        for p in relevant):
+        axes = []
+        for p in relevant:
+            if p.type == "int":
+                axes.append([(p.name, v) for v in range(p.entry.low, p.entry.high + 1)])
+            elif p.mode == "label":
+                axes.append([(p.name, lab) for lab in p.labels])
+            else:
+                axes.append([(p.name, opt[0]) for opt in p.entry.options])
+        total = 1
+        for axis in axes:
+            total *= len(axis)
+        if total <= MAX_COMBINATIONS:
+            combos += [dict(c) for c in itertools.product(*axes)]
+    for combo in combos:
+        try:
+            effective(resolve_document(doc, combo))
+        except AlternativesError as exc:
+            where = "with the values written in the config" if not combo else \
+                "for the combination " + ", ".join(f"{k}={v}" for k, v in combo.items())
+            raise AlternativesError(f"{exc.message} {where}", file=cfg.file, location=exc.location,
+                                    hint=exc.hint) from None
+        except ClaraHydraError:
+            return  # other problems show when the config is resolved
+        except Exception:
+            return  # e.g. an interpolation that only Hydra's command line can fill
+
+
+# --------------------------------------------------------------------------- YAML
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _repr_list(dumper, data):
+    flow = all(not isinstance(x, (list, dict)) for x in data) and len(data) <= 16
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_Dumper.add_representer(list, _repr_list)
+
+
+def _dump(data: Any) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                     allow_unicode=True, width=100)
+
+
+def render(conv: Conversion, source_label: str) -> str:
+    cfg = conv.cfg
+    stem = os.path.splitext(os.path.basename(cfg.file))[0]
+    lines = [
+        f"# Converted by clara-hydra {__version__.split('+')[0]} from {source_label}",
+        "# Do not edit by hand: change the Clara JSON and convert it again:",
+        f"#   clara-hydra convert {source_label} -o <this folder>",
+        f"# Search space: {len(conv.params)} parameter{'s' * (len(conv.params) != 1)}"
+        + (f", see hydra.sweeper.params or `clara-hydra space {source_label}`" if conv.params else ""),
+        "",
+        "defaults:",
+        "  - clara_schema",
+        "  - override hydra/sweeper: optuna",
+        "  - _self_",
+        "",
+        "hydra:",
+        "  sweeper:",
+        "    direction: maximize  # Clara's score: the key validation metric, higher is better",
+        f"    study_name: {_dump(stem).splitlines()[0]}",
+    ]
+    if conv.params:
+        lines.append("    params:")
+        for p in conv.params:
+            sets = ", ".join(clara(s) for s in p.sources)
+            lines.append(f"      # {p.type}, domain {p.domain or '-'}; sets {sets}")
+            if p.mode == "label":
+                lines.append("      #   " + "; ".join(f"{lab} = {_flow(v)}" for lab, v in p.choices.items()))
+            lines.append("      " + _dump({p.name: p.sweep}).rstrip())
+    else:
+        lines.append("    params: {}")
+    lines.append("")
+    lines.append("# The Clara config, with searched values, aliases, apply, refs and {names} as interpolations")
+    lines.append(_dump(conv.body).rstrip() if conv.body else "{}")
+    lines.append("")
+    lines.append("# What only clara-hydra needs: keys that are not part of the Clara config, label tables")
+    lines.append(_dump({META_KEY: conv.meta}).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _flow(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+
+
+def write(conv: Conversion, out_dir: str, source_label: str | None = None) -> str:
+    """Write ``<stem>.yaml`` into ``out_dir`` atomically; returns its path."""
+    stem = os.path.splitext(os.path.basename(conv.cfg.file))[0]
+    os.makedirs(out_dir, exist_ok=True)
+    target = os.path.join(out_dir, stem + ".yaml")
+    if source_label is None:
+        source_label = os.path.relpath(os.path.abspath(conv.cfg.file), os.path.abspath(out_dir))
+    conv.meta["source"] = source_label
+    text = render(conv, source_label)
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".yaml.tmp", dir=out_dir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return target
+
+
+def emit_warnings(conv: Conversion) -> None:
+    for w in conv.warnings:
+        print(w, file=sys.stderr)
+
+
+__all__ = ["convert", "write", "render", "Conversion", "resolve_document", "copy", "has"]

@@ -1,0 +1,59 @@
+"""One exception hierarchy for everything a user can get wrong.
+
+Every error carries the file, a location inside it (a JSON path such as
+``train.pre_transforms[3].search[0].targets``), what is wrong, and how to fix it.
+The command line prints it as ``error: FILE: LOCATION: message`` and exits 2.
+"""
+
+from __future__ import annotations
+
+
+class ClaraHydraError(Exception):
+    """Base of every error that is the user's input, not a bug."""
+
+    def __init__(self, message: str, *, file: str | None = None, location: str | None = None,
+                 hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file = file
+        self.location = location
+        self.hint = hint
+
+    def with_file(self, file: str) -> "ClaraHydraError":
+        if self.file is None:
+            self.file = file
+        return self
+
+    def format(self) -> str:
+        parts = ["error"]
+        if self.file:
+            parts.append(self.file)
+        if self.location:
+            parts.append(self.location)
+        text = ": ".join(parts) + ": " + self.message
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+    def __str__(self) -> str:  # pragma: no cover - convenience
+        return self.format()
+
+
+class ConfigSyntaxError(ClaraHydraError):
+    """The file is not JSON, or not a Clara config at all."""
+
+
+class SearchSpaceError(ClaraHydraError):
+    """A search entry, an alias or an apply block is malformed or inconsistent."""
+
+
+class ReferenceError_(ClaraHydraError):
+    """A ref, a {name} or an apply names something that does not exist."""
+
+
+class AlternativesError(ClaraHydraError):
+    """A slot that takes one component does not end with exactly one enabled member."""
+
+
+class OverrideError(ClaraHydraError):
+    """A command-line override does not fit the config."""

@@ -1,0 +1,459 @@
+"""Read and validate a Clara ``config_train.json`` (and the ``environment.json`` beside it).
+
+The result, :class:`ClaraConfig`, knows every first-level param, component, search
+entry, alias, apply and ref, with its location. Every mistake SPEC lists is raised as
+a located :class:`~clara_hydra.errors.ClaraHydraError`, in document order. Pure: no
+Hydra, no torch, no code from the config is executed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import tree as T
+from .errors import ConfigSyntaxError, ReferenceError_, SearchSpaceError
+from .paths import Loc, clara
+
+IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SEARCH_TYPES = ("float", "int", "enum")
+#: Keys Hydra or this tool own at the top of a converted config.
+RESERVED_TOP = frozenset({"hydra", "defaults", "clara_hydra"})
+
+
+@dataclass
+class ArgRef:
+    written: str
+    name: str
+    alias: str | None
+    kind: str  # "arg" (init arg), "attr" (@disabled), "param" (first-level)
+    target: Loc
+    has_value: bool
+    value: Any = None
+
+
+@dataclass
+class SearchEntry:
+    loc: Loc
+    component: Loc | None  # None: the top-level search
+    domain: str | None
+    type: str
+    targets: Any
+    args: list[ArgRef]
+    low: Any = None
+    high: Any = None
+    options: list[list[Any]] = field(default_factory=list)
+
+    def default_values(self) -> list[Any]:
+        """Values a run that is not a sweep uses (SPEC: the written value, else the first
+        enum option or ``low``)."""
+        out = []
+        for i, arg in enumerate(self.args):
+            if arg.has_value:
+                out.append(arg.value)
+            elif self.type == "enum":
+                out.append(self.options[0][i])
+            else:
+                out.append(self.low)
+        return out
+
+
+@dataclass
+class Apply:
+    loc: Loc  # the apply block's key
+    component: Loc
+    key: str
+    target: Loc
+    name: str
+
+
+@dataclass
+class Ref:
+    loc: Loc
+    name: str
+    target: Loc | None = None
+
+
+@dataclass
+class ClaraConfig:
+    file: str
+    tree: dict
+    env: dict
+    env_file: str | None
+    first_level: dict[str, Any]
+    new_params: dict[str, Loc]  # introduced by the top-level search -> entry location
+    entries: list[SearchEntry]
+    aliases: dict[str, tuple[SearchEntry, int]]
+    applies: list[Apply]
+    refs: list[Ref]
+    components: list[Loc]
+    alternatives: list[Loc]
+    sections: list[str]
+
+    @property
+    def names(self) -> set[str]:
+        """Everything ``apply`` may name: aliases and first-level params."""
+        return set(self.aliases) | set(self.first_level) | set(self.new_params)
+
+
+# --------------------------------------------------------------------------- loading
+
+def load_json(path: str, what: str = "config") -> Any:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        raise ConfigSyntaxError(f"no such {what} file", file=path,
+                                hint="check the path") from None
+    except OSError as exc:
+        raise ConfigSyntaxError(f"cannot read the {what} file: {exc.strerror}", file=path) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigSyntaxError(
+            f"malformed JSON: {exc.msg}", file=path, location=f"line {exc.lineno}, column {exc.colno}",
+            hint="Clara configs are strict JSON: no comments, no trailing commas") from None
+
+
+def read(path: str, env_path: str | None = None) -> ClaraConfig:
+    data = load_json(path)
+    if env_path is None:
+        beside = os.path.join(os.path.dirname(os.path.abspath(path)), "environment.json")
+        env_path = beside if os.path.isfile(beside) else None
+    env: dict = {}
+    if env_path is not None:
+        env = load_json(env_path, "environment")
+        if not isinstance(env, dict):
+            raise ConfigSyntaxError(f"environment.json must be a JSON object, got {_kind(env)}",
+                                    file=env_path, location="<top level>")
+    try:
+        return analyse(data, env, file=path, env_file=env_path)
+    except SearchSpaceError as exc:
+        raise exc.with_file(path)
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+            type(None): "null"}.get(type(value), "a number")
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# --------------------------------------------------------------------------- analysis
+
+def analyse(data: Any, env: dict | None = None, *, file: str = "<config>",
+            env_file: str | None = None) -> ClaraConfig:
+    env = env or {}
+    if not isinstance(data, dict):
+        raise ConfigSyntaxError(
+            f"the top level must be a JSON object (a Clara config), got {_kind(data)}",
+            file=file, location="<top level>")
+    for key in data:
+        if key in RESERVED_TOP:
+            raise SearchSpaceError(
+                f"'{key}' is reserved by Hydra and clara-hydra at the top level",
+                file=file, location=key, hint=f"rename the first-level param '{key}'")
+
+    sections = [k for k, v in data.items()
+                if k in T.SECTIONS or (k not in T.TOP_SEARCH_KEYS and not k.startswith("_")
+                                       and isinstance(v, (dict, list)) and T.contains_component(v))]
+    first_level = {k: v for k, v in data.items()
+                   if k not in sections and k not in T.TOP_SEARCH_KEYS and not k.startswith("_")}
+
+    r = _Reader(file, data, env, first_level)
+    for key, value in data.items():
+        if key == "search":
+            r.top_search(value)
+        elif key == "lr_search":
+            r.lr_search(value)
+        elif key in sections:
+            for visit in T._visit(value, (key,), key):
+                r.visit(visit)
+        # first-level params and `_`-keys carry no components
+    r.cross_check()
+    return ClaraConfig(
+        file=file, tree=data, env=env, env_file=env_file, first_level=first_level,
+        new_params=r.new_params, entries=r.entries, aliases=r.aliases, applies=r.applies,
+        refs=r.refs, components=r.components, alternatives=r.alternatives, sections=sections)
+
+
+class _Reader:
+    def __init__(self, file: str, data: dict, env: dict, first_level: dict) -> None:
+        self.file = file
+        self.data = data
+        self.env = env
+        self.first_level = first_level
+        self.entries: list[SearchEntry] = []
+        self.aliases: dict[str, tuple[SearchEntry, int]] = {}
+        self.applies: list[Apply] = []
+        self.refs: list[Ref] = []
+        self.components: list[Loc] = []
+        self.alternatives: list[Loc] = []
+        self.new_params: dict[str, Loc] = {}
+        self.train_components: list[tuple[Loc, dict]] = []
+        self.searched: dict[Loc, Loc] = {}
+        self.alias_at: dict[str, Loc] = {}
+
+    def err(self, loc: Loc, msg: str, hint: str | None = None, cls=SearchSpaceError):
+        return cls(msg, file=self.file, location=clara(loc), hint=hint)
+
+    # -- the walk ---------------------------------------------------------------
+    def visit(self, v: T.Visit) -> None:
+        if v.kind == "container":
+            for bad in ("search", "apply"):
+                if bad in v.node:
+                    raise self.err(v.loc + (bad,), f"'{bad}' outside a component",
+                                   f"'{bad}' belongs inside a component (an object with \"name\" or "
+                                   f"\"path\")" + (", or for search at the top level" if bad == "search" else ""))
+        elif v.kind == "alternatives":
+            self.alternatives.append(v.loc)
+        elif v.kind == "ref":
+            if not isinstance(v.node["ref"], str) or not v.node["ref"]:
+                raise self.err(v.loc + ("ref",), f"a ref must name a train component, got {_show(v.node['ref'])}",
+                               cls=ReferenceError_)
+            self.refs.append(Ref(v.loc, v.node["ref"]))
+        elif v.kind == "component":
+            self.component(v.loc, v.node)
+
+    def component(self, loc: Loc, comp: dict) -> None:
+        self.components.append(loc)
+        if loc[0] == "train":
+            self.train_components.append((loc, comp))
+        for key in ("name", "path"):
+            if key in comp and not isinstance(comp[key], str):
+                raise self.err(loc + (key,), f"'{key}' must be a string, got {_show(comp[key])}")
+        if "args" in comp and not isinstance(comp["args"], dict):
+            raise self.err(loc + ("args",), f"'args' must be an object of init args, got {_kind(comp['args'])}")
+        if "disabled" in comp and not isinstance(comp["disabled"], (bool, str, int, float)):
+            raise self.err(loc + ("disabled",),
+                           f"'disabled' must be true/false or a \"{{name}}\" string, got {_show(comp['disabled'])}")
+        if "search" in comp:
+            search = comp["search"]
+            if not isinstance(search, list):
+                raise self.err(loc + ("search",), f"'search' must be a list of search entries, got {_kind(search)}")
+            for i, entry in enumerate(search):
+                self.entry(loc + ("search", i), entry, comp, loc)
+        if "apply" in comp:
+            self.apply(loc, comp)
+
+    # -- search entries ------------------------------------------------------------
+    def entry(self, eloc: Loc, entry: Any, comp: dict | None, cloc: Loc | None) -> None:
+        if not isinstance(entry, dict):
+            raise self.err(eloc, f"a search entry must be an object, got {_kind(entry)}")
+        raw_args = entry.get("args")
+        if isinstance(raw_args, str):
+            raw_args = [raw_args]
+        if raw_args is None or raw_args == []:
+            raise self.err(eloc, "search entry without args",
+                           'add "args": ["<init arg>"], or ["@disabled"] to search the attribute')
+        if not isinstance(raw_args, list) or not all(isinstance(a, str) for a in raw_args):
+            raise self.err(eloc + ("args",), f"'args' must be a list of arg names, got {_show(raw_args)}")
+        domain = entry.get("domain")
+        if domain is not None and not isinstance(domain, str):
+            raise self.err(eloc + ("domain",), f"'domain' must be a string such as \"lr\", \"net\" or "
+                                               f"\"transform\", got {_show(domain)}")
+        stype = entry.get("type")
+        if stype is None:
+            raise self.err(eloc, "search entry without a type", 'add "type": "float", "int" or "enum"')
+        if stype not in SEARCH_TYPES:
+            raise self.err(eloc + ("type",), f"unknown search type {_show(stype)}",
+                           'use "float", "int" or "enum"')
+        args = [self.arg(eloc + ("args", i), a, comp, cloc) for i, a in enumerate(raw_args)]
+        e = SearchEntry(eloc, cloc, domain, stype, entry.get("targets"), args)
+        for i, arg in enumerate(args):  # duplicates are reported where they first show
+            aloc = eloc + ("args", i) if eloc != ("lr_search",) else eloc
+            prev = self.searched.get(arg.target)
+            if prev is not None:
+                raise self.err(aloc, f"'{clara(arg.target)}' is searched by two entries "
+                                     f"({clara(prev)} and this one)", "merge them into one entry, or drop one")
+            if arg.alias is not None and arg.alias in self.alias_at:
+                raise self.err(aloc, f"alias '{arg.alias}' is defined twice (first at "
+                                     f"{clara(self.alias_at[arg.alias])})",
+                               "give each searched arg its own alias; use apply to share one value")
+        for arg in args:
+            self.searched[arg.target] = eloc
+            if arg.alias is not None:
+                self.alias_at[arg.alias] = eloc
+        self.targets(e)
+        self.entries.append(e)
+
+    def arg(self, aloc: Loc, written: str, comp: dict | None, cloc: Loc | None) -> ArgRef:
+        m = re.fullmatch(r"(@?)([^#@]*)(?:#(.*))?", written)
+        if not m or not m.group(2):
+            raise self.err(aloc, f"malformed search arg {_show(written)}",
+                           'write "arg", "@disabled", or either followed by "#alias"')
+        at, name, alias = m.group(1), m.group(2), m.group(3)
+        if alias is not None and not IDENT.match(alias):
+            raise self.err(aloc, f"alias {_show(alias)} is not a valid name",
+                           "an alias is letters, digits and '_', not starting with a digit")
+        if comp is None:  # top level: first-level params, `@tag` introduces one
+            if not IDENT.match(name):
+                raise self.err(aloc, f"first-level param name {_show(name)} is not a valid name",
+                               "use letters, digits and '_', not starting with a digit")
+            if name in self.first_level:
+                value = self.env.get(name, self.first_level[name])
+                return ArgRef(written, name, alias, "param", (name,), True, value)
+            if name in self.env:
+                return ArgRef(written, name, alias, "param", (name,), True, self.env[name])
+            return ArgRef(written, name, alias, "param", (name,), False)
+        if at:
+            if name != "disabled":
+                raise self.err(aloc, f"unknown attribute '@{name}'",
+                               "the only component attribute is @disabled; drop '@' to search an init arg")
+            return ArgRef(written, name, alias, "attr", cloc + ("disabled",), "disabled" in comp,
+                          comp.get("disabled", False))
+        args = comp.get("args") or {}
+        return ArgRef(written, name, alias, "arg", cloc + ("args", name), name in args, args.get(name))
+
+    def targets(self, e: SearchEntry) -> None:
+        tloc = e.loc + ("targets",)
+        t = e.targets
+        if t is None:
+            raise self.err(e.loc, "search entry without targets",
+                           'add "targets": [low, high] for float/int, or a list of options for enum')
+        if not isinstance(t, list):
+            raise self.err(tloc, f"targets must be a list, got {_kind(t)}")
+        if not t:
+            raise self.err(tloc, "empty targets", "list [low, high], or at least one enum option")
+        if e.type in ("float", "int"):
+            if len(t) != 2:
+                raise self.err(tloc, f"{e.type} targets must be [low, high], got {_show(t)}")
+            for i, x in enumerate(t):
+                ok = (isinstance(x, int) if e.type == "int" else isinstance(x, (int, float)))
+                if isinstance(x, bool) or not ok or (isinstance(x, float) and not math.isfinite(x)):
+                    want = "an integer" if e.type == "int" else "a number"
+                    raise self.err(tloc + (i,), f"{e.type} targets must be {want}, got {_show(x)}",
+                                   'use "type": "enum" for a list of options' if e.type == "float" else
+                                   'use "type": "float" for a real-valued range')
+            low, high = t
+            if low > high:
+                raise self.err(tloc, f"low > high: {_show(low)} > {_show(high)}", "write [low, high]")
+            e.low, e.high = (float(low), float(high)) if e.type == "float" else (low, high)
+            return
+        k = len(e.args)
+        options = []
+        for i, opt in enumerate(t):
+            if k == 1:
+                if isinstance(opt, list):
+                    if len(opt) != 1:
+                        raise self.err(tloc + (i,), f"option {_show(opt)} has {len(opt)} values but the entry "
+                                                    f"has 1 arg", "with one arg write each option as a value or "
+                                                                  "as [value]; a list value is [[...]]")
+                    options.append([opt[0]])
+                else:
+                    options.append([opt])
+            else:
+                if not isinstance(opt, list) or len(opt) != k:
+                    n = len(opt) if isinstance(opt, list) else 1
+                    raise self.err(tloc + (i,), f"option {_show(opt)} has {n} value{'s' * (n != 1)} but the "
+                                                f"entry has {k} args {_show([a.written for a in e.args])}",
+                                   f"give each option {k} values, one per arg, in order")
+                options.append(list(opt))
+        e.options = options
+
+    def top_search(self, search: Any) -> None:
+        if not isinstance(search, list):
+            raise self.err(("search",), f"'search' must be a list of search entries, got {_kind(search)}")
+        for i, entry in enumerate(search):
+            self.entry(("search", i), entry, None, None)
+            for arg in self.entries[-1].args:
+                if not arg.has_value and arg.name not in self.new_params:
+                    self.new_params[arg.name] = ("search", i)
+
+    def lr_search(self, value: Any) -> None:
+        entry = {"domain": "lr", "type": "float", "args": ["learning_rate"], "targets": value}
+        if not isinstance(value, list):
+            raise self.err(("lr_search",), f"lr_search must be [low, high], got {_kind(value)}")
+        self.entry(("lr_search",), entry, None, None)
+        e = self.entries[-1]
+        if not e.args[0].has_value:
+            self.new_params.setdefault("learning_rate", ("lr_search",))
+
+    # -- apply -------------------------------------------------------------------------
+    def apply(self, cloc: Loc, comp: dict) -> None:
+        block = comp["apply"]
+        aloc = cloc + ("apply",)
+        if not isinstance(block, dict):
+            raise self.err(aloc, f"'apply' must be an object such as {{\"prob\": \"myAlias\"}}, got {_kind(block)}")
+        for key, name in block.items():
+            kloc = aloc + (key,)
+            if key.startswith("@"):
+                if key != "@disabled":
+                    raise self.err(kloc, f"unknown attribute '{key}'", "the only component attribute is @disabled")
+                target = cloc + ("disabled",)
+            else:
+                target = cloc + ("args", key)
+            if not isinstance(name, str) or not name:
+                raise self.err(kloc, f"apply must name an alias or a first-level param, got {_show(name)}")
+            self.applies.append(Apply(kloc, cloc, key, target, name))
+
+    # -- checks that need the whole file --------------------------------------------------
+    def cross_check(self) -> None:
+        searched: dict[Loc, SearchEntry] = {}
+        for e in self.entries:
+            for i, arg in enumerate(e.args):
+                aloc = e.loc + ("args", i) if e.loc != ("lr_search",) else e.loc
+                if arg.target in searched:
+                    prev = searched[arg.target]
+                    raise self.err(aloc, f"'{clara(arg.target)}' is searched by two entries "
+                                         f"({clara(prev.loc)} and this one)",
+                                   "merge them into one entry, or drop one")
+                searched[arg.target] = e
+                if arg.alias is None:
+                    continue
+                if arg.alias in self.aliases:
+                    prev, _ = self.aliases[arg.alias]
+                    raise self.err(aloc, f"alias '{arg.alias}' is defined twice (first at {clara(prev.loc)})",
+                                   "give each searched arg its own alias; use apply to share one value")
+                if arg.alias in self.first_level or arg.alias in self.new_params:
+                    raise self.err(aloc, f"alias '{arg.alias}' clashes with the first-level param "
+                                         f"'{arg.alias}'", "aliases and first-level params share one "
+                                                           "namespace; rename the alias")
+                if arg.alias in self.env or arg.alias in self.data:
+                    raise self.err(aloc, f"alias '{arg.alias}' clashes with "
+                                         f"{'an environment.json key' if arg.alias in self.env else 'a top-level key'} of that name",
+                                   "rename the alias")
+                self.aliases[arg.alias] = (e, i)
+        names = set(self.aliases) | set(self.first_level) | set(self.new_params)
+        for ap in self.applies:
+            if ap.name not in names:
+                close = _close(ap.name, names)
+                raise self.err(ap.loc, f"apply names '{ap.name}', which nothing defines",
+                               ("did you mean " + ", ".join(f"'{c}'" for c in close) + "? " if close else "")
+                               + "apply can name an alias (\"arg#alias\" in a search) or a first-level param",
+                               cls=ReferenceError_)
+            if ap.target in searched:
+                raise self.err(ap.loc, f"'{clara(ap.target)}' is set both by search "
+                                       f"({clara(searched[ap.target].loc)}) and by apply",
+                               "search it once and apply the alias elsewhere, or drop one")
+        for ref in self.refs:
+            ref.target = self._find_ref(ref)
+
+    def _find_ref(self, ref: Ref) -> Loc:
+        for loc, comp in self.train_components:
+            if T.component_alias(comp) == ref.name:
+                return loc
+        for loc, comp in self.train_components:
+            if T.component_alias(comp) is None and T.class_name(comp) == ref.name:
+                return loc
+        for loc, comp in self.train_components:
+            if T.class_name(comp) == ref.name:
+                return loc
+        known = sorted({T.component_alias(c) or T.class_name(c) for _, c in self.train_components})
+        close = _close(ref.name, known)
+        raise self.err(ref.loc + ("ref",), f"ref '{ref.name}' names no train component",
+                       ("did you mean " + ", ".join(f"'{c}'" for c in close) + "? " if close else "")
+                       + "a ref names a train component by class name or by its \"Cls#alias\" alias",
+                       cls=ReferenceError_)
+
+
+def _close(word: str, candidates) -> list[str]:
+    import difflib
+    return difflib.get_close_matches(word, sorted(candidates), n=3, cutoff=0.6)

@@ -1,0 +1,101 @@
+"""Compose a converted config through Hydra and resolve it to the effective Clara config.
+
+``clara-hydra resolve`` and ``train.py`` take this same path: Hydra composes the primary
+config (schema, overrides), OmegaConf resolves the interpolations, and
+:func:`clara_hydra.effective.effective` checks the alternatives and drops what is disabled.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any, Sequence
+
+from .effective import META_KEY, effective, strip_meta
+from .errors import ClaraHydraError, OverrideError
+from .schema import WELL_KNOWN
+
+
+def effective_from_cfg(cfg: Any, *, enabled_only: bool = False, file: str | None = None) -> dict:
+    """Effective Clara config from a composed Hydra config (a DictConfig)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        tree = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None)
+        raise ClaraHydraError(f"cannot resolve the config: {_first_line(exc)}", file=file,
+                              location=key or None,
+                              hint="check the overrides and the names that interpolations use") from None
+    for key in list(tree):
+        if key in WELL_KNOWN and tree[key] == "???":
+            del tree[key]
+    tree = strip_meta(tree, tree.get(META_KEY))
+    try:
+        return effective(tree, enabled_only=enabled_only)
+    except ClaraHydraError as exc:
+        raise exc.with_file(file) if file else exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def compose(config_dir: str, config_name: str, overrides: Sequence[str] = (), file: str | None = None):
+    """Compose ``config_name`` from ``config_dir`` with Hydra's compose API."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    from .schema import register
+
+    register()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=os.path.abspath(config_dir), job_name="clara_hydra"):
+            return hydra_compose(config_name=config_name, overrides=list(overrides))
+    except HydraException as exc:
+        raise _override_error(exc, overrides, file) from None
+
+
+def _override_error(exc: BaseException, overrides: Sequence[str], file: str | None) -> ClaraHydraError:
+    text = _first_line(exc)
+    cause = exc.__cause__ or exc.__context__
+    detail = _first_line(cause) if cause is not None else ""
+    location = None
+    for ov in overrides:
+        key = ov.split("=", 1)[0].lstrip("+~")
+        if ov in str(exc) or f"'{key}'" in str(exc) or (cause is not None and key in str(cause)):
+            location = key
+            break
+    message = text if not detail or detail in text else f"{text.rstrip('.')}: {detail}"
+    hint = None
+    if "Could not override" in text:
+        hint = "the key is not in this config; see `clara-hydra space` for the search parameters"
+    elif "could not be converted" in message or "Value '" in message:
+        hint = "give a value of the param's type"
+    return OverrideError(message, file=file, location=location, hint=hint)
+
+
+def resolve_file(path: str, overrides: Sequence[str] = (), *, enabled_only: bool = False,
+                 env: str | None = None) -> dict:
+    """Effective Clara config of a Clara JSON (converted on the fly) or a converted YAML."""
+    if path.endswith((".yaml", ".yml")):
+        if not os.path.isfile(path):
+            raise ClaraHydraError("no such config file", file=path, hint="check the path")
+        cfg = compose(os.path.dirname(os.path.abspath(path)),
+                      os.path.splitext(os.path.basename(path))[0], overrides, file=path)
+        return effective_from_cfg(cfg, enabled_only=enabled_only, file=path)
+    from . import convert as C
+    from .reader import read
+
+    conv = C.convert(read(path, env))
+    C.emit_warnings(conv)
+    with tempfile.TemporaryDirectory(prefix="clara-hydra-") as tmp:
+        written = C.write(conv, tmp, source_label=path)
+        stem = os.path.splitext(os.path.basename(written))[0]
+        cfg = compose(tmp, stem, overrides, file=path)
+        return effective_from_cfg(cfg, enabled_only=enabled_only, file=path)

@@ -1,0 +1,275 @@
+"""The search space: one sweep parameter per Clara search entry.
+
+Each parameter gets
+- a ``name``: the key a command-line override sets. A first-level param keeps its name, an
+  alias is its own name, an unaliased single arg is its place in the config
+  (``train.model.args.norm``); a joint choice, or a choice between list values, gets a
+  generated top-level name whose value is a label (``mySearchLoss1_mySearchLoss2=Focal``);
+- a Hydra sweep expression in the Optuna sweeper's grammar (``interval``,
+  ``int(interval(...))``, ``tag(log, interval(...))``, ``choice``);
+- its ``sources``: every location it sets, through search and through apply.
+
+Pure: imports Hydra's override parser (to check that labels round-trip), no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from . import tree as T
+from .paths import Loc, clara, dotted, get
+from .reader import ClaraConfig, SearchEntry
+
+AS_WRITTEN = "as_written"
+
+
+@dataclass
+class Param:
+    entry: SearchEntry
+    name: str
+    mode: str  # "direct": the override sets the value; "label": it picks a labelled option
+    sweep: str
+    value_keys: list[str]
+    sources: list[Loc]
+    labels: list[str] = field(default_factory=list)
+    choices: dict[str, list[Any]] = field(default_factory=dict)
+    default_label: str | None = None
+    generated: bool = False  # the name is a top-level key of its own (not a Clara key)
+
+    @property
+    def type(self) -> str:
+        return self.entry.type
+
+    @property
+    def domain(self) -> str | None:
+        return self.entry.domain
+
+    def as_json(self) -> dict:
+        out: dict[str, Any] = {
+            "name": self.name, "type": self.type, "domain": self.domain, "sweep": self.sweep,
+            "targets": self.entry.targets,
+        }
+        if self.type == "enum":
+            out["choices"] = self.choices
+        out["sources"] = [clara(s) for s in self.sources]
+        return out
+
+
+# --------------------------------------------------------------------------- literals
+
+@lru_cache(maxsize=None)
+def _parser():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    return OverridesParser.create()
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return _parser().parse_override(f"k={text}").value()
+    except Exception:
+        return _Unparsable
+
+
+class _Unparsable:  # sentinel
+    pass
+
+
+def hydra_literal(value: Any) -> str | None:
+    """How ``value`` is written on the command line, or None when no plain form round-trips
+    (through our label and through ``str(value)``, which the Optuna sweeper emits)."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, int):
+        text = str(value)
+    elif isinstance(value, float):
+        text = repr(value)
+    elif isinstance(value, str):
+        text = value
+    else:
+        return None
+    for form in {text, str(value)}:
+        parsed = _parse_value(form)
+        if type(parsed) is not type(value) or parsed != value:
+            return None
+    return text
+
+
+def key_is_overridable(key: str) -> bool:
+    try:
+        return _parser().parse_override(f"{key}=1").key_or_group == key
+    except Exception:
+        return False
+
+
+_LABEL_OK = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+
+
+def _label_ok(label: str) -> bool:
+    return bool(_LABEL_OK.match(label)) and _parse_value(label) == label and len(label) <= 60
+
+
+def _value_label(value: Any) -> str:
+    if isinstance(value, list):
+        return "-".join(_value_label(v) for v in value) or "empty"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        value = repr(value).replace(".", "p").replace("-", "m").replace("+", "")
+    elif isinstance(value, int):
+        value = str(value).replace("-", "m")
+    elif isinstance(value, dict):
+        value = "-".join(f"{k}_{_value_label(v)}" for k, v in value.items())
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", str(value)).strip("_") or "x"
+
+
+def _truthy(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return None
+
+
+# --------------------------------------------------------------------------- building
+
+def build(cfg: ClaraConfig) -> list[Param]:
+    taken = set(cfg.tree) | set(cfg.env) | set(cfg.aliases) | set(cfg.new_params)
+    params = []
+    for entry in cfg.entries:
+        p = _param(cfg, entry, taken)
+        taken.add(p.name)
+        params.append(p)
+    return params
+
+
+def _value_key(arg) -> str:
+    if arg.kind == "param":
+        return arg.name
+    if arg.alias is not None:
+        return arg.alias
+    return dotted(arg.target)
+
+
+def _generated_name(entry: SearchEntry, taken: set[str]) -> str:
+    if entry.component is None:
+        base = "_".join(a.name for a in entry.args)
+    else:
+        parts = [str(p) for p in entry.component if p != "args"]
+        base = "_".join(parts + [a.name for a in entry.args])
+    base = re.sub(r"[^A-Za-z0-9_]+", "_", base).strip("_") or "param"
+    if base[0].isdigit():
+        base = "p_" + base
+    name, n = base, 1
+    if name in taken:
+        name = base + "_choice"
+    while name in taken:
+        n += 1
+        name = f"{base}_choice{n}"
+    return name
+
+
+def _sources(cfg: ClaraConfig, entry: SearchEntry) -> list[Loc]:
+    out: list[Loc] = []
+    for arg in entry.args:
+        out.append(arg.target)
+        names = {arg.alias} if arg.alias else set()
+        if arg.kind == "param":
+            names.add(arg.name)
+        out.extend(ap.target for ap in cfg.applies if ap.name in names)
+    return out
+
+
+def _param(cfg: ClaraConfig, entry: SearchEntry, taken: set[str]) -> Param:
+    value_keys = [_value_key(a) for a in entry.args]
+    sources = _sources(cfg, entry)
+    if entry.type in ("float", "int"):
+        if entry.type == "int":
+            sweep = f"int(interval({entry.low}, {entry.high}))"
+        else:
+            sweep = f"interval({entry.low!r}, {entry.high!r})"
+            if entry.domain == "lr" and entry.low > 0 and entry.high / entry.low >= 10:
+                sweep = f"tag(log, {sweep})"
+        return _direct(entry, sweep, value_keys, sources, taken)
+
+    literals = [hydra_literal(opt[0]) for opt in entry.options] if len(entry.args) == 1 else [None]
+    if all(lit is not None for lit in literals):
+        labels = list(dict.fromkeys(literals))  # drop duplicate options, keep order
+        p = _direct(entry, f"choice({', '.join(labels)})", value_keys, sources, taken)
+        p.labels = labels
+        p.choices = {lab: [opt[0]] for lab, opt in zip(literals, entry.options) if lab not in p.choices}
+        return p
+
+    labels = _labels(cfg, entry)
+    name = _generated_name(entry, taken)
+    choices = {lab: opt for lab, opt in zip(labels, entry.options)}
+    defaults = entry.default_values()
+    default_label = next((lab for lab, opt in choices.items() if opt == defaults), None)
+    if default_label is None:
+        default_label = AS_WRITTEN
+        while default_label in choices:
+            default_label += "_"
+    return Param(entry, name, "label", f"choice({', '.join(labels)})", value_keys, sources,
+                 labels=labels, choices=choices, default_label=default_label, generated=True)
+
+
+def _direct(entry, sweep, value_keys, sources, taken) -> Param:
+    home = value_keys[0]
+    generated = False
+    if not key_is_overridable(home):
+        home = _generated_name(entry, taken)
+        generated = True
+    return Param(entry, home, "direct", sweep, value_keys, sources, generated=generated)
+
+
+def _labels(cfg: ClaraConfig, entry: SearchEntry) -> list[str]:
+    candidates = [_enabling_labels(cfg, entry),
+                  [_value_label(opt if len(opt) > 1 else opt[0]) for opt in entry.options]]
+    for labels in candidates:
+        if labels is None:
+            continue
+        fixed = [lab if _label_ok(lab) else "v" + lab for lab in labels]
+        if all(_label_ok(lab) for lab in fixed) and len(set(fixed)) == len(fixed) and AS_WRITTEN not in fixed:
+            return fixed
+    return [f"opt{i + 1}" for i in range(len(entry.options))]
+
+
+def _enabling_labels(cfg: ClaraConfig, entry: SearchEntry) -> list[str] | None:
+    """For the exactly-one-of pattern: label each option by the components it enables."""
+    alt_members: dict[Loc, dict] = {}
+    for aloc in cfg.alternatives:
+        for i, member in enumerate(get(cfg.tree, aloc)):
+            if T.is_component(member):
+                alt_members[aloc + (i, "disabled")] = member
+    if not alt_members:
+        return None
+    controlled: list[list[dict]] = []
+    for arg in entry.args:
+        names = {arg.alias} if arg.alias else set()
+        if arg.kind == "param":
+            names.add(arg.name)
+        targets = [arg.target] + [ap.target for ap in cfg.applies if ap.name in names]
+        controlled.append([alt_members[t] for t in targets if t in alt_members])
+    if not any(controlled):
+        return None
+    labels = []
+    for opt in entry.options:
+        enabled: list[str] = []
+        for value, members in zip(opt, controlled):
+            if members and _truthy(value) is False:
+                enabled.extend(T.class_name(m) for m in members)
+        if not enabled:
+            return None
+        labels.append("-".join(dict.fromkeys(re.sub(r"[^A-Za-z0-9_]+", "_", n) for n in enabled)))
+    return labels
+
+
+def to_json(params: list[Param]) -> str:
+    return json.dumps([p.as_json() for p in params], indent=2)
