@@ -29,7 +29,6 @@ from .effective import META_KEY, effective, strip_meta
 from .errors import AlternativesError, ClaraHydraError, SearchSpaceError
 from .paths import Loc, clara, dotted, get, has, put
 from .reader import ClaraConfig
-from .schema import WELL_KNOWN, check_value
 from .space import Param, build
 
 _EXACT = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -131,7 +130,7 @@ def convert(cfg: ClaraConfig, source_label: str | None = None) -> Conversion:
             continue
         if key in cfg.env and key in cfg.first_level:
             value = cfg.env[key]  # environment.json overrides the config's own value
-        body[key] = values.conv(value, (key,))
+        body[key] = values.conv(value, (key,), inert=key.startswith("_"))
     if not new_params_placed:
         place_new_params()
 
@@ -190,7 +189,6 @@ def convert(cfg: ClaraConfig, source_label: str | None = None) -> Conversion:
         body[name] = "{" + name + "}"
         drop.append(name)
 
-    _check_schema_types(cfg, params)
     meta = {
         "source": source_label or os.path.basename(cfg.file),
         "drop": drop,
@@ -201,29 +199,6 @@ def convert(cfg: ClaraConfig, source_label: str | None = None) -> Conversion:
     conv = Conversion(cfg, params, body, meta, warnings)
     check_combinations(conv)
     return conv
-
-
-def _check_schema_types(cfg: ClaraConfig, params: list[Param]) -> None:
-    for name, typ in WELL_KNOWN.items():
-        value = cfg.env.get(name, cfg.first_level.get(name))
-        if name in cfg.first_level or name in cfg.env:
-            problem = check_value(typ, value)
-            if problem:
-                raise SearchSpaceError(f"first-level param '{name}' {problem}", file=cfg.file, location=name)
-    for p in params:
-        for i, arg in enumerate(p.entry.args):
-            typ = WELL_KNOWN.get(arg.name) if arg.kind == "param" else None
-            if typ is None:
-                continue
-            if p.type == "float" and typ is int:
-                raise SearchSpaceError(f"'{arg.name}' is an integer but this entry searches floats",
-                                       file=cfg.file, location=clara(p.entry.loc + ("type",)),
-                                       hint='use "type": "int"')
-            for opt in p.entry.options:
-                problem = check_value(typ, opt[i])
-                if problem:
-                    raise SearchSpaceError(f"option for '{arg.name}' {problem}", file=cfg.file,
-                                           location=clara(p.entry.loc + ("targets",)))
 
 
 # --------------------------------------------------------------------------- checking

@@ -155,6 +155,9 @@ def analyse(data: Any, env: dict | None = None, *, file: str = "<config>",
         raise ConfigSyntaxError(
             f"the top level must be a JSON object (a Clara config), got {_kind(data)}",
             file=file, location="<top level>")
+    if "apply" in data:
+        raise SearchSpaceError("'apply' outside a component", file=file, location="apply",
+                               hint="'apply' belongs inside a component (an object with \"name\" or \"path\")")
     for key in data:
         if key in RESERVED_TOP:
             raise SearchSpaceError(
@@ -307,8 +310,8 @@ class _Reader:
             if name != "disabled":
                 raise self.err(aloc, f"unknown attribute '@{name}'",
                                "the only component attribute is @disabled; drop '@' to search an init arg")
-            return ArgRef(written, name, alias, "attr", cloc + ("disabled",), "disabled" in comp,
-                          comp.get("disabled", False))
+            # SPEC: a run that is not a sweep uses the attribute's value, or false
+            return ArgRef(written, name, alias, "attr", cloc + ("disabled",), True, comp.get("disabled", False))
         args = comp.get("args") or {}
         return ArgRef(written, name, alias, "arg", cloc + ("args", name), name in args, args.get(name))
 

@@ -21,6 +21,13 @@ def effective_from_cfg(cfg: Any, *, enabled_only: bool = False, file: str | None
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    meta = cfg.get(META_KEY) if hasattr(cfg, "get") else None
+    for name, table in ((meta or {}).get("choices") or {}).items():
+        label = cfg.get(name)
+        if label is not None and str(label) not in table:
+            labels = ", ".join(str(k) for k in table if not str(k).startswith("as_written"))
+            raise OverrideError(f"'{label}' is not one of the choices of '{name}': {labels}", file=file,
+                                location=name, hint=f"see `clara-hydra space` for what each label sets")
     try:
         tree = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     except OmegaConfBaseException as exc:

@@ -22,7 +22,9 @@ from typing import Any
 
 from . import tree as T
 from .paths import Loc, clara, dotted, get
+from .errors import SearchSpaceError
 from .reader import ClaraConfig, SearchEntry
+from .schema import WELL_KNOWN, check_value
 
 AS_WRITTEN = "as_written"
 
@@ -147,7 +149,31 @@ def build(cfg: ClaraConfig) -> list[Param]:
         p = _param(cfg, entry, taken)
         taken.add(p.name)
         params.append(p)
+    check_schema_types(cfg, params)
     return params
+
+
+def check_schema_types(cfg: ClaraConfig, params: list[Param]) -> None:
+    for name, typ in WELL_KNOWN.items():
+        value = cfg.env.get(name, cfg.first_level.get(name))
+        if name in cfg.first_level or name in cfg.env:
+            problem = check_value(typ, value)
+            if problem:
+                raise SearchSpaceError(f"first-level param '{name}' {problem}", file=cfg.file, location=name)
+    for p in params:
+        for i, arg in enumerate(p.entry.args):
+            typ = WELL_KNOWN.get(arg.name) if arg.kind == "param" else None
+            if typ is None:
+                continue
+            if p.type == "float" and typ is int:
+                raise SearchSpaceError(f"'{arg.name}' is an integer but this entry searches floats",
+                                       file=cfg.file, location=clara(p.entry.loc + ("type",)),
+                                       hint='use "type": "int"')
+            for opt in p.entry.options:
+                problem = check_value(typ, opt[i])
+                if problem:
+                    raise SearchSpaceError(f"option for '{arg.name}' {problem}", file=cfg.file,
+                                           location=clara(p.entry.loc + ("targets",)))
 
 
 def _value_key(arg) -> str:
