@@ -1,0 +1,103 @@
+"""The command-line contracts of SPEC that are not errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import yaml
+
+from conftest import ROOT, run_cli
+
+
+def test_help_is_fast_and_lists_commands():
+    start = time.perf_counter()
+    proc = run_cli("--help")
+    elapsed = time.perf_counter() - start
+    assert proc.returncode == 0
+    for cmd in ("convert", "space", "resolve"):
+        assert cmd in proc.stdout
+    assert elapsed < 3.0  # generous for a loaded CI box; typically ~0.1 s
+
+
+def test_core_commands_import_neither_torch_nor_monai(tmp_path):
+    src = ROOT / "examples" / "demo.json"
+    code = (
+        "import sys\n"
+        "from clara_hydra.cli import main\n"
+        f"main(['convert', {str(src)!r}, '-o', {str(tmp_path)!r}])\n"
+        f"main(['space', {str(src)!r}, '--json'])\n"
+        f"main(['resolve', {str(src)!r}, '--json', '--enabled-only'])\n"
+        "bad = [m for m in ('torch', 'monai', 'ignite') if m in sys.modules]\n"
+        "assert not bad, bad\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_convert_prints_path_and_is_deterministic(tmp_path):
+    src = ROOT / "examples" / "demo.json"
+    first = run_cli("convert", src, "-o", tmp_path / "a")
+    second = run_cli("convert", src, "-o", tmp_path / "b")
+    assert first.returncode == 0 and second.returncode == 0
+    out_a, out_b = first.stdout.strip(), second.stdout.strip()
+    assert out_a == str(tmp_path / "a" / "demo.yaml")
+    text = open(out_a).read()
+    assert text == open(out_b).read()
+    assert text.startswith("# Converted by clara-hydra") and "examples/demo.json" in text.splitlines()[0]
+    doc = yaml.safe_load(text)
+    assert doc["defaults"] == ["clara_schema", {"override hydra/sweeper": "optuna"}, "_self_"]
+    assert doc["hydra"]["sweeper"]["params"]["learning_rate"] == "tag(log, interval(0.0001, 0.01))"
+    assert doc["clara_hydra"]["params"]["d1_d2"]["domain"] == "transform"
+
+
+def test_space_table_and_json(tmp_path):
+    src = ROOT / "examples" / "demo.json"
+    table = run_cli("space", src)
+    assert table.returncode == 0
+    assert table.stdout.splitlines()[0].split() == ["NAME", "TYPE", "DOMAIN", "SWEEP", "SETS"]
+    params = json.loads(run_cli("space", src, "--json").stdout)
+    assert [p["name"] for p in params][:3] == ["learning_rate", "d1_d2", "useNovoGrad_useAdam"]
+    for p in params:
+        assert set(p) >= {"name", "type", "domain", "sweep", "targets", "sources"}
+        assert ("choices" in p) == (p["type"] == "enum")
+
+
+def test_resolve_yaml_json_and_converted_yaml_agree(tmp_path):
+    src = ROOT / "examples" / "demo.json"
+    as_json = json.loads(run_cli("resolve", src, "useNovoGrad_useAdam=Adam", "prob=0.5", "--json").stdout)
+    as_yaml = yaml.safe_load(run_cli("resolve", src, "useNovoGrad_useAdam=Adam", "prob=0.5").stdout)
+    via_conf = json.loads(run_cli("resolve", ROOT / "conf" / "demo.yaml", "useNovoGrad_useAdam=Adam", "prob=0.5",
+                                  "--json").stdout)
+    assert as_json == as_yaml == via_conf
+    assert as_json["train"]["optimizer"][1]["disabled"] is False
+    assert as_json["train"]["pre_transforms"][5]["args"]["probability"] == 0.5
+
+
+def test_train_py_prints_enabled_components():
+    proc = subprocess.run([sys.executable, "train.py", "useNovoGrad_useAdam=Adam", "hydra.run.dir=/tmp/ch-run",
+                           "hydra/job_logging=none", "hydra/hydra_logging=none"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "train.optimizer" in proc.stdout and "Adam" in proc.stdout and "NovoGrad" not in proc.stdout
+
+
+def test_conf_is_up_to_date_with_examples(tmp_path):
+    """conf/ holds the conversions of examples/; regenerate with scripts/regen_conf.sh."""
+    for src in sorted((ROOT / "examples").glob("*.json")):
+        if src.name == "environment.json":
+            continue
+        proc = run_cli("convert", src, "-o", tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        fresh = (tmp_path / (src.stem + ".yaml")).read_text().replace("../../../", "")
+        shipped = (ROOT / "conf" / (src.stem + ".yaml"))
+        assert shipped.exists(), f"conf/{src.stem}.yaml is missing: run scripts/regen_conf.sh"
+        assert _body(shipped.read_text()) == _body(fresh), f"conf/{src.stem}.yaml is stale: run scripts/regen_conf.sh"
+
+
+def _body(text: str) -> str:
+    """The YAML without the comment lines that name the source path (relative to where it was written)."""
+    doc = yaml.safe_load(text)
+    doc["clara_hydra"].pop("source", None)
+    return json.dumps(doc, sort_keys=True)
