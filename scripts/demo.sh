@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Set up (scripts/setup.sh) and run the demo sweep: python train.py -m over conf/demo.yaml.
+# Set up (scripts/setup.sh) and run the main job on conf/demo.yaml (extra args go to train.py).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$(bash "$ROOT/scripts/setup.sh")"
 cd "$ROOT"
-exec "$VENV/bin/python" train.py -m "$@"
+exec "$VENV/bin/python" train.py "$@"
