@@ -67,9 +67,10 @@ def _escape(s: str) -> str:
 class _Values:
     """Turns Clara ``"{name}"`` strings into OmegaConf interpolations."""
 
-    def __init__(self, defined: set[str], file: str) -> None:
+    def __init__(self, defined: set[str], file: str, taken: set[str] = frozenset()) -> None:
         self.defined = defined
         self.file = file
+        self.taken = taken  # top-level keys with another meaning (aliases, sections, labels)
         self.undefined: dict[str, Loc] = {}
 
     def conv(self, node: Any, loc: Loc, inert: bool = False) -> Any:
@@ -85,6 +86,8 @@ class _Values:
     def _use(self, name: str, loc: Loc) -> str:
         if name not in self.defined:
             self.undefined.setdefault(name, loc)
+            if name in self.taken:  # an alias is no {name}: it stays as written, always
+                return "{" + name + "}"
         return "${" + name + "}"
 
     def string(self, s: str, loc: Loc, inert: bool) -> str:
@@ -113,7 +116,9 @@ class _Values:
 def convert(cfg: ClaraConfig, source_label: str | None = None) -> Conversion:
     params = build(cfg)
     defined = set(cfg.first_level) | set(cfg.new_params) | set(cfg.env)
-    values = _Values(defined, cfg.file)
+    taken = set(cfg.aliases) | {p.name for p in params if p.generated} | set(cfg.sections) \
+        | {k for k in cfg.tree if k.startswith("_")}
+    values = _Values(defined, cfg.file, taken)
     warnings: list[str] = []
 
     body: dict[str, Any] = {}
@@ -184,6 +189,10 @@ def convert(cfg: ClaraConfig, source_label: str | None = None) -> Conversion:
         put(body, ap.target, "${" + ap.name + "}")
 
     for name, loc in values.undefined.items():
+        if name in taken:
+            warnings.append(f"warning: {cfg.file}: {clara(loc)}: nothing defines '{name}' as a first-level param "
+                            f"or environment.json key (an alias is not a {{name}}): \"{{{name}}}\" stays as written")
+            continue
         warnings.append(f"warning: {cfg.file}: {clara(loc)}: nothing defines '{name}' (no first-level param "
                         f"or environment.json key): \"{{{name}}}\" stays as written unless {name}=... is given")
         body[name] = "{" + name + "}"

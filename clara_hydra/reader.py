@@ -106,17 +106,27 @@ def load_json(path: str, what: str = "config") -> Any:
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
+    except UnicodeDecodeError as exc:
+        raise ConfigSyntaxError(f"malformed JSON: not UTF-8 text (byte {exc.start})", file=path,
+                                hint="save the file as UTF-8") from None
     except FileNotFoundError:
         raise ConfigSyntaxError(f"no such {what} file", file=path,
                                 hint="check the path") from None
     except OSError as exc:
         raise ConfigSyntaxError(f"cannot read the {what} file: {exc.strerror}", file=path) from None
+    def no_constant(name: str):
+        raise ValueError(name)
+
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
+        return json.loads(text, parse_constant=no_constant)
+    except ValueError as exc:
+        if not isinstance(exc, json.JSONDecodeError):
+            raise ConfigSyntaxError(f"malformed JSON: {exc} is not a JSON value", file=path,
+                                    hint="write a number or null") from None
         raise ConfigSyntaxError(
             f"malformed JSON: {exc.msg}", file=path, location=f"line {exc.lineno}, column {exc.colno}",
             hint="Clara configs are strict JSON: no comments, no trailing commas") from None
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def read(path: str, env_path: str | None = None) -> ClaraConfig:
@@ -237,6 +247,8 @@ class _Reader:
         if "disabled" in comp and not isinstance(comp["disabled"], (bool, str, int, float)):
             raise self.err(loc + ("disabled",),
                            f"'disabled' must be true/false or a \"{{name}}\" string, got {_show(comp['disabled'])}")
+        if isinstance(comp.get("args"), dict):
+            self._no_blocks_in_args(comp["args"], loc + ("args",))
         if "search" in comp:
             search = comp["search"]
             if not isinstance(search, list):
@@ -245,6 +257,23 @@ class _Reader:
                 self.entry(loc + ("search", i), entry, comp, loc)
         if "apply" in comp:
             self.apply(loc, comp)
+
+    def _no_blocks_in_args(self, node: Any, loc: Loc) -> None:
+        """search/apply in a plain object inside args is outside a component (SPEC)."""
+        if isinstance(node, dict):
+            if T.is_member(node):
+                return  # a component inside args: the walker visits it
+            for key, value in node.items():
+                if isinstance(key, str) and key.startswith("_"):
+                    continue
+                if loc[-1] != "args" and ((key == "search" and isinstance(value, list)) or
+                                          (key == "apply" and isinstance(value, dict))):
+                    raise self.err(loc + (key,), f"'{key}' outside a component",
+                                   f"'{key}' belongs inside a component (an object with \"name\" or \"path\")")
+                self._no_blocks_in_args(value, loc + (key,))
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                self._no_blocks_in_args(value, loc + (i,))
 
     # -- search entries ------------------------------------------------------------
     def entry(self, eloc: Loc, entry: Any, comp: dict | None, cloc: Loc | None) -> None:
@@ -269,6 +298,9 @@ class _Reader:
             raise self.err(eloc + ("type",), f"unknown search type {_show(stype)}",
                            'use "float", "int" or "enum"')
         args = [self.arg(eloc + ("args", i), a, comp, cloc) for i, a in enumerate(raw_args)]
+        if stype == "float" and any(a.kind == "attr" for a in args):
+            raise self.err(eloc + ("type",), "@disabled takes true/false, not a float range",
+                           'use "type": "enum" with "targets": [[true], [false]]')
         e = SearchEntry(eloc, cloc, domain, stype, entry.get("targets"), args)
         for i, arg in enumerate(args):  # duplicates are reported where they first show
             aloc = eloc + ("args", i) if eloc != ("lr_search",) else eloc
@@ -297,6 +329,10 @@ class _Reader:
             raise self.err(aloc, f"alias {_show(alias)} is not a valid name",
                            "an alias is letters, digits and '_', not starting with a digit")
         if comp is None:  # top level: first-level params, `@tag` introduces one
+            if name in self.data and name not in self.first_level:
+                raise self.err(aloc, f"'{name}' is not a first-level param (it is a section, a component or "
+                                     f"a commented-out key)", "a top-level search sets first-level params only; "
+                                                              "search the component's args in its own search")
             if not IDENT.match(name):
                 raise self.err(aloc, f"first-level param name {_show(name)} is not a valid name",
                                "use letters, digits and '_', not starting with a digit")
@@ -359,6 +395,11 @@ class _Reader:
                                                 f"entry has {k} args {_show([a.written for a in e.args])}",
                                    f"give each option {k} values, one per arg, in order")
                 options.append(list(opt))
+        for i, opt in enumerate(options):
+            for arg, value in zip(e.args, opt):
+                if arg.kind == "attr" and not _boolish(value):
+                    raise self.err(tloc + (i,), f"@disabled option {_show(value)} is not a boolean",
+                                   "write true/false (or 0/1)")
         e.options = options
 
     def top_search(self, search: Any) -> None:
@@ -455,6 +496,11 @@ class _Reader:
                        ("did you mean " + ", ".join(f"'{c}'" for c in close) + "? " if close else "")
                        + "a ref names a train component by class name or by its \"Cls#alias\" alias",
                        cls=ReferenceError_)
+
+
+def _boolish(value: Any) -> bool:
+    return isinstance(value, (bool, int, float)) or (isinstance(value, str) and (
+        value.lower() in ("true", "false") or bool(re.fullmatch(r"\{\w+\}", value))))
 
 
 def _close(word: str, candidates) -> list[str]:

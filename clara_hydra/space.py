@@ -159,7 +159,8 @@ def check_schema_types(cfg: ClaraConfig, params: list[Param]) -> None:
         if name in cfg.first_level or name in cfg.env:
             problem = check_value(typ, value)
             if problem:
-                raise SearchSpaceError(f"first-level param '{name}' {problem}", file=cfg.file, location=name)
+                raise SearchSpaceError(f"first-level param '{name}' {problem}", location=name,
+                                       file=cfg.env_file if name in cfg.env and cfg.env_file else cfg.file)
     for p in params:
         for i, arg in enumerate(p.entry.args):
             typ = WELL_KNOWN.get(arg.name) if arg.kind == "param" else None

@@ -80,6 +80,15 @@ ERRORS = [
      "train.optimizer", "combination a_b=Adam-SGD"),
     ("alternatives-broken-as-written", {"epochs": 1, "train": {"loss": [{"name": "Dice"}, {"name": "Focal"}]}},
      "train.loss", "2 are"),
+    ("top-search-names-section", {"epochs": 1, "search": [{"domain": "t", "type": "float", "args": ["train"],
+                                                            "targets": [0, 1]}], "train": {"model": FLIP}},
+     "search[0].args[0]", "'train' is not a first-level param"),
+    ("search-in-plain-dict-in-args", {"epochs": 1, "train": {"model": dict(FLIP, args={"opts": {"search": [entry()]}})}},
+     "train.model.args.opts.search", "outside a component"),
+    ("disabled-options-not-boolean", with_search(entry(type="enum", args=["@disabled"], targets=["yes", "no"])),
+     f"{P0}.search[0].targets[0]", "is not a boolean"),
+    ("disabled-float-range", with_search(entry(args=["@disabled"])), f"{P0}.search[0].type", "not a float range"),
+    ("nan-is-not-json", '{"epochs": NaN, "train": {}}', "<top level>", "NaN is not a JSON value"),
     ("search-not-list", {"epochs": 1, "train": {"model": dict(FLIP, search={"args": ["x"]})}}, "train.model.search",
      "must be a list"),
     ("well-known-param-wrong-type", {"epochs": "ten", "train": {"model": FLIP}}, "epochs", "must be an integer"),
@@ -108,7 +117,10 @@ def test_error_is_one_located_line(tmp_path, command, cid, data, location, words
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert lines[0].startswith(f"error: {src}: {location}: "), lines[0]
+    if location == "<top level>" and cid == "nan-is-not-json":
+        assert lines[0].startswith(f"error: {src}: "), lines[0]
+    else:
+        assert lines[0].startswith(f"error: {src}: {location}: "), lines[0]
     assert words in lines[0]
     assert not out.exists()
 
@@ -158,3 +170,19 @@ def test_nvflare_fixture_is_refused(tmp_path):
     assert proc.stderr.startswith(f"error: {src}: train.model.search[2].args[0]: ")
     assert "searched by two entries" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_invalid_utf8_is_malformed_json(tmp_path):
+    src = tmp_path / "c.json"
+    src.write_bytes(b"\xff\xfe{}")
+    proc = run_cli("space", src)
+    assert proc.returncode == 2 and proc.stderr.startswith(f"error: {src}: malformed JSON: not UTF-8")
+
+
+def test_env_type_error_names_the_environment_file(tmp_path):
+    (tmp_path / "environment.json").write_text(json.dumps({"epochs": "many"}))
+    src = tmp_path / "config_train.json"
+    src.write_text(json.dumps({"epochs": 1, "train": {"model": FLIP}}))
+    proc = run_cli("space", src)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"error: {tmp_path / 'environment.json'}: epochs: ")

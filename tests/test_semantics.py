@@ -162,6 +162,15 @@ CASES = [
         {**FLIP, "search": [{"domain": "transform", "type": "float", "args": ["probability"], "targets": [0, 1]}]}]}}),
      None, ["train.iteration.args.transforms.0.args.probability=0.5"], False,
      {"train.iteration.args.transforms[0].args.probability": 0.5}),
+    ("alias-is-not-a-name-ref", cfg({**FLIP, "args": {"probability": 0.2, "note": "{p}"}, "search": [
+        {"domain": "t", "type": "float", "args": ["probability#p"], "targets": [0.0, 1.0]}]},
+        {**ROT, "apply": {"probability": "p"}}), None, ["p=0.7"], False,
+     {"train.pre_transforms[0].args.probability": 0.7, "train.pre_transforms[1].args.probability": 0.7,
+      "train.pre_transforms[0].args.note": "{p}"}),
+    ("alias-is-not-a-name-ref-default", cfg({**FLIP, "args": {"probability": 0.2, "note": "{p}"}, "search": [
+        {"domain": "t", "type": "float", "args": ["probability#p"], "targets": [0.0, 1.0]}]},
+        {**ROT, "apply": {"probability": "p"}}), None, [], False,
+     {"train.pre_transforms[1].args.probability": 0.2, "train.pre_transforms[0].args.note": "{p}"}),
     ("args-with-name-key-not-a-component", cfg(T("TorchVisiond", keys="image", name="ColorJitter")), None, [], True,
      {"train.pre_transforms[0].args.name": "ColorJitter"}),
 ]
