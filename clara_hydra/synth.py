@@ -1,0 +1,77 @@
+"""Synthetic NIfTI data: a few small 3D volumes with a bright blob and its label, a
+Decathlon-style datalist (``training``/``validation``) and an ``environment.json``, so that any
+Clara config can train without real data. Needs numpy and nibabel, not torch."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Sequence
+
+
+def make_volume(rng, shape: Sequence[int]):
+    import numpy as np
+    grid = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), axis=0).astype(np.float32)
+    label = np.zeros(shape, dtype=np.uint8)
+    image = rng.normal(0.0, 20.0, size=shape).astype(np.float32)
+    for _ in range(2):
+        centre = np.array([rng.uniform(0.3, 0.7) * s for s in shape], dtype=np.float32)
+        radius = rng.uniform(0.12, 0.22) * min(shape)
+        inside = ((grid - centre.reshape(-1, *[1] * len(shape))) ** 2).sum(0) < radius ** 2
+        label[inside] = 1
+    image[label == 1] += 120.0
+    return image, label
+
+
+def write(out_dir: str, n_train: int = 2, n_val: int = 1, shape: Sequence[int] = (96, 96, 96),
+          seed: int = 0) -> dict:
+    """Write the data set into ``out_dir``; returns the environment (paths are absolute)."""
+    import nibabel as nib
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out_dir = os.path.abspath(out_dir)
+    os.makedirs(os.path.join(out_dir, "imagesTr"), exist_ok=True)
+    os.makedirs(os.path.join(out_dir, "labelsTr"), exist_ok=True)
+    affine = np.diag([1.0, 1.0, 1.0, 1.0])
+    items = []
+    for i in range(n_train + n_val):
+        image, label = make_volume(rng, shape)
+        img_path = os.path.join("imagesTr", f"case_{i:03d}.nii.gz")
+        lab_path = os.path.join("labelsTr", f"case_{i:03d}.nii.gz")
+        nib.save(nib.Nifti1Image(image, affine), os.path.join(out_dir, img_path))
+        nib.save(nib.Nifti1Image(label, affine), os.path.join(out_dir, lab_path))
+        items.append({"image": img_path, "label": lab_path})
+    datalist = {"name": "clara-hydra synthetic", "labels": {"0": "background", "1": "blob"},
+                "training": items[:n_train], "validation": items[n_train:]}
+    with open(os.path.join(out_dir, "dataset.json"), "w") as fh:
+        json.dump(datalist, fh, indent=2)
+    return write_environment(out_dir)
+
+
+def write_environment(out_dir: str) -> dict:
+    env = {"DATA_ROOT": out_dir, "DATASET_JSON": os.path.join(out_dir, "dataset.json"),
+           "MMAR_CKPT_DIR": os.path.join(out_dir, "models"),
+           "MMAR_CKPT": os.path.join(out_dir, "models", "model.pt")}
+    with open(os.path.join(out_dir, "environment.json"), "w") as fh:
+        json.dump(env, fh, indent=2)
+    return env
+
+
+def builtin(shape: Sequence[int] = (48, 48, 32)) -> dict:
+    """The built-in data set, made once in a cache folder; returns its environment."""
+    root = os.environ.get("CLARA_HYDRA_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "clara-hydra"))
+    out = os.path.join(root, "synthetic-" + "x".join(map(str, shape)))
+    env_file = os.path.join(out, "environment.json")
+    if not os.path.isfile(env_file):
+        tmp = out + f".tmp{os.getpid()}"
+        write(tmp, shape=shape)
+        try:
+            os.rename(tmp, out)
+        except OSError:  # another process made it first
+            import shutil
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            write_environment(out)  # the paths of the final folder
+    with open(env_file) as fh:
+        return json.load(fh)

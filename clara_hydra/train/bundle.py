@@ -1,0 +1,224 @@
+"""An effective Clara v4 config (v4.0 or v4.1) -> a ``monai.bundle`` config.
+
+v4.1 writes its wiring out (``"@model"``, ``"#@model.parameters()"``); they become bundle
+references (``"@train#model"``) and expressions (``"$@train#model.parameters()"``). v4.0 wires
+the same objects implicitly; the missing arguments are filled in here, so both eras give the
+same objects. MONAI's ``ConfigParser`` then builds everything: no reference resolver of our own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from .. import tree as T
+from .names import (RENAMED_CLASSES, BuildError, check_args, import_path, lookup, notice, rename_args,
+                     resolve_class)
+
+SECTIONS = ("train", "validate")
+COMPOSED = ("pre_transforms", "post_transforms")
+FROM_ENGINE_PRED_LABEL = "$monai.handlers.from_engine(['pred', 'label'])"
+
+
+def search_dirs(config_file: str | None) -> list[str]:
+    """BYOC: the config's folder, the MMAR root (parent of config/) and their custom/ folders."""
+    if not config_file:
+        return []
+    cdir = os.path.dirname(os.path.abspath(config_file))
+    root = os.path.dirname(cdir) if os.path.basename(cdir) == "config" else cdir
+    return list(dict.fromkeys([os.path.join(root, "custom"), os.path.join(cdir, "custom"), cdir, root]))
+
+
+class Builder:
+    def __init__(self, tree: dict, *, device: str, amp: bool, config_file: str | None = None) -> None:
+        self.tree = tree
+        self.device = device
+        self.amp = amp
+        self.dirs = search_dirs(config_file)
+        self.bundle: dict[str, Any] = {sec: {} for sec in SECTIONS}
+        self.labels: dict[tuple[str, str], list[str]] = {}
+
+    # -- references ------------------------------------------------------------------
+    def has(self, sec: str, slot: str) -> bool:
+        return slot in self.tree.get(sec, {})
+
+    def ref_id(self, name: str, sec: str, where: str) -> str:
+        other = "validate" if sec == "train" else "train"
+        for s in (sec, other):
+            if self.has(s, name):
+                return f"{s}#{name}"
+        raise BuildError(f"'@{name}' names no slot of train or validate", location=where,
+                         hint=f"add a '{name}' component, or fix the reference")
+
+    def value(self, v: Any, sec: str, where: str, key: str | None = None) -> Any:
+        if isinstance(v, dict):
+            return {k: self.value(x, sec, f"{where}.{k}", k) for k, x in v.items()}
+        if isinstance(v, list):
+            return [self.value(x, sec, f"{where}[{i}]") for i, x in enumerate(v)]
+        if not isinstance(v, str):
+            return v
+        m = re.fullmatch(r"@(\w+)", v)
+        if m:
+            if m.group(1) == "conf":
+                return "$clara_hydra_conf"
+            return "@" + self.ref_id(m.group(1), sec, where)
+        if v.startswith("#"):
+            expr = re.sub(r"@(\w+)", lambda mm: "@" + self.ref_id(mm.group(1), sec, where), v[1:])
+            return "$" + expr
+        if v.lstrip().startswith("lambda"):
+            if key == "output_transform":  # MONAI 1.6 engines give a list of items per batch
+                return f"$clara_hydra.train.compat.per_item({v})"
+            return "$" + v
+        return v
+
+    # -- components ------------------------------------------------------------------
+    def component(self, comp: dict, sec: str, where: str) -> dict:
+        args = dict(comp.get("args") or {})
+        if isinstance(comp.get("path"), str):
+            target = comp["path"].split("#", 1)[0]
+            cls = import_path(target, where, self.dirs)
+            cls_name = target
+        else:
+            cls_name = comp["name"].split("#", 1)[0]
+            if cls_name in RENAMED_CLASSES:
+                args.update(RENAMED_CLASSES[cls_name][1])
+            target = lookup(cls_name, where)
+            cls = resolve_class(target)
+        args = rename_args(cls, cls_name, args, where)
+        check_args(cls, cls_name, args, where)
+        out: dict[str, Any] = {"_target_": target}
+        for k, v in args.items():
+            out[k] = self.value(v, sec, f"{where}.args.{k}", k)
+        out["_clara_class_"] = cls_name  # dropped before parsing
+        return out
+
+    def build(self) -> dict:
+        for sec in SECTIONS:
+            for slot, val in self.tree.get(sec, {}).items():
+                if slot.startswith("_"):
+                    continue
+                where = f"{sec}.{slot}"
+                if T.is_component(val):
+                    self.bundle[sec][slot] = self.component(val, sec, where)
+                elif isinstance(val, list) and val and all(T.is_component(m) for m in val):
+                    self.bundle[sec][slot] = [self.component(m, sec, f"{where}[{i}]") for i, m in enumerate(val)]
+                elif isinstance(val, list) and not val:
+                    self.bundle[sec][slot] = []
+                else:
+                    self.bundle[sec][slot] = self.value(val, sec, where)
+        for sec in SECTIONS:
+            self._wire(sec)
+        return _strip_markers(self.bundle)
+
+    # -- v4.0's implicit wiring, and the shapes MONAI wants --------------------------------
+    def _wire(self, sec: str) -> None:
+        b = self.bundle[sec]
+        src = self.tree.get(sec, {})
+        for slot in COMPOSED:
+            if isinstance(b.get(slot), list):
+                b[slot] = {"_target_": "monai.transforms.Compose", "transforms": b[slot]}
+        self._metrics(sec)
+        if "dataset" in b and isinstance(b["dataset"], dict):
+            self._dataset(sec, src["dataset"], b["dataset"])
+        if isinstance(b.get("dataloader"), dict):
+            b["dataloader"].setdefault("dataset", f"@{sec}#dataset")
+        if sec == "train" and isinstance(b.get("optimizer"), dict):
+            b["optimizer"].setdefault("params", "$@" + self.ref_id("model", sec, "train.optimizer") + ".parameters()")
+        if isinstance(b.get("lr_scheduler"), dict):
+            b["lr_scheduler"].setdefault("optimizer", "@" + self.ref_id("optimizer", sec, f"{sec}.lr_scheduler"))
+        for i, h in enumerate(b.get("handlers") or []):
+            self._handler(sec, h, f"{sec}.handlers[{i}]")
+        if sec == "train" and isinstance(b.get("trainer"), dict):
+            self._engine(sec, b["trainer"], {
+                "train_data_loader": "dataloader", "network": "model", "loss_function": "loss",
+                "optimizer": "optimizer", "inferer": "inferer", "postprocessing": "post_transforms",
+                "key_train_metric": "key_metric", "additional_metrics": "additional_metrics",
+                "train_handlers": "handlers"})
+        if sec == "validate" and isinstance(b.get("evaluator"), dict):
+            self._engine(sec, b["evaluator"], {
+                "val_data_loader": "dataloader", "network": "model", "inferer": "inferer",
+                "postprocessing": "post_transforms", "key_val_metric": "key_metric",
+                "additional_metrics": "additional_metrics", "val_handlers": "handlers"})
+
+    def _metric_dict(self, comps: list[tuple[dict, dict]]) -> dict:
+        out = {}
+        for built, written in comps:
+            built.setdefault("output_transform", FROM_ENGINE_PRED_LABEL)
+            label = written.get("log_label") or T.class_name(written)
+            out[label] = built
+        return out
+
+    def _metrics(self, sec: str) -> None:
+        b, src = self.bundle[sec], self.tree.get(sec, {})
+        if isinstance(b.get("key_metric"), dict) and "_target_" in b["key_metric"]:
+            b["key_metric"] = self._metric_dict([(b["key_metric"], src["key_metric"])])
+        if isinstance(b.get("additional_metrics"), list):
+            b["additional_metrics"] = self._metric_dict(list(zip(b["additional_metrics"], src["additional_metrics"])))
+        if isinstance(b.get("metrics"), list):  # v4.0: one list, is_key_metric marks the key one
+            pairs = list(zip(b.pop("metrics"), src["metrics"]))
+            keyed = [p for p in pairs if p[1].get("is_key_metric") is True] or pairs[:1]
+            b["key_metric"] = self._metric_dict(keyed[:1])
+            rest = [p for p in pairs if p is not keyed[0]]
+            if rest:
+                b["additional_metrics"] = self._metric_dict(rest)
+
+    def _dataset(self, sec: str, written: dict, built: dict) -> None:
+        from .data import load_datalist
+        if "data" not in built and "data_list_file_path" in written:
+            built["data"] = load_datalist(written["data_list_file_path"], written.get("data_file_base_dir"),
+                                          written.get("data_list_key", "training" if sec == "train" else "validation"),
+                                          f"{sec}.dataset")
+        if "data" not in built:
+            raise BuildError("the dataset has no data", location=f"{sec}.dataset",
+                             hint="give data_list_file_path (and data_file_base_dir, data_list_key)")
+        if "transform" not in built and "pre_transforms" in self.bundle[sec]:
+            built["transform"] = f"@{sec}#pre_transforms"
+
+    def _handler(self, sec: str, h: dict, where: str) -> None:
+        cls = h.get("_clara_class_", "")
+        if cls == "LrScheduleHandler":
+            h.setdefault("lr_scheduler", "@" + self.ref_id("lr_scheduler", sec, where))
+        elif cls == "ValidationHandler":
+            h.setdefault("validator", "@" + self.ref_id("evaluator", sec, where))
+        for key in ("load_dict", "save_dict"):
+            if key not in h:
+                continue
+            value = h[key]
+            if isinstance(value, list):
+                value = {name: f"@{name}" for name in value}
+            kept = {}
+            for name, ref in value.items():
+                if ref == "$clara_hydra_conf" or ref == "@train_conf" or name == "train_conf":
+                    notice(f"{where}: '{name}' (Clara's training config) is not saved in checkpoints; the "
+                           f"resolved config is in the run folder")
+                    continue
+                if isinstance(ref, str) and re.fullmatch(r"@\w+", ref):
+                    ref = "@" + self.ref_id(ref[1:], sec, where)
+                kept[name] = ref
+            h[key] = kept
+
+    def _engine(self, sec: str, engine: dict, wiring: dict) -> None:
+        for arg, slot in wiring.items():
+            if arg in engine:
+                continue
+            if slot == "model" and sec == "validate" and not self.has("validate", "model"):
+                engine[arg] = "@train#model"
+            elif self.has(sec, slot) or (slot in ("key_metric", "additional_metrics") and slot in self.bundle[sec]):
+                engine[arg] = f"@{sec}#{slot}"
+        written = engine.get("device")
+        if written not in (None, self.device) and isinstance(written, str) and written.startswith("cuda"):
+            notice(f"{sec}: the config asks for device '{written}', but CUDA is not available: using the CPU")
+        engine["device"] = f"$torch.device('{self.device}')"
+        if engine.get("amp") and not self.amp:
+            notice(f"{sec}: AMP needs CUDA; training in full precision on the CPU")
+        if "amp" in engine or self.amp:
+            engine["amp"] = bool(engine.get("amp")) and self.amp
+
+
+def _strip_markers(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _strip_markers(v) for k, v in node.items() if k != "_clara_class_"}
+    if isinstance(node, list):
+        return [_strip_markers(v) for v in node]
+    return node

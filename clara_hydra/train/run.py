@@ -1,0 +1,158 @@
+"""Build the objects of an effective (enabled-only) Clara config and train them."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from typing import Any
+
+from ..errors import ClaraHydraError
+from .names import BuildError, notice
+
+
+class TrainingError(ClaraHydraError):
+    """Training started but cannot go on (a NaN loss, ...)."""
+
+
+def detect_era(tree: dict) -> str:
+    train = tree.get("train", {})
+    if "image_pipeline" in train or "lr_policy" in train or "num_training_epoch_per_valid" in tree \
+            or "use_amp" in tree:
+        return "v3"
+    for comp in train.get("pre_transforms", []) or []:
+        if isinstance(comp, dict) and "fields" in (comp.get("args") or {}):
+            return "v3"
+    return "v4"
+
+
+def pick_device() -> tuple[str, bool]:
+    import torch
+    if torch.cuda.is_available():
+        return "cuda", True
+    return "cpu", False
+
+
+def build(tree: dict, *, config_file: str | None, device: str, amp: bool):
+    """The monai.bundle ConfigParser over the translated config."""
+    import monai
+    import numpy
+    import torch
+    from monai.bundle import ConfigParser
+
+    import clara_hydra
+    import clara_hydra.train.compat  # noqa: F401  (used by translated lambdas)
+
+    from .bundle import Builder
+
+    era = detect_era(tree)
+    if era == "v3":
+        from .v3 import to_v4
+        tree = to_v4(tree)
+    bundle = Builder(tree, device=device, amp=amp, config_file=config_file).build()
+    parser = ConfigParser(bundle, globals={"monai": monai, "torch": torch, "np": numpy, "numpy": numpy,
+                                           "clara_hydra": clara_hydra, "clara_hydra_conf": tree})
+    return parser, bundle, era
+
+
+def _parsed(parser, ident: str):
+    try:
+        return parser.get_parsed_content(ident)
+    except ClaraHydraError:
+        raise
+    except Exception as exc:
+        root = exc
+        while root.__cause__ is not None:
+            root = root.__cause__
+        text = str(root).strip().splitlines()
+        where = _failed_id(exc) or ident
+        raise BuildError(f"cannot build it: {type(root).__name__}: {text[0] if text else ''}",
+                         location=where.replace("#", "."),
+                         hint="check the component's args against its class") from None
+
+
+def _failed_id(exc: BaseException) -> str | None:
+    import re
+    node: BaseException | None = exc
+    last = None
+    while node is not None:
+        m = re.search(r"id '?([\w#:]+)'?", str(node)) or re.search(r"Component to instantiate.*?'([\w#:]+)'", str(node))
+        if m:
+            last = m.group(1)
+        node = node.__cause__
+    return last
+
+
+def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", progress: bool = True) -> float:
+    """Train ``tree`` (an effective, enabled-only Clara config); return the key validation metric."""
+    import torch
+    from ignite.engine import Events
+
+    device, amp = pick_device()
+    if device == "cpu":
+        notice("CUDA is not available: training on the CPU")
+    if device == "cuda":
+        torch.backends.cudnn.benchmark = not tree.get("determinism") and tree.get("cudnn_benchmark", True) is not False
+    seed = (tree.get("determinism") or {}).get("random_seed") if isinstance(tree.get("determinism"), dict) else None
+    if seed is not None:
+        from monai.utils import set_determinism
+        set_determinism(seed=int(seed))
+
+    parser, bundle, era = build(tree, config_file=config_file, device=device, amp=amp)
+    with open(os.path.join(run_dir, "bundle_config.json"), "w") as fh:
+        json.dump(bundle, fh, indent=1, default=str)
+    if "trainer" not in bundle["train"]:
+        raise BuildError("the config has no trainer", location="train",
+                         hint="add train.trainer (SupervisedTrainer)")
+    trainer = _parsed(parser, "train#trainer")
+    evaluator = _parsed(parser, "validate#evaluator") if "evaluator" in bundle["validate"] else None
+
+    @trainer.on(Events.ITERATION_COMPLETED)
+    def _finite_loss(engine):
+        out = engine.state.output
+        items = out if isinstance(out, list) else [out]
+        for item in items:
+            loss = item.get("loss") if isinstance(item, dict) else None
+            if loss is not None and not math.isfinite(float(loss)):
+                raise TrainingError(f"the loss is {float(loss)} at epoch {engine.state.epoch}, iteration "
+                                    f"{engine.state.iteration}", location="train.loss",
+                                    hint="lower learning_rate, check the data and the loss/activation settings")
+
+    if progress:
+        _progress(trainer)
+    start = time.perf_counter()
+    trainer.run()
+    if evaluator is not None and evaluator.state.epoch == 0:
+        notice("no validation ran during training (num_interval_per_valid > epochs): validating once now")
+        evaluator.run()
+    elapsed = time.perf_counter() - start
+    metric = _key_metric(evaluator if evaluator is not None else trainer)
+    notice(f"finished {trainer.state.epoch} epoch(s) in {elapsed:.1f}s; key metric = {metric:.4f}")
+    return metric
+
+
+def _key_metric(engine) -> float:
+    state = engine.state
+    best = getattr(state, "best_metric", None)
+    if best is not None and best != -1 and math.isfinite(float(best)):
+        return float(best)
+    name = getattr(state, "key_metric_name", None)
+    if name and name in state.metrics:
+        return float(state.metrics[name])
+    return float("nan")
+
+
+def _progress(trainer) -> None:
+    try:
+        from ignite.contrib.handlers import ProgressBar
+    except Exception:  # pragma: no cover - tqdm missing
+        return
+    ProgressBar(persist=False).attach(trainer, output_transform=_loss_of)
+
+
+def _loss_of(output: Any) -> dict:
+    item = output[0] if isinstance(output, list) and output else output
+    if isinstance(item, dict) and "loss" in item:
+        return {"loss": float(item["loss"])}
+    return {}
