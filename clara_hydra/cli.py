@@ -44,7 +44,27 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--enabled-only", action="store_true",
                    help="drop disabled components; each alternatives list becomes its one enabled member")
     r.add_argument("--env", metavar="ENV.json")
+    d = sub.add_parser("synth-data", help="write a small synthetic NIfTI data set with its datalist",
+                       description="Write a synthetic NIfTI data set (3D volumes with blobs and their labels), a "
+                                   "Decathlon-style dataset.json (training/validation) and an environment.json "
+                                   "(DATA_ROOT, DATASET_JSON, MMAR_CKPT_DIR, MMAR_CKPT), so any config can train.")
+    d.add_argument("dir", metavar="DIR")
+    d.add_argument("--train", type=int, default=2, help="training volumes (default 2)")
+    d.add_argument("--val", type=int, default=1, help="validation volumes (default 1)")
+    d.add_argument("--shape", type=int, nargs=3, default=[96, 96, 96], metavar=("X", "Y", "Z"))
+    d.add_argument("--spacing", type=float, nargs=3, default=[1.0, 1.0, 1.0], metavar=("SX", "SY", "SZ"),
+                   help="voxel size in mm (default 1 1 1)")
+    d.add_argument("--seed", type=int, default=0)
     return p
+
+
+def _synth(args) -> int:
+    import os
+
+    from .synth import write
+    write(args.dir, n_train=args.train, n_val=args.val, shape=args.shape, seed=args.seed, spacing=args.spacing)
+    print(os.path.join(os.path.abspath(args.dir), "environment.json"))
+    return 0
 
 
 def _convert(args) -> int:
@@ -95,7 +115,7 @@ def _resolve(args) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"convert": _convert, "space": _space, "resolve": _resolve}[args.command]
+    handler = {"convert": _convert, "space": _space, "resolve": _resolve, "synth-data": _synth}[args.command]
     from .errors import ClaraHydraError
 
     try:

@@ -24,7 +24,7 @@ def make_volume(rng, shape: Sequence[int]):
 
 
 def write(out_dir: str, n_train: int = 2, n_val: int = 1, shape: Sequence[int] = (96, 96, 96),
-          seed: int = 0) -> dict:
+          seed: int = 0, spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> dict:
     """Write the data set into ``out_dir``; returns the environment (paths are absolute)."""
     import nibabel as nib
     import numpy as np
@@ -33,7 +33,7 @@ def write(out_dir: str, n_train: int = 2, n_val: int = 1, shape: Sequence[int] =
     out_dir = os.path.abspath(out_dir)
     os.makedirs(os.path.join(out_dir, "imagesTr"), exist_ok=True)
     os.makedirs(os.path.join(out_dir, "labelsTr"), exist_ok=True)
-    affine = np.diag([1.0, 1.0, 1.0, 1.0])
+    affine = np.diag([*map(float, spacing), 1.0])
     items = []
     for i in range(n_train + n_val):
         image, label = make_volume(rng, shape)

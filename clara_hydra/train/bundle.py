@@ -85,6 +85,11 @@ class Builder:
                 args.update(RENAMED_CLASSES[cls_name][1])
             target = lookup(cls_name, where)
             cls = resolve_class(target)
+        for key in ("device", "sw_device"):
+            value = args.get(key)
+            if isinstance(value, str) and value.startswith("cuda") and self.device == "cpu":
+                notice(f"{where}: '{key}: {value}' but CUDA is not available: using the CPU")
+                args[key] = "cpu"
         args = rename_args(cls, cls_name, args, where)
         check_args(cls, cls_name, args, where)
         out: dict[str, Any] = {"_target_": target}
@@ -168,7 +173,7 @@ class Builder:
         if "data" not in built and "data_list_file_path" in written:
             built["data"] = load_datalist(written["data_list_file_path"], written.get("data_file_base_dir"),
                                           written.get("data_list_key", "training" if sec == "train" else "validation"),
-                                          f"{sec}.dataset")
+                                          f"{sec}.dataset", written.get("is_segmentation", True))
         if "data" not in built:
             raise BuildError("the dataset has no data", location=f"{sec}.dataset",
                              hint="give data_list_file_path (and data_file_base_dir, data_list_key)")

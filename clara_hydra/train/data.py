@@ -7,7 +7,7 @@ import os
 from .names import BuildError
 
 
-def load_datalist(path: str, base_dir: str | None, key: str, where: str) -> list:
+def load_datalist(path: str, base_dir: str | None, key: str, where: str, is_segmentation: bool = True) -> list:
     from monai.data import load_decathlon_datalist
     if not isinstance(path, str) or path.startswith("{"):
         raise BuildError(f"the datalist is not set (data_list_file_path is {path!r})", location=where,
@@ -17,6 +17,6 @@ def load_datalist(path: str, base_dir: str | None, key: str, where: str) -> list
         raise BuildError(f"datalist file not found: {path}", location=where,
                          hint="check DATASET_JSON, or make data with `clara-hydra synth-data DIR`")
     try:
-        return load_decathlon_datalist(path, is_segmentation=True, data_list_key=key, base_dir=base_dir)
+        return load_decathlon_datalist(path, is_segmentation=is_segmentation, data_list_key=key, base_dir=base_dir)
     except (ValueError, KeyError) as exc:
         raise BuildError(f"cannot read the '{key}' list of {path}: {exc}", location=where) from None

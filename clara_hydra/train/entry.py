@@ -49,6 +49,10 @@ def run(cfg: DictConfig) -> float:
         from .run import train
         return train(tree, config_file=_config_file(source), run_dir=run_dir)
     except ClaraHydraError as exc:
+        if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
+            raise
+        if exc.file is None and source:
+            exc.file = _config_file(source) or source
         print(exc.format(), file=sys.stderr)
         if HydraConfig.get().mode.name == "MULTIRUN":
             raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 from typing import Any
 
@@ -122,14 +123,41 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
     if progress:
         _progress(trainer)
     start = time.perf_counter()
-    trainer.run()
-    if evaluator is not None and evaluator.state.epoch == 0:
-        notice("no validation ran during training (num_interval_per_valid > epochs): validating once now")
-        evaluator.run()
+    thread_errors: list[BaseException] = []
+    previous_hook = threading.excepthook
+    threading.excepthook = lambda args: (thread_errors.append(args.exc_value), previous_hook(args))
+    try:
+        trainer.run()
+        if evaluator is not None and evaluator.state.epoch == 0:
+            notice("no validation ran during training (num_interval_per_valid > epochs): validating once now")
+            evaluator.run()
+    except ClaraHydraError:
+        raise
+    except Exception as exc:
+        raise _training_error(thread_errors[0] if thread_errors else exc) from None
+    finally:
+        threading.excepthook = previous_hook
     elapsed = time.perf_counter() - start
     metric = _key_metric(evaluator if evaluator is not None else trainer)
     notice(f"finished {trainer.state.epoch} epoch(s) in {elapsed:.1f}s; key metric = {metric:.4f}")
     return metric
+
+
+def _training_error(exc: BaseException) -> TrainingError:
+    """The root cause of a failure inside training, as one located message."""
+    root = exc
+    while root.__cause__ is not None or (root.__context__ is not None and "applying transform" in str(root)):
+        root = root.__cause__ or root.__context__
+    where = "train"
+    text = str(exc)
+    if "applying transform" in text:
+        where = "train.pre_transforms"
+    message = (str(root).strip().splitlines() or [""])[0]
+    if "CUDA out of memory" in message or type(root).__name__ == "OutOfMemoryError":
+        return TrainingError(f"CUDA out of memory: {message}", location=where,
+                             hint="lower the batch size or the crop size")
+    return TrainingError(f"training failed: {type(root).__name__}: {message}", location=where,
+                         hint="set CLARA_HYDRA_FULL_ERROR=1 for the traceback")
 
 
 def _key_metric(engine) -> float:
