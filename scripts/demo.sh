@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Set up (scripts/setup.sh) and run the main job on conf/demo.yaml (extra args go to train.py).
+# Set up (scripts/setup.sh) and run the main job: a demo sweep of conf/demo.yaml on the built-in
+# synthetic data (python train.py -m). Extra args go to train.py, e.g. hydra.sweeper.n_trials=8.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$(bash "$ROOT/scripts/setup.sh")"
 cd "$ROOT"
-exec "$VENV/bin/python" train.py "$@"
+exec "$VENV/bin/python" train.py -m hydra.sweeper.n_trials=4 "$@"

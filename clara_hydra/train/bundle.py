@@ -211,10 +211,7 @@ class Builder:
                 engine[arg] = "@train#model"
             elif self.has(sec, slot) or (slot in ("key_metric", "additional_metrics") and slot in self.bundle[sec]):
                 engine[arg] = f"@{sec}#{slot}"
-        written = engine.get("device")
-        if written not in (None, self.device) and isinstance(written, str) and written.startswith("cuda"):
-            notice(f"{sec}: the config asks for device '{written}', but CUDA is not available: using the CPU")
-        engine["device"] = f"$torch.device('{self.device}')"
+        engine["device"] = f"$torch.device('{self.device}')"  # a written "cuda" was noticed with its args
         if engine.get("amp") and not self.amp:
             notice(f"{sec}: AMP needs CUDA; training in full precision on the CPU")
         if "amp" in engine or self.amp:

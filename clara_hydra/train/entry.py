@@ -32,7 +32,7 @@ def prepare(cfg: DictConfig, run_dir: str) -> None:
         models = os.path.join(run_dir, "models")
         if _undefined(cfg, "MMAR_CKPT_DIR") or cfg.get("MMAR_CKPT_DIR") == "models":
             cfg["MMAR_CKPT_DIR"] = models
-        if _undefined(cfg, "MMAR_CKPT"):
+        if _undefined(cfg, "MMAR_CKPT") or cfg.get("MMAR_CKPT") == "models/model.pt":
             cfg["MMAR_CKPT"] = os.path.join(models, "model.pt")
 
 

@@ -120,6 +120,7 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
                                     f"{engine.state.iteration}", location="train.loss",
                                     hint="lower learning_rate, check the data and the loss/activation settings")
 
+    _defaults(bundle, parser, trainer, evaluator, run_dir)
     if progress:
         _progress(trainer)
     start = time.perf_counter()
@@ -158,6 +159,27 @@ def _training_error(exc: BaseException) -> TrainingError:
                              hint="lower the batch size or the crop size")
     return TrainingError(f"training failed: {type(root).__name__}: {message}", location=where,
                          hint="set CLARA_HYDRA_FULL_ERROR=1 for the traceback")
+
+
+def _targets(handlers) -> set[str]:
+    return {str(h.get("_target_", "")).rsplit(".", 1)[-1] for h in handlers or [] if isinstance(h, dict)}
+
+
+def _defaults(bundle: dict, parser, trainer, evaluator, run_dir: str) -> None:
+    """TensorBoard scalars and the best checkpoint in the run folder, where the config has none."""
+    from monai.handlers import CheckpointSaver, TensorBoardStatsHandler, from_engine
+    tb_dir = os.path.join(run_dir, "tensorboard")
+    if "TensorBoardStatsHandler" not in _targets(bundle["train"].get("handlers")):
+        TensorBoardStatsHandler(log_dir=tb_dir, tag_name="train_loss",
+                                output_transform=from_engine(["loss"], first=True)).attach(trainer)
+    if evaluator is None:
+        return
+    if "TensorBoardStatsHandler" not in _targets(bundle["validate"].get("handlers")):
+        TensorBoardStatsHandler(log_dir=tb_dir, output_transform=lambda x: None,
+                                global_epoch_transform=lambda _: trainer.state.epoch).attach(evaluator)
+    if "CheckpointSaver" not in _targets(bundle["validate"].get("handlers")):
+        CheckpointSaver(save_dir=os.path.join(run_dir, "models"), save_dict={"model": evaluator.network},
+                        save_key_metric=True, key_metric_filename="model.pt").attach(evaluator)
 
 
 def _key_metric(engine) -> float:

@@ -126,7 +126,8 @@ def _comp(target: str, args: dict, disabled: Any = False) -> dict:
     return c
 
 
-def map_row(row: Row, v3args: dict, where: str) -> dict:
+def map_row(row: Row, v3args: dict, where: str, consumed: set[str] | None = None) -> dict:
+    """``consumed``: the v3 args that a sibling row (same v3 component) maps."""
     out = dict(row.defaults)
     dropped = []
     for k, v in v3args.items():
@@ -136,7 +137,7 @@ def map_row(row: Row, v3args: dict, where: str) -> dict:
             out[name] = CONVERTERS[conv](v) if conv else v
         elif k in LAYOUT_ARGS:
             continue
-        elif k in row.drop or k not in row.args:
+        elif k in row.drop or (k not in row.args and k not in (consumed or set())):
             dropped.append(k)
     if dropped:
         notice(f"{where}: {', '.join(dropped)} ha{'s' if len(dropped) == 1 else 've'} no equivalent in "
@@ -169,7 +170,8 @@ def map_transform(comp: dict, where: str) -> list[dict]:
     rows = TABLE[name]
     if not rows:
         notice(f"{where}: {name} has no MONAI equivalent needed (MONAI does it already): dropped")
-    return [_comp(r.target, map_row(r, args, where), disabled) for r in rows]
+    consumed = {k for r in rows for k in r.args}
+    return [_comp(r.target, map_row(r, args, where, consumed), disabled) for r in rows]
 
 
 def _special(name: str, a: dict, where: str) -> list[tuple[str, dict]]:

@@ -1,0 +1,165 @@
+"""Training: the demo, a short sweep, every trainable corpus config one epoch on synthetic NIfTI
+data (as written apart from epochs and the data paths), BYOC refusals, clear failures."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import CORPUS, ROOT, run_cli, training_configs
+
+pytestmark = pytest.mark.slow
+
+#: Corpus configs that cannot train on a synthetic NIfTI segmentation set, and why.
+NOT_TRAINABLE = {
+    "cte-pt-digitalpathology/config_train_smartcache.json": "whole-slide images (pathology)",
+    "mdai-chexpert-tf/config_train.json": "2D PNG classification data",
+    "warrentseng-colonoscopy/config_train.json": "2D PNG images",
+    "nvflare-jsonscanner-test/test_json_extracted.json": "refused by convert (see test_errors)",
+}
+#: BYOC configs whose Python files the corpus lacks: refused, naming the missing module.
+BYOC_MISSING = {
+    "cte-pt41-gettingstarted/trn_BYOC_Arch_loss.json": "myLoss",
+    "cte-pt41-gettingstarted/trn_BYOC_transform.json": "myTransformation",
+    "cte-pt-deepgrow3d/config_train.json": "deepgrow",
+    "cte-tf31-gettingstarted/trn_BYOC_Arch_loss.json": "myNetworkArch",
+    "cte-tf31-gettingstarted/trn_BYOC_DataLoader.json": "myNpLoader",
+    "cte-tf31-automl/trn_autoML_AMP.json": "CustomArch",
+    "taiwancvai-heaortanet/config_train.json": "custom_models",
+}
+
+
+def _rel(p: Path) -> str:
+    return f"{p.parent.name}/{p.name}"
+
+
+TRAINABLE = [p for p in training_configs() if _rel(p) not in NOT_TRAINABLE and _rel(p) not in BYOC_MISSING]
+
+
+def _spacing(config: Path) -> list[float]:
+    """Voxel size of the synthetic data: the config's Spacingd pixdim, so crops fit after resampling."""
+    text = config.read_text()
+    m = re.search(r'"pixdim"\s*:\s*\[([^\]]+)\]', text)
+    return [float(x) for x in m.group(1).split(",")] if m else [1.0, 1.0, 1.0]
+
+
+@pytest.fixture(scope="module")
+def synth_sets(tmp_path_factory):
+    made: dict[tuple, Path] = {}
+
+    def get(spacing: list[float]) -> Path:
+        key = tuple(spacing)
+        if key not in made:
+            out = tmp_path_factory.mktemp("synth")
+            proc = run_cli("synth-data", out, "--spacing", *map(str, spacing))
+            assert proc.returncode == 0, proc.stderr
+            made[key] = out
+        return made[key]
+    return get
+
+
+def train(config_dir: Path, name: str, *overrides: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), "--config-dir", str(config_dir),
+                           "--config-name", name, *overrides], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _convert(src: Path, out: Path) -> None:
+    proc = run_cli("convert", src, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("config", TRAINABLE, ids=_rel)
+def test_corpus_config_trains_one_epoch(tmp_path, synth_sets, config):
+    data = synth_sets(_spacing(config))
+    _convert(config, tmp_path / "conf")
+    proc = train(tmp_path / "conf", config.stem, "epochs=1", f"DATASET_JSON={data / 'dataset.json'}",
+                 f"DATA_ROOT={data}", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = re.search(r"finished 1 epoch\(s\) in [\d.]+s; key metric = ([\d.]+)", proc.stderr)
+    assert m, proc.stderr[-2000:]
+    assert 0.0 <= float(m.group(1)) <= 1.0
+    saved = json.loads((tmp_path / "run" / "config_train.json").read_text())
+    assert saved["epochs"] == 1
+
+
+@pytest.mark.parametrize("rel,module", sorted(BYOC_MISSING.items()), ids=[k for k in sorted(BYOC_MISSING)])
+def test_byoc_without_its_code_is_refused(tmp_path, rel, module):
+    config = CORPUS / rel
+    if not config.exists():
+        pytest.skip("../shared/corpus is absent")
+    _convert(config, tmp_path / "conf")
+    proc = train(tmp_path / "conf", config.stem, "epochs=1", "DATASET_JSON=/nonexistent/dataset.json",
+                 "DATA_ROOT=/nonexistent", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert f"module '{module}' not found" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["demo", "demo_v41"])
+def test_demo_trains_with_builtin_data(tmp_path, name):
+    proc = train(ROOT / "conf", name, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert re.search(r"finished 2 epoch\(s\).*key metric = [\d.]+", proc.stderr)
+    run = tmp_path / "run"
+    assert (run / "config_train.json").exists()
+    assert list((run / "models").glob("*.pt")), "the best checkpoint is saved in the run folder"
+    if name == "demo_v41":
+        assert list((run / "models").glob("events.out.tfevents.*")), "TensorBoard scalars"
+
+
+def test_demo_sweep_two_trials(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "-m", "hydra.sweeper.n_trials=2",
+                           f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import yaml
+    results = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
+    assert 0.0 <= results["best_value"] <= 1.0
+    assert "useNovoGrad_useAdam" in results["best_params"]
+
+
+def test_alternatives_error_stops_training(tmp_path):
+    proc = train(ROOT / "conf", "demo_v41", "useNovograd=false", "useAdam=false", f"hydra.run.dir={tmp_path / 'r'}",
+                 cwd=tmp_path)
+    assert proc.returncode == 2
+    line = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")][0]
+    assert "train.optimizer: exactly one of the 2 alternatives must be enabled, 2 are" in line
+    assert "[0] Novograd disabled=false" in line and "[1] Adam disabled=false" in line
+    assert "Traceback" not in proc.stderr
+
+
+def test_nan_loss_ends_the_run_clearly(tmp_path):
+    import nibabel as nib
+    import numpy as np
+    proc = run_cli("synth-data", tmp_path / "data", "--shape", "48", "48", "32")
+    assert proc.returncode == 0
+    for img in (tmp_path / "data" / "imagesTr").glob("*.nii.gz"):
+        vol = nib.load(img)
+        data = np.full(vol.shape, np.nan, dtype=np.float32)
+        nib.save(nib.Nifti1Image(data, vol.affine), img)
+    proc = train(ROOT / "conf", "demo_v41", f"DATASET_JSON={tmp_path / 'data' / 'dataset.json'}",
+                 f"DATA_ROOT={tmp_path / 'data'}", "d1_d2=false-true", f"hydra.run.dir={tmp_path / 'r'}",
+                 cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    line = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")][0]
+    assert "train.loss: the loss is nan at epoch 1, iteration 1" in line
+
+
+def test_unknown_v3_name_is_located_with_suggestions(tmp_path):
+    cfg = json.loads((ROOT / "examples" / "demo.json").read_text())
+    cfg["train"]["pre_transforms"][4]["name"] = "RandomAxisFlp"
+    src = tmp_path / "bad.json"
+    src.write_text(json.dumps(cfg))
+    (tmp_path / "environment.json").write_text((ROOT / "examples" / "environment.json").read_text())
+    _convert(src, tmp_path / "conf")
+    proc = train(tmp_path / "conf", "bad", f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path)
+    assert proc.returncode == 2
+    line = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")][0]
+    assert "train.pre_transforms[4]: the v3 component 'RandomAxisFlp' has no MONAI equivalent" in line
+    assert "did you mean RandomAxisFlip" in line
