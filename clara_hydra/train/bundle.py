@@ -128,6 +128,7 @@ class Builder:
             self._dataset(sec, src["dataset"], b["dataset"])
         if isinstance(b.get("dataloader"), dict):
             b["dataloader"].setdefault("dataset", f"@{sec}#dataset")
+            self._fast_loader(sec, b)
         if sec == "train" and isinstance(b.get("optimizer"), dict):
             b["optimizer"].setdefault("params", "$@" + self.ref_id("model", sec, "train.optimizer") + ".parameters()")
         if isinstance(b.get("lr_scheduler"), dict):
@@ -170,6 +171,10 @@ class Builder:
 
     def _dataset(self, sec: str, written: dict, built: dict) -> None:
         from .data import load_datalist
+        if built.get("_target_") == "monai.data.Dataset":
+            notice(f"{sec}.dataset: caching the deterministic transforms (CacheDataset instead of Dataset)")
+            built["_target_"] = "monai.data.CacheDataset"
+            built.setdefault("cache_rate", 1.0)
         if "data" not in built and "data_list_file_path" in written:
             built["data"] = load_datalist(written["data_list_file_path"], written.get("data_file_base_dir"),
                                           written.get("data_list_key", "training" if sec == "train" else "validation"),
@@ -179,6 +184,17 @@ class Builder:
                              hint="give data_list_file_path (and data_file_base_dir, data_list_key)")
         if "transform" not in built and "pre_transforms" in self.bundle[sec]:
             built["transform"] = f"@{sec}#pre_transforms"
+
+    def _fast_loader(self, sec: str, b: dict) -> None:
+        """MONAI's fast-training recipe where it is safe: with a cached dataset on CUDA, a
+        ThreadDataLoader (the random transforms run in a thread, no worker processes)."""
+        ds, dl = b.get("dataset"), b["dataloader"]
+        cached = isinstance(ds, dict) and str(ds.get("_target_", "")).rsplit(".", 1)[-1] in (
+            "CacheDataset", "SmartCacheDataset", "PersistentDataset", "CacheNTransDataset")
+        if self.device == "cuda" and cached and dl.get("_target_") == "monai.data.DataLoader":
+            dl["_target_"] = "monai.data.ThreadDataLoader"
+            dl["num_workers"] = 0
+            notice(f"{sec}.dataloader: cached data on CUDA: using ThreadDataLoader")
 
     def _handler(self, sec: str, h: dict, where: str) -> None:
         cls = h.get("_clara_class_", "")
@@ -212,6 +228,8 @@ class Builder:
             elif self.has(sec, slot) or (slot in ("key_metric", "additional_metrics") and slot in self.bundle[sec]):
                 engine[arg] = f"@{sec}#{slot}"
         engine["device"] = f"$torch.device('{self.device}')"  # a written "cuda" was noticed with its args
+        if self.device == "cuda":
+            engine.setdefault("non_blocking", True)
         if engine.get("amp") and not self.amp:
             notice(f"{sec}: AMP needs CUDA; training in full precision on the CPU")
         if "amp" in engine or self.amp:

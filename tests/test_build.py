@@ -1,0 +1,85 @@
+"""The v3 table and the v4 builder, without training."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from conftest import CORPUS, corpus_or_skip, run_cli
+
+ROWS = []
+try:
+    from clara_hydra.train.v3 import CONVERTERS, TABLE
+    ROWS = [pytest.param(name, i, row, id=f"{name}[{i}]") for name, rows in TABLE.items() for i, row in enumerate(rows)]
+except ImportError:  # pragma: no cover
+    pass
+
+
+@pytest.mark.parametrize("name,i,row", ROWS)
+def test_v3_row_targets_a_real_class_with_real_args(name, i, row):
+    from clara_hydra.train.names import resolve_class
+    cls = resolve_class(row.target)
+    params = inspect.signature(cls).parameters
+    emitted = {spec if isinstance(spec, str) else spec[0] for spec in row.args.values()}
+    emitted |= set(row.fixed) | set(row.defaults)
+    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if takes_kwargs and row.target.endswith("LoadImaged"):  # reader options go through **kwargs
+        from monai.data import NibabelReader, PILReader
+        params = {**params, **inspect.signature(NibabelReader).parameters, **inspect.signature(PILReader).parameters}
+    missing = sorted(a for a in emitted if a not in params)
+    assert not missing, f"{row.target} has no {missing}"
+    for spec in row.args.values():
+        if not isinstance(spec, str):
+            assert spec[1] in CONVERTERS
+
+
+@pytest.mark.parametrize("conv,value,want", [
+    ("sqrt", 0.04, 0.2), ("deg2rad", 180, 3.141592653589793), ("not", True, False),
+    ("int_tuple", "1,2,2,4", [1, 2, 2, 4]), ("label_mode", True, "nearest"), ("label_mode", False, "bilinear"),
+], ids=lambda x: str(x))
+def test_value_converters(conv, value, want):
+    from clara_hydra.train.v3 import CONVERTERS
+    assert CONVERTERS[conv](value) == pytest.approx(want) if isinstance(want, float) else CONVERTERS[conv](value) == want
+
+
+def test_searched_v3_arg_maps_like_a_written_one():
+    """The mapping runs after search values are in place: variance 0.09 -> std 0.3."""
+    from clara_hydra.train.v3 import map_transform
+    [out] = map_transform({"name": "AddGaussianNoise", "args": {"fields": "image", "probability": 0.7,
+                                                                "variance": 0.09}}, "x")
+    assert out["path"].endswith("RandGaussianNoised")
+    assert out["args"]["keys"] == ["image"] and out["args"]["prob"] == 0.7
+    assert out["args"]["std"] == pytest.approx(0.3) and out["args"]["sample_std"] is False
+
+
+def _build(rel: str, data):
+    from clara_hydra.convert import convert
+    from clara_hydra.convert import write
+    from clara_hydra.resolve import compose, effective_from_cfg
+    from clara_hydra.reader import read
+    from clara_hydra.train.run import _parsed, build
+    import tempfile, os
+    conv = convert(read(str(CORPUS / rel)))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write(conv, tmp)
+        cfg = compose(tmp, os.path.splitext(os.path.basename(path))[0],
+                      [f"DATASET_JSON={data / 'dataset.json'}", f"DATA_ROOT={data}"])
+        tree = effective_from_cfg(cfg, enabled_only=True)
+    parser, bundle, era = build(tree, config_file=None, device="cpu", amp=False)
+    return _parsed(parser, "train#trainer"), _parsed(parser, "validate#evaluator")
+
+
+def test_v40_implicit_wiring_gives_the_objects_v41_writes(tmp_path):
+    corpus_or_skip()
+    assert run_cli("synth-data", tmp_path, "--shape", "48", "48", "48").returncode == 0
+    t40, e40 = _build("cte-pt40-automl/trn_autoML_Loss_Optimizer.json", tmp_path)
+    t41, e41 = _build("cte-pt41-automl/trn_autoML_Loss_Optimizer.json", tmp_path)
+    for a, b in ((t40, t41), (e40, e41)):
+        assert type(a.network) is type(b.network)
+        assert type(a.inferer) is type(b.inferer)
+        assert type(a.data_loader.dataset) is type(b.data_loader.dataset)
+        assert len(a.data_loader.dataset.transform.transforms) == len(b.data_loader.dataset.transform.transforms)
+    assert type(t40.optimizer) is type(t41.optimizer) and type(t40.loss_function) is type(t41.loss_function)
+    assert t40.optimizer.param_groups[0]["params"][0] is list(t40.network.parameters())[0]
+    assert e40.state.key_metric_name == e41.state.key_metric_name == "val_mean_dice"
