@@ -97,6 +97,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--volumes", type=int, default=8)
     ap.add_argument("--device", default=None)
+    ap.add_argument("overrides", nargs="*", help="extra KEY=VALUE overrides of the config")
     args = ap.parse_args()
 
     import torch
@@ -105,9 +106,12 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="clara-bench-")
     env = write(os.path.join(tmp, "data"), n_train=args.volumes, n_val=1, shape=(64, 64, 48))
     # Adam for both loops, validation off (interval beyond the run), no extra console logging
-    tree = effective_tree(args.config, ["useNovograd_useAdam=Adam", "num_interval_per_valid=100000"], env)
-    tree["train"]["handlers"] = [h for h in tree["train"]["handlers"]
-                                 if h.get("name") not in ("StatsHandler", "ValidationHandler")]
+    tree = effective_tree(args.config, ["useNovograd_useAdam=Adam", "num_interval_per_valid=100000"]
+                          + args.overrides, env)
+    # the hand-written loop logs nothing: drop the config's own console/TensorBoard logging and
+    # validation from ours too (train.py's own additions stay: progress bar, NaN check, epoch-level TensorBoard)
+    tree["train"]["handlers"] = [h for h in tree["train"]["handlers"] if h.get("name") not in (
+        "StatsHandler", "ValidationHandler", "TensorBoardStatsHandler")]
     batch = int(tree["train"]["dataloader"]["args"]["batch_size"])
     run_ours, dataset, bundle = ours(tree, device, tmp)
     run_hand = hand_written(bundle, dataset, device, batch, amp=device == "cuda")
@@ -118,7 +122,8 @@ def main() -> None:
         b.append(run_hand(args.epochs))
     ra, rb = statistics.median(a), statistics.median(b)
     name = torch.cuda.get_device_name() if device == "cuda" else platform.processor() or platform.machine()
-    print(f"| {device} ({name}, {os.cpu_count()} cores) | {os.path.basename(args.config)} batch {batch}, "
+    extra = (" " + " ".join(args.overrides)) if args.overrides else ""
+    print(f"| {device} ({name}, {os.cpu_count()} cores) | {os.path.basename(args.config)}{extra}, batch {batch}, "
           f"{args.volumes} volumes | {ra:.2f} | {rb:.2f} | {ra / rb:.3f} |")
 
 

@@ -83,3 +83,37 @@ def test_v40_implicit_wiring_gives_the_objects_v41_writes(tmp_path):
     assert type(t40.optimizer) is type(t41.optimizer) and type(t40.loss_function) is type(t41.loss_function)
     assert t40.optimizer.param_groups[0]["params"][0] is list(t40.network.parameters())[0]
     assert e40.state.key_metric_name == e41.state.key_metric_name == "val_mean_dice"
+
+
+@pytest.mark.parametrize("tree,where,words", [
+    ({"train": {"model": {"name": "UNet", "args": {"spatial_dims": 3, "in_channels": 1, "out_channels": 2,
+                                                   "chanels": [8, 16], "strides": [2]}}}},
+     "train.model.args.chanels", "UNet has no argument 'chanels' (did you mean channels?"),
+    ({"train": {"loss": {"name": "DiceLos", "args": {}}}}, "train.loss", "no MONAI, torch or ignite class is called "
+                                                                        "'DiceLos' (did you mean DiceLoss"),
+    ({"train": {"optimizer": {"name": "Adam", "args": {"params": "@nothing"}}}}, "train.optimizer.args.params",
+     "'@nothing' names no slot of train or validate"),
+], ids=["unknown-arg", "unknown-class", "unknown-ref"])
+def test_build_errors_are_located(tree, where, words):
+    from clara_hydra.errors import ClaraHydraError
+    from clara_hydra.train.bundle import Builder
+    with pytest.raises(ClaraHydraError) as info:
+        Builder(tree, device="cpu", amp=False).build()
+    assert info.value.location == where
+    assert words in info.value.format()
+
+
+def test_old_monai_names_are_renamed_with_a_notice(capsys):
+    from clara_hydra.train.bundle import Builder
+    tree = {"train": {"model": {"name": "UNet", "args": {"dimensions": 3, "in_channels": 1, "out_channels": 2,
+                                                         "channels": [8, 16], "strides": [2]}},
+                      "post_transforms": [{"name": "AddChanneld", "args": {"keys": "pred"}},
+                                          {"name": "AsDiscreted", "args": {"keys": "pred", "to_onehot": True,
+                                                                           "n_classes": 3}}]}}
+    b = Builder(tree, device="cpu", amp=False).build()
+    assert b["train"]["model"]["spatial_dims"] == 3 and "dimensions" not in b["train"]["model"]
+    post = b["train"]["post_transforms"]["transforms"]
+    assert post[0]["_target_"].endswith("EnsureChannelFirstd") and post[0]["channel_dim"] == "no_channel"
+    assert post[1]["to_onehot"] == 3 and "n_classes" not in post[1]
+    err = capsys.readouterr().err
+    assert "'dimensions' is now 'spatial_dims'" in err and "AddChanneld is called EnsureChannelFirstd" in err

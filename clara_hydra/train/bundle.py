@@ -227,6 +227,9 @@ class Builder:
                 engine[arg] = "@train#model"
             elif self.has(sec, slot) or (slot in ("key_metric", "additional_metrics") and slot in self.bundle[sec]):
                 engine[arg] = f"@{sec}#{slot}"
+        if sec == "train" and "decollate" not in engine and not any(
+                k in engine for k in ("postprocessing", "key_train_metric", "additional_metrics")):
+            engine["decollate"] = False  # nothing reads per-item outputs: skip splitting every batch
         engine["device"] = f"$torch.device('{self.device}')"  # a written "cuda" was noticed with its args
         if self.device == "cuda":
             engine.setdefault("non_blocking", True)

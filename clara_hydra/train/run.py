@@ -112,13 +112,13 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
     @trainer.on(Events.ITERATION_COMPLETED)
     def _finite_loss(engine):
         out = engine.state.output
-        items = out if isinstance(out, list) else [out]
-        for item in items:
-            loss = item.get("loss") if isinstance(item, dict) else None
-            if loss is not None and not math.isfinite(float(loss)):
-                raise TrainingError(f"the loss is {float(loss)} at epoch {engine.state.epoch}, iteration "
-                                    f"{engine.state.iteration}", location="train.loss",
-                                    hint="lower learning_rate, check the data and the loss/activation settings")
+        item = out[0] if isinstance(out, list) and out else out  # the batch loss is the same in every item
+        loss = item.get("loss") if isinstance(item, dict) else None
+        engine.state.clara_loss = value = float(loss) if loss is not None else None
+        if value is not None and not math.isfinite(value):
+            raise TrainingError(f"the loss is {value} at epoch {engine.state.epoch}, iteration "
+                                f"{engine.state.iteration}", location="train.loss",
+                                hint="lower learning_rate, check the data and the loss/activation settings")
 
     _defaults(bundle, parser, trainer, evaluator, run_dir)
     if progress:
@@ -170,7 +170,7 @@ def _defaults(bundle: dict, parser, trainer, evaluator, run_dir: str) -> None:
     from monai.handlers import CheckpointSaver, TensorBoardStatsHandler, from_engine
     tb_dir = os.path.join(run_dir, "tensorboard")
     if "TensorBoardStatsHandler" not in _targets(bundle["train"].get("handlers")):
-        TensorBoardStatsHandler(log_dir=tb_dir, tag_name="train_loss",
+        TensorBoardStatsHandler(log_dir=tb_dir, tag_name="train_loss", iteration_log=False, epoch_log=True,
                                 output_transform=from_engine(["loss"], first=True)).attach(trainer)
     if evaluator is None:
         return
@@ -198,11 +198,7 @@ def _progress(trainer) -> None:
         from ignite.contrib.handlers import ProgressBar
     except Exception:  # pragma: no cover - tqdm missing
         return
-    ProgressBar(persist=False).attach(trainer, output_transform=_loss_of)
-
-
-def _loss_of(output: Any) -> dict:
-    item = output[0] if isinstance(output, list) and output else output
-    if isinstance(item, dict) and "loss" in item:
-        return {"loss": float(item["loss"])}
-    return {}
+    def loss_of(_output: Any) -> dict:  # read what the NaN check already took off the device
+        value = getattr(trainer.state, "clara_loss", None)
+        return {"loss": value} if value is not None else {}
+    ProgressBar(persist=False).attach(trainer, output_transform=loss_of)
