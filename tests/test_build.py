@@ -88,7 +88,7 @@ def test_v40_implicit_wiring_gives_the_objects_v41_writes(tmp_path):
 @pytest.mark.parametrize("tree,where,words", [
     ({"train": {"model": {"name": "UNet", "args": {"spatial_dims": 3, "in_channels": 1, "out_channels": 2,
                                                    "chanels": [8, 16], "strides": [2]}}}},
-     "train.model.args.chanels", "UNet has no argument 'chanels' (did you mean channels?"),
+     "train.model.args.chanels", "UNet has no argument 'chanels' (did you mean channels,"),
     ({"train": {"loss": {"name": "DiceLos", "args": {}}}}, "train.loss", "no MONAI, torch or ignite class is called "
                                                                         "'DiceLos' (did you mean DiceLoss"),
     ({"train": {"optimizer": {"name": "Adam", "args": {"params": "@nothing"}}}}, "train.optimizer.args.params",
