@@ -281,9 +281,30 @@ def _dump(data: Any) -> str:
                      allow_unicode=True, width=100)
 
 
+def key_metric_direction(tree: dict) -> tuple[str, str]:
+    """maximize for Dice-like key metrics (Clara's score), minimize for a loss."""
+    validate = tree.get("validate") if isinstance(tree.get("validate"), dict) else {}
+    candidates = []
+    if isinstance(validate.get("key_metric"), dict):
+        candidates.append(validate["key_metric"])
+    for m in validate.get("metrics") or []:
+        if isinstance(m, dict) and (m.get("is_key_metric") is True or (m.get("args") or {}).get("is_key_metric")):
+            candidates.append(m)
+    if not candidates:
+        return "maximize", "Clara's score: the key validation metric, higher is better"
+    m = candidates[0]
+    args = m.get("args") if isinstance(m.get("args"), dict) else {}
+    label = str(m.get("log_label") or args.get("name") or m.get("name") or "")
+    text = (label + " " + str(m.get("name", ""))).lower()
+    if "loss" in text and not args.get("negate_value") and "neg" not in text:
+        return "minimize", f"the key metric {label} is a loss"
+    return "maximize", f"the key metric {label} is higher-is-better"
+
+
 def render(conv: Conversion, source_label: str) -> str:
     cfg = conv.cfg
     stem = os.path.splitext(os.path.basename(cfg.file))[0]
+    direction, why = key_metric_direction(cfg.tree)
     lines = [
         f"# Converted by clara-hydra {__version__.split('+')[0]} from {source_label}",
         "# Do not edit by hand: change the Clara JSON and convert it again:",
@@ -293,13 +314,18 @@ def render(conv: Conversion, source_label: str) -> str:
         "",
         "defaults:",
         "  - clara_schema",
-        "  - override hydra/sweeper: optuna",
+        "  - override hydra/sweeper: clara_optuna  # hydra/sweeper=optuna (the stock one) works too",
         "  - _self_",
         "",
         "hydra:",
         "  sweeper:",
-        "    direction: maximize  # Clara's score: the key validation metric, higher is better",
+        "    sampler:",
+        "      seed: 0  # TPE (the default sampler), seeded",
+        f"    direction: {direction}  # {why}",
         f"    study_name: {_dump(stem).splitlines()[0]}",
+        "    storage: sqlite:///clara_hydra_sweeps.db  # persistent: the same command resumes the study",
+        "    n_trials: 20",
+        "    max_failure_rate: 0.5",
     ]
     if conv.params:
         lines.append("    params:")

@@ -83,6 +83,12 @@ def _prune(node: Any, key: str | None = None) -> Any:
     return node
 
 
+def enabled_only(tree: dict) -> dict:
+    """Disabled components dropped, each alternatives list its one enabled member (of an
+    effective tree whose alternatives were already checked)."""
+    return _prune(tree)
+
+
 def enabled_components(tree: dict) -> list[tuple[str, dict]]:
     """(location, component) of every component in an effective, enabled-only tree."""
     return [(clara(v.loc), v.node) for v in T.walk(tree) if v.kind == "component"]

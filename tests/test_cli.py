@@ -47,7 +47,10 @@ def test_convert_prints_path_and_is_deterministic(tmp_path):
     assert text == open(out_b).read()
     assert text.startswith("# Converted by clara-hydra") and "examples/demo.json" in text.splitlines()[0]
     doc = yaml.safe_load(text)
-    assert doc["defaults"] == ["clara_schema", {"override hydra/sweeper": "optuna"}, "_self_"]
+    assert doc["defaults"] == ["clara_schema", {"override hydra/sweeper": "clara_optuna"}, "_self_"]
+    sweeper = doc["hydra"]["sweeper"]
+    assert sweeper["sampler"] == {"seed": 0} and sweeper["direction"] == "maximize"
+    assert sweeper["study_name"] == "demo" and sweeper["storage"].startswith("sqlite:///")
     assert doc["hydra"]["sweeper"]["params"]["learning_rate"] == "tag(log, interval(0.0001, 0.01))"
     assert doc["clara_hydra"]["params"]["d1_d2"]["domain"] == "transform"
 

@@ -32,7 +32,8 @@ def test_three_trial_sweep_with_stock_optuna_sweeper(tmp_path, rel):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "tests" / "standin" / "task.py"), "-m",
          "--config-dir", str(written.parent), "--config-name", written.stem,
-         "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.seed=1", f"hydra.sweep.dir={sweep_dir}"],
+         "hydra/sweeper=optuna", "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.seed=1",
+         f"hydra.sweep.dir={sweep_dir}"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit())

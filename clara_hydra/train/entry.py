@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 
@@ -36,27 +37,56 @@ def prepare(cfg: DictConfig, run_dir: str) -> None:
             cfg["MMAR_CKPT"] = os.path.join(models, "model.pt")
 
 
-def run(cfg: DictConfig) -> float:
+def run(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
+
+    from ..effective import enabled_only
+    from ..sweep.trial import ENV_RESULT, current
+    from .run import TrainingError, train
 
     run_dir = HydraConfig.get().runtime.output_dir
     source = ((cfg.get("clara_hydra") or {}).get("source")) if "clara_hydra" in cfg else None
+    multirun = HydraConfig.get().mode.name == "MULTIRUN"
+    worker = os.environ.get(ENV_RESULT)  # a worker process of the clara_optuna sweeper
     try:
         prepare(cfg, run_dir)
-        tree = effective_from_cfg(cfg, enabled_only=True)
+        full = effective_from_cfg(cfg, enabled_only=False)
         with open(os.path.join(run_dir, "config_train.json"), "w") as fh:
-            json.dump(tree, fh, indent=2)
-        from .run import train
-        return train(tree, config_file=_config_file(source), run_dir=run_dir)
+            json.dump(full, fh, indent=2)  # a normal Clara config: searched values in, no search blocks
+        trial = current()
+        value = train(enabled_only(full), config_file=_config_file(source), run_dir=run_dir, trial=trial)
+        if not math.isfinite(value):
+            raise TrainingError(f"the key metric is {value}", location="validate",
+                                hint="check the metric's inputs (post transforms, labels)")
+        _outcome(worker, {"state": "complete", "value": value})
+        return value
     except ClaraHydraError as exc:
         if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
             raise
         if exc.file is None and source:
             exc.file = _config_file(source) or source
         print(exc.format(), file=sys.stderr)
-        if HydraConfig.get().mode.name == "MULTIRUN":
+        _outcome(worker, {"state": "fail", "reason": exc.format()})
+        if multirun:
             raise
         raise SystemExit(2) from None
+    except Exception as exc:
+        if type(exc).__name__ != "TrialPruned":
+            _outcome(worker, {"state": "fail", "reason": f"{type(exc).__name__}: {exc}"})
+            raise
+        print(f"clara-hydra: {exc}", file=sys.stderr)
+        _outcome(worker, {"state": "pruned", "reason": str(exc)})
+        if worker:
+            return None
+        raise
+
+
+def _outcome(path: str | None, outcome: dict) -> None:
+    if path:
+        tmp = path + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump(outcome, fh)
+        os.replace(tmp, path)
 
 
 def _config_file(source: str | None) -> str | None:

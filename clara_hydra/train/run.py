@@ -85,8 +85,11 @@ def _failed_id(exc: BaseException) -> str | None:
     return last
 
 
-def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", progress: bool = True) -> float:
-    """Train ``tree`` (an effective, enabled-only Clara config); return the key validation metric."""
+def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", progress: bool = True,
+          trial=None) -> float:
+    """Train ``tree`` (an effective, enabled-only Clara config); return the key validation metric.
+    With an Optuna ``trial``, report the key metric after every validation and stop early
+    (``optuna.TrialPruned``) when the pruner says so."""
     import torch
     from ignite.engine import Events
 
@@ -121,6 +124,8 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
                                 hint="lower learning_rate, check the data and the loss/activation settings")
 
     _defaults(bundle, parser, trainer, evaluator, run_dir)
+    if trial is not None and evaluator is not None:
+        _report_to(trial, trainer, evaluator)
     if progress:
         _progress(trainer)
     start = time.perf_counter()
@@ -135,6 +140,8 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
     except ClaraHydraError:
         raise
     except Exception as exc:
+        if type(exc).__name__ == "TrialPruned":
+            raise
         raise _training_error(thread_errors[0] if thread_errors else exc) from None
     finally:
         threading.excepthook = previous_hook
@@ -159,6 +166,22 @@ def _training_error(exc: BaseException) -> TrainingError:
                              hint="lower the batch size or the crop size")
     return TrainingError(f"training failed: {type(root).__name__}: {message}", location=where,
                          hint="set CLARA_HYDRA_FULL_ERROR=1 for the traceback")
+
+
+def _report_to(trial, trainer, evaluator) -> None:
+    import optuna
+    from ignite.engine import Events
+
+    @evaluator.on(Events.EPOCH_COMPLETED)
+    def _report(engine):
+        name = getattr(engine.state, "key_metric_name", None)
+        value = engine.state.metrics.get(name) if name else None
+        if value is None or not math.isfinite(float(value)):
+            return
+        step = max(int(trainer.state.epoch), 1)
+        trial.report(float(value), step)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {step}: {name} = {float(value):.4f}")
 
 
 def _targets(handlers) -> set[str]:

@@ -1,0 +1,47 @@
+"""Which Optuna trial the current job runs for.
+
+The sweeper hands it over two ways: in-process launchers (Hydra's basic launcher) find the live
+trial in a registry; other processes (our GPU workers, a SLURM launcher) get its study, storage
+and number through environment variables and reopen it from the storage. Outside a sweep there
+is no trial and nothing is reported.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+ENV_TRIAL = "CLARA_HYDRA_TRIAL"
+ENV_STUDY = "CLARA_HYDRA_STUDY"
+ENV_STORAGE = "CLARA_HYDRA_STORAGE"
+ENV_RESULT = "CLARA_HYDRA_RESULT"  # where a worker process writes its outcome
+
+_REGISTRY: dict[tuple[str, int], Any] = {}
+
+
+def register(study_name: str, trial) -> None:
+    _REGISTRY[(study_name, trial.number)] = trial
+
+
+def unregister(study_name: str, number: int) -> None:
+    _REGISTRY.pop((study_name, number), None)
+
+
+def current():
+    """The optuna Trial of this job, or None outside a sweep."""
+    number = os.environ.get(ENV_TRIAL)
+    study_name = os.environ.get(ENV_STUDY)
+    if number is None or study_name is None:
+        return None
+    live = _REGISTRY.get((study_name, int(number)))
+    if live is not None:
+        return live
+    storage = os.environ.get(ENV_STORAGE)
+    if not storage:
+        return None
+    import optuna
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    for frozen in study.get_trials(deepcopy=False):
+        if frozen.number == int(number):
+            return optuna.trial.Trial(study, frozen._trial_id)
+    return None

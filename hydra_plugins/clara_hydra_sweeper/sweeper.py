@@ -1,0 +1,293 @@
+"""ClaraOptunaSweeper: built on hydra-optuna-sweeper's pieces (its params grammar, distributions
+and trial configuration) and Hydra's public Sweeper API."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+from hydra.core.utils import JobStatus
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from hydra.utils import instantiate
+from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
+from omegaconf import DictConfig, OmegaConf
+from optuna.trial import TrialState
+
+from clara_hydra.sweep import results, trial as trial_ctx
+from clara_hydra.sweep.options import make_pruner, parse_workers
+from clara_hydra.sweep.storage import open_storage
+
+log = logging.getLogger(__name__)
+REASON = "clara_reason"
+INTERRUPTED = "interrupted: the sweep stopped while this trial ran"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+class ClaraOptunaSweeper(Sweeper):
+    def __init__(self, sampler: Any, direction: Any, storage: Any, study_name: str | None, n_trials: int,
+                 n_jobs: int, max_failure_rate: float, custom_search_space: str | None, params: DictConfig | None,
+                 pruner: Any = "median", workers: Any = None, study_trials: Any = None) -> None:
+        sampler = instantiate(sampler, _execution_whitelist_=("hydra_plugins.hydra_optuna_sweeper.*",
+                                                               "optuna.samplers.*"))
+        self.impl = OptunaSweeperImpl(sampler, direction, storage, study_name, n_trials, n_jobs, max_failure_rate,
+                                      custom_search_space, params)
+        self.pruner_spec = OmegaConf.to_container(pruner) if isinstance(pruner, DictConfig) else pruner
+        self.workers = workers
+        self.study_trials = study_trials
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.impl.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        self.config = config
+
+    # ------------------------------------------------------------------------------ sweep
+    def sweep(self, arguments: list[str]) -> None:
+        impl = self.impl
+        impl._process_searchspace_config()
+        params_conf = impl._parse_sweeper_params_config() + list(arguments)
+        dists, fixed_params, fixed_overrides = create_params_from_overrides(params_conf)
+        for name in fixed_params:
+            dists.pop(name, None)
+        self.dists, self.fixed_params, self.fixed_overrides = dists, fixed_params, fixed_overrides
+        directions = impl._get_directions()
+        self.storage_spec = impl.storage
+        storage = open_storage(impl.storage)
+        study = optuna.create_study(study_name=impl.study_name, storage=storage, sampler=impl.sampler,
+                                    pruner=make_pruner(self.pruner_spec), directions=directions, load_if_exists=True)
+        self.study = study
+        self.sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        marked = self._recover(study)
+        done = [t for t in study.get_trials(deepcopy=False)
+                if t.state in FINISHED and t.user_attrs.get(REASON) != INTERRUPTED]
+        to_go = impl.n_trials
+        if self.study_trials is not None:
+            to_go = max(0, min(to_go, int(self.study_trials) - len(done)))
+        if study.get_trials(deepcopy=False):
+            _reseed(study.sampler, len(study.get_trials(deepcopy=False)))  # do not replay earlier samples
+        log.info(f"Study '{study.study_name}' in {impl.storage or 'memory'}: {len(done)} finished trial(s)"
+                 + (f", {marked} interrupted one(s) marked failed" if marked else "")
+                 + f"; this run: {to_go} trial(s)"
+                 + (f" (study_trials={self.study_trials})" if self.study_trials is not None else ""))
+        self.failed = 0
+        self.finished = 0
+        if to_go:
+            if self.workers is not None:
+                self._run_workers(to_go)
+            else:
+                self._run_launcher(to_go)
+        results.write_all(study, self.sweep_dir, list(dists))
+        best = results.best(study)
+        if best is not None:
+            log.info(f"Best trial: #{best.number}, value {best.value}, params {best.params}")
+
+    def _recover(self, study) -> int:
+        """Trials a crash or kill -9 left RUNNING are failed, with the reason recorded."""
+        marked = 0
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t.user_attrs.get("clara_host") == os.uname().nodename and _alive(t.user_attrs.get("clara_pid")):
+                continue  # another sweep process on this machine is running it
+            if t.user_attrs.get("clara_pid") is None and self.storage_spec and "sqlite" not in str(self.storage_spec) \
+                    and "journal" not in str(self.storage_spec):
+                continue  # a shared server: another machine may run it
+            study._storage.set_trial_user_attr(t._trial_id, REASON, INTERRUPTED)
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            marked += 1
+        return marked
+
+    def _ask(self):
+        trial = self.study.ask()
+        trial.set_user_attr("clara_pid", os.getpid())
+        trial.set_user_attr("clara_host", os.uname().nodename)
+        overrides = self.impl._configure_trials([trial], self.dists, self.fixed_params, self.fixed_overrides)[0]
+        job_dir = self.sweep_dir / str(trial.number)
+        trial.set_user_attr("job_dir", str(job_dir))
+        return trial, list(overrides), job_dir
+
+    def _env(self, trial, job_dir: Path) -> dict[str, str]:
+        env = {trial_ctx.ENV_TRIAL: str(trial.number), trial_ctx.ENV_STUDY: self.study.study_name}
+        if self.storage_spec:
+            env[trial_ctx.ENV_STORAGE] = str(self.storage_spec)
+        return env
+
+    # -- through Hydra's launcher (in-process by default; SLURM with submitit) ---------------
+    def _run_launcher(self, to_go: int) -> None:
+        launcher = self.impl.launcher
+        while to_go > 0:
+            trial, overrides, job_dir = self._ask()
+            env = self._env(trial, job_dir)
+            overrides += [f"++hydra.job.env_set.{k}={_quote(v)}" for k, v in env.items()]
+            trial_ctx.register(self.study.study_name, trial)
+            start = time.time()
+            try:
+                [ret] = launcher.launch([overrides], initial_job_idx=trial.number)
+            finally:
+                trial_ctx.unregister(self.study.study_name, trial.number)
+            to_go -= 1
+            if ret.status == JobStatus.COMPLETED:
+                self._tell(trial, "complete", value=ret.return_value, started=start)
+            else:
+                exc = ret._return_value
+                if isinstance(exc, optuna.TrialPruned):
+                    self._tell(trial, "pruned", reason=str(exc), started=start)
+                else:
+                    self._tell(trial, "fail", reason=_first_line(exc), started=start)
+            self._check_failure_rate(to_go)
+
+    # -- Clara's workers: asynchronous subprocesses, each with its own GPUs -----------------
+    def _run_workers(self, to_go: int) -> None:
+        slots = parse_workers(self.workers)
+        if not self.storage_spec:
+            raise ValueError("hydra.sweeper.workers needs a persistent storage (sqlite:///..., postgresql://..., "
+                             "or journal:PATH) so that worker processes can report to their trials")
+        cuda = _cuda_count() > 0
+        if not cuda:
+            log.info(f"No CUDA: running {len(slots)} CPU worker(s)")
+        base = self._base_command()
+        running: dict[int, tuple] = {}
+        stop = False
+        while (to_go > 0 and not stop) or running:
+            for slot in range(len(slots)):
+                if slot in running or to_go <= 0 or stop:
+                    continue
+                trial, overrides, job_dir = self._ask()
+                job_dir.mkdir(parents=True, exist_ok=True)
+                env = dict(os.environ, **self._env(trial, job_dir))
+                result_file = job_dir / "clara_trial_result.json"
+                env[trial_ctx.ENV_RESULT] = str(result_file)
+                env["CUDA_VISIBLE_DEVICES"] = ",".join(slots[slot]) if cuda else ""
+                cmd = base + overrides + [f"hydra.run.dir={_quote(str(job_dir))}"]
+                logf = open(job_dir / "worker.log", "w")
+                proc = subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT, cwd=os.getcwd())
+                log.info(f"Trial #{trial.number} on worker {slot} "
+                         f"({'GPU ' + ','.join(slots[slot]) if cuda else 'CPU'}): {' '.join(overrides)}")
+                running[slot] = (trial, proc, time.time(), job_dir, logf)
+                to_go -= 1
+            time.sleep(0.2)
+            for slot, (trial, proc, start, job_dir, logf) in list(running.items()):
+                if proc.poll() is None:
+                    continue
+                logf.close()
+                del running[slot]
+                self._tell_from_file(trial, job_dir, proc.returncode, start)
+                if self._failure_rate_exceeded():
+                    stop = True
+        if stop:
+            self._raise_failure_rate()
+
+    def _base_command(self) -> list[str]:
+        hc = self.config.hydra
+        cmd = [sys.executable, os.path.abspath(sys.argv[0])]
+        main_dir = next((s.path for s in hc.runtime.config_sources if s.provider == "main" and s.schema == "file"), None)
+        if main_dir:
+            cmd += ["--config-dir", main_dir]
+        cmd += ["--config-name", hc.job.config_name]
+        return cmd
+
+    def _tell_from_file(self, trial, job_dir: Path, returncode: int, start: float) -> None:
+        result_file = job_dir / "clara_trial_result.json"
+        if result_file.exists():
+            outcome = json.loads(result_file.read_text())
+            self._tell(trial, outcome["state"], value=outcome.get("value"), reason=outcome.get("reason"),
+                       started=start)
+            return
+        tail = (job_dir / "worker.log").read_text(errors="replace").strip().splitlines()[-1:] \
+            if (job_dir / "worker.log").exists() else []
+        self._tell(trial, "fail", reason=f"the worker exited with code {returncode}"
+                   + (f": {tail[0]}" if tail else ""), started=start)
+
+    # -- outcomes --------------------------------------------------------------------------
+    def _tell(self, trial, state: str, value: Any = None, reason: str | None = None, started: float = 0.0) -> None:
+        if state == "complete":
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                state, reason = "fail", f"the task returned {value!r}, not a number"
+            else:
+                if not math.isfinite(value):
+                    state, reason = "fail", f"the key metric is {value}"
+        if reason:
+            trial.set_user_attr(REASON, reason[:500])
+        trial.set_user_attr("duration_s", round(time.time() - started, 3))
+        if state == "complete":
+            self.study.tell(trial, value)
+        elif state == "pruned":
+            self.study.tell(trial, state=TrialState.PRUNED)
+        else:
+            self.study.tell(trial, state=TrialState.FAIL)
+            self.failed += 1
+        self.finished += 1
+        best = results.best(self.study)
+        shown = f"{value:.4f}" if state == "complete" else state.upper() + (f" ({reason})" if reason else "")
+        best_text = f"best so far {best.value:.4f} (trial #{best.number})" if best is not None else "no best yet"
+        print(f"[clara-hydra] trial #{trial.number}: {shown} | {_params(trial.params)} | {best_text}", flush=True)
+        results.write_all(self.study, self.sweep_dir, list(self.dists))
+
+    def _failure_rate_exceeded(self) -> bool:
+        return self.finished >= 4 and self.failed / self.finished > self.impl.max_failure_rate
+
+    def _check_failure_rate(self, to_go: int) -> None:
+        if self._failure_rate_exceeded() or (to_go == 0 and self.finished and
+                                             self.failed / self.finished > self.impl.max_failure_rate):
+            self._raise_failure_rate()
+
+    def _raise_failure_rate(self) -> None:
+        results.write_all(self.study, self.sweep_dir, list(self.dists))
+        raise RuntimeError(f"{self.failed} of {self.finished} trials failed, more than max_failure_rate="
+                           f"{self.impl.max_failure_rate}; see {self.sweep_dir / 'trials.csv'} for the reasons")
+
+
+def _reseed(sampler, offset: int) -> None:
+    """A seeded sampler restarted on a study with trials would replay its first samples: move its
+    random state on, deterministically (seed + number of trials) where the sampler allows it."""
+    import numpy as np
+    seed = getattr(sampler, "_clara_seed", None)
+    for holder in (sampler, getattr(sampler, "_random_sampler", None)):
+        rng = getattr(holder, "_rng", None)
+        target = getattr(rng, "rng", rng)
+        if isinstance(target, np.random.RandomState):
+            target.seed((0 if seed is None else seed) * 1_000_003 + offset + (holder is not sampler))
+            continue
+        if holder is not None and hasattr(holder, "reseed_rng"):
+            holder.reseed_rng()
+
+
+def _params(params: dict) -> str:
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+def _first_line(exc: Any) -> str:
+    text = str(exc).strip()
+    return (text.splitlines() or [type(exc).__name__])[0] if text else type(exc).__name__
+
+
+def _quote(value: str) -> str:
+    return value if all(c.isalnum() or c in "/._-:" for c in value) else "'" + value.replace("'", "\\'") + "'"
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int):
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _cuda_count() -> int:
+    try:
+        import torch
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # pragma: no cover
+        return 0
