@@ -17,8 +17,22 @@ def open_storage(spec: Any):
         if path.startswith("//"):
             path = path[2:]
         return optuna.storages.JournalStorage(JournalFileBackend(path))
-    if text.startswith("sqlite:///"):
-        import optuna
-        # several processes on one SQLite file: wait for locks instead of failing at once
-        return optuna.storages.RDBStorage(text, engine_kwargs={"connect_args": {"timeout": 60}})
-    return text
+    import optuna
+    kwargs = {"engine_kwargs": {"connect_args": {"timeout": 60}}} if text.startswith("sqlite:///") else {}
+    return retrying(lambda: optuna.storages.RDBStorage(text, **kwargs))
+
+
+def retrying(make, attempts: int = 8):
+    """Several sweep processes starting at once on a new database race to create Optuna's tables;
+    the losers retry after a short random wait."""
+    import random
+    import time
+
+    from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
+    for attempt in range(attempts):
+        try:
+            return make()
+        except (IntegrityError, ProgrammingError, OperationalError, DBAPIError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.3 + random.random() * (attempt + 1))

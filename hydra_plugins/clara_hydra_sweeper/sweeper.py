@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -24,7 +25,7 @@ from optuna.trial import TrialState
 
 from clara_hydra.sweep import results, trial as trial_ctx
 from clara_hydra.sweep.options import make_pruner, parse_workers
-from clara_hydra.sweep.storage import open_storage
+from clara_hydra.sweep.storage import open_storage, retrying
 
 log = logging.getLogger(__name__)
 REASON = "clara_reason"
@@ -60,8 +61,9 @@ class ClaraOptunaSweeper(Sweeper):
         directions = impl._get_directions()
         self.storage_spec = impl.storage
         storage = open_storage(impl.storage)
-        study = optuna.create_study(study_name=impl.study_name, storage=storage, sampler=impl.sampler,
-                                    pruner=make_pruner(self.pruner_spec), directions=directions, load_if_exists=True)
+        study = retrying(lambda: optuna.create_study(
+            study_name=impl.study_name, storage=storage, sampler=impl.sampler, pruner=make_pruner(self.pruner_spec),
+            directions=directions, load_if_exists=True))
         self.study = study
         self.sweep_dir = Path(str(self.config.hydra.sweep.dir))
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -186,9 +188,10 @@ class ClaraOptunaSweeper(Sweeper):
     def _base_command(self) -> list[str]:
         hc = self.config.hydra
         cmd = [sys.executable, os.path.abspath(sys.argv[0])]
-        main_dir = next((s.path for s in hc.runtime.config_sources if s.provider == "main" and s.schema == "file"), None)
-        if main_dir:
-            cmd += ["--config-dir", main_dir]
+        dirs = [s.path for s in hc.runtime.config_sources
+                if s.schema == "file" and s.provider in ("command-line", "main") and s.path]
+        if dirs:  # --config-dir first, else the script's config_path
+            cmd += ["--config-dir", dirs[0]]
         cmd += ["--config-name", hc.job.config_name]
         return cmd
 
@@ -199,10 +202,12 @@ class ClaraOptunaSweeper(Sweeper):
             self._tell(trial, outcome["state"], value=outcome.get("value"), reason=outcome.get("reason"),
                        started=start)
             return
-        tail = (job_dir / "worker.log").read_text(errors="replace").strip().splitlines()[-1:] \
+        lines = (job_dir / "worker.log").read_text(errors="replace").strip().splitlines() \
             if (job_dir / "worker.log").exists() else []
+        telling = [ln for ln in lines if re.match(r"^(error:|[\w.]*(Error|Exception)\b|Cannot |Could not )", ln)]
+        tail = (telling or lines)[-1:]
         self._tell(trial, "fail", reason=f"the worker exited with code {returncode}"
-                   + (f": {tail[0]}" if tail else ""), started=start)
+                   + (f": {tail[0].strip()}" if tail else ""), started=start)
 
     # -- outcomes --------------------------------------------------------------------------
     def _tell(self, trial, state: str, value: Any = None, reason: str | None = None, started: float = 0.0) -> None:

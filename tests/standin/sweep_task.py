@@ -1,0 +1,57 @@
+"""A stand-in task for sweeper tests: no training, a deterministic score from the searched
+``x``, reported over 3 steps like a validation curve. Trial 1 raises, trial 2 returns NaN (when
+FAIL_TRIALS=1), and SLOW_TRIAL sleeps. Speaks the sweeper's protocols like train.py does."""
+
+import json
+import os
+import time
+
+import hydra
+import optuna
+from omegaconf import DictConfig
+
+from clara_hydra.resolve import effective_from_cfg
+from clara_hydra.sweep.trial import ENV_RESULT, ENV_TRIAL, current
+
+
+def outcome(state, **kw):
+    path = os.environ.get(ENV_RESULT)
+    if path:
+        with open(path, "w") as fh:
+            json.dump({"state": state, **kw}, fh)
+
+
+@hydra.main(config_path=None)
+def main(cfg: DictConfig):
+    tree = effective_from_cfg(cfg, enabled_only=True)
+    number = int(os.environ.get(ENV_TRIAL, "-1"))
+    with open("seen_gpus.txt" if not os.environ.get(ENV_RESULT) else
+              os.path.join(os.path.dirname(os.environ[ENV_RESULT]), "seen_gpus.txt"), "a") as fh:
+        fh.write(f"{number}:{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}\n")
+    if str(number) == os.environ.get("SLOW_TRIAL"):
+        time.sleep(float(os.environ.get("SLOW_SECONDS", "3")))
+    elif os.environ.get("EVERY_TRIAL_SLEEPS"):
+        time.sleep(float(os.environ["EVERY_TRIAL_SLEEPS"]))
+    if os.environ.get("FAIL_TRIALS") and number == 1:
+        outcome("fail", reason="ValueError: boom")
+        raise ValueError("boom")
+    if os.environ.get("FAIL_TRIALS") and number == 2:
+        outcome("complete", value=float("nan"))
+        return float("nan")
+    x = float(tree["x"])
+    trial = current()
+    for step in (1, 2, 3):
+        value = x * step / 3
+        if trial is not None:
+            trial.report(value, step)
+            if trial.should_prune():
+                outcome("pruned", reason=f"pruned at step {step}")
+                if os.environ.get(ENV_RESULT):
+                    return None
+                raise optuna.TrialPruned(f"pruned at step {step}")
+    outcome("complete", value=x)
+    return x
+
+
+if __name__ == "__main__":
+    main()

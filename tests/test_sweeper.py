@@ -1,0 +1,193 @@
+"""The clara_optuna sweeper for real: pruning, failures with reasons, resume after kill -9,
+asynchronous workers, PostgreSQL and journal storages shared by concurrent sweep processes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+TASK = ROOT / "tests" / "standin" / "sweep_task.py"
+CONFIG = {"x": 0.5, "mode": "a",
+          "search": [{"domain": "net", "type": "float", "args": ["x"], "targets": [0.0, 1.0]},
+                     {"domain": "net", "type": "enum", "args": ["mode"], "targets": ["a", "b"]}],
+          "train": {"model": {"name": "UNet", "args": {}}}}
+
+
+@pytest.fixture
+def conf(tmp_path):
+    from clara_hydra.convert import convert, write
+    from clara_hydra.reader import analyse
+    src = tmp_path / "cfg.json"
+    src.write_text(json.dumps(CONFIG))
+    conv = convert(analyse(CONFIG, file=str(src)))
+    return Path(write(conv, str(tmp_path / "conf")))
+
+
+def sweep(conf: Path, cwd: Path, *args: str, env: dict | None = None, wait: bool = True):
+    cmd = [sys.executable, str(TASK), "-m", "--config-dir", str(conf.parent), "--config-name", conf.stem,
+           f"hydra.sweep.dir={cwd / 'sweep'}", *args]
+    full_env = dict(os.environ, **(env or {}))
+    if not wait:
+        return subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, start_new_session=True)
+    return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=600)
+
+
+def rows(path: Path) -> list[dict]:
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_failures_and_nan_are_recorded_and_the_sweep_goes_on(tmp_path, conf):
+    proc = sweep(conf, tmp_path, "hydra.sweeper.n_trials=5", "hydra.sweeper.max_failure_rate=0.5",
+                 "hydra.sweeper.pruner=none", env={"FAIL_TRIALS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = {r["number"]: r for r in rows(tmp_path / "sweep" / "trials.csv")}
+    assert len(trials) == 5
+    assert trials["1"]["state"] == "fail" and "boom" in trials["1"]["reason"]
+    assert trials["2"]["state"] == "fail" and "the key metric is nan" in trials["2"]["reason"]
+    assert sum(r["state"] == "complete" for r in trials.values()) == 3
+    assert "[clara-hydra] trial #1: FAIL" in proc.stdout
+
+
+def test_too_many_failures_stop_the_sweep(tmp_path, conf):
+    proc = sweep(conf, tmp_path, "hydra.sweeper.n_trials=6", "hydra.sweeper.max_failure_rate=0.0",
+                 "hydra.sweeper.pruner=none", env={"FAIL_TRIALS": "1"})
+    assert proc.returncode != 0
+    assert "more than max_failure_rate=0.0" in proc.stderr
+
+
+def test_pruning_is_visible_in_trials_csv(tmp_path, conf):
+    proc = sweep(conf, tmp_path, "hydra.sweeper.n_trials=10", "hydra.sweeper.pruner=median")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    states = [r["state"] for r in rows(tmp_path / "sweep" / "trials.csv")]
+    assert "pruned" in states and "complete" in states and "fail" not in states
+    results = (tmp_path / "sweep" / "optimization_results.yaml").read_text()
+    assert "best_trial" in results and (tmp_path / "sweep" / "best_config.yaml").exists()
+
+
+def test_resume_after_kill_9(tmp_path, conf):
+    args = ["hydra.sweeper.n_trials=6", "hydra.sweeper.study_trials=6", "hydra.sweeper.pruner=none"]
+    proc = sweep(conf, tmp_path, *args, env={"EVERY_TRIAL_SLEEPS": "0.7"}, wait=False)
+    csv_path = tmp_path / "sweep" / "trials.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if csv_path.exists() and sum(r["state"] == "complete" for r in rows(csv_path)) >= 2:
+            break
+        time.sleep(0.2)
+    time.sleep(0.3)  # let the next trial start
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = [r for r in rows(csv_path) if r["state"] == "complete"]
+    assert len(before) >= 2
+    again = sweep(conf, tmp_path, *args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    after = rows(csv_path)
+    complete = [r for r in after if r["state"] == "complete"]
+    interrupted = [r for r in after if r["reason"].startswith("interrupted")]
+    assert len(complete) == 6, after  # study_trials: the same total
+    assert {r["number"] for r in before} <= {r["number"] for r in complete}  # no finished trial lost
+    assert len(interrupted) == 1 and interrupted[0]["state"] == "fail"
+    numbers = sorted(int(r["number"]) for r in after)
+    assert numbers == list(range(len(after)))  # job numbers continue, none reused
+
+
+def test_workers_run_asynchronously_on_cpu(tmp_path, conf):
+    proc = sweep(conf, tmp_path, "hydra.sweeper.n_trials=4", "hydra.sweeper.workers=0:0",
+                 "hydra.sweeper.pruner=none", env={"SLOW_TRIAL": "0", "SLOW_SECONDS": "6"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import optuna
+    study = optuna.load_study(study_name="cfg", storage=f"sqlite:///{tmp_path / 'clara_hydra_sweeps.db'}")
+    t = {tr.number: tr for tr in study.trials}
+    assert all(tr.state.name == "COMPLETE" for tr in t.values()) and len(t) == 4
+    # worker 1 went on with trials 2 and 3 while the slow trial 0 still ran on worker 0
+    assert t[3].datetime_start < t[0].datetime_complete
+    seen = (tmp_path / "sweep" / "1" / "seen_gpus.txt").read_text()
+    assert seen.strip() == "1:"  # CPU workers: no GPU visible
+
+
+@pytest.mark.parametrize("spec,want", [("0:0:1:1", [["0"], ["0"], ["1"], ["1"]]), ("0,1:2,3", [["0", "1"], ["2", "3"]]),
+                                       (3, [[], [], []])], ids=["two-per-gpu", "two-gpus-each", "count"])
+def test_parse_workers(spec, want):
+    from clara_hydra.sweep.options import parse_workers
+    assert parse_workers(spec) == want
+
+
+def test_journal_storage(tmp_path, conf):
+    proc = sweep(conf, tmp_path, "hydra.sweeper.n_trials=3", f"hydra.sweeper.storage=journal:{tmp_path / 'j.log'}",
+                 "hydra.sweeper.pruner=none")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(rows(tmp_path / "sweep" / "trials.csv")) == 3 and (tmp_path / "j.log").exists()
+
+
+# ------------------------------------------------------------------------------------ PostgreSQL
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory):
+    """A real PostgreSQL server on loopback (Debian's package, installed when missing)."""
+    bindir = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None) if Path("/usr/lib/postgresql").exists() else None
+    if bindir is None:
+        if shutil.which("apt-get") is None or os.geteuid() != 0:
+            pytest.skip("PostgreSQL is not installed and cannot be installed here")
+        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "postgresql"], check=True, capture_output=True,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        bindir = sorted(Path("/usr/lib/postgresql").glob("*/bin"))[0]
+    import tempfile
+    data = Path(tempfile.mkdtemp(prefix="clara-hydra-pg-"))  # the postgres user must reach it
+    run_as = []
+    if os.geteuid() == 0:  # initdb refuses root: run the server as the postgres user
+        shutil.chown(data, "postgres", "postgres")
+        run_as = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(run_as + [str(bindir / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres"],
+                   check=True, capture_output=True)
+    port = _free_port()
+    log = data / "server.log"
+    subprocess.run(run_as + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o",
+                             f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start"],
+                   check=True, capture_output=True)
+    subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "clara"],
+                   check=True, capture_output=True)
+    yield f"postgresql://postgres@127.0.0.1:{port}/clara"
+    subprocess.run(run_as + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"], capture_output=True)
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def test_two_sweep_processes_share_one_postgres_study(tmp_path, conf, postgres):
+    procs = []
+    for i in range(2):
+        d = tmp_path / f"machine{i}"
+        d.mkdir()
+        procs.append(sweep(conf, d, "hydra.sweeper.n_trials=4", f"hydra.sweeper.storage={postgres}",
+                           "hydra.sweeper.study_name=shared", "hydra.sweeper.pruner=none",
+                           env={"EVERY_TRIAL_SLEEPS": "0.3"}, wait=False))
+    for p in procs:
+        out, _ = p.communicate(timeout=600)
+        assert p.returncode == 0, out[-3000:]
+    import optuna
+    study = optuna.load_study(study_name="shared", storage=postgres)
+    numbers = [t.number for t in study.trials]
+    assert len(numbers) == 8 and sorted(numbers) == list(range(8))  # the sum: none lost, none duplicated
+    assert all(t.state.name == "COMPLETE" for t in study.trials)
+    mine = [len(rows(tmp_path / f"machine{i}" / "sweep" / "trials.csv")) for i in range(2)]
+    # each trials.csv lists the study as its process last saw it: its own 4 at least, all 8 for the last one
+    assert min(mine) >= 4 and max(mine) == 8
