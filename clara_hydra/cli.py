@@ -44,6 +44,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--enabled-only", action="store_true",
                    help="drop disabled components; each alternatives list becomes its one enabled member")
     r.add_argument("--env", metavar="ENV.json")
+    rp = sub.add_parser("report", help="plot a study and print its top trials",
+                        description="Write optimization_history.png, param_importances.png and "
+                                    "parallel_coordinate.png for a study, and print its top trials. The same "
+                                    "storage opens in optuna-dashboard.")
+    rp.add_argument("study", metavar="STUDY", help="the study name (hydra.sweeper.study_name: the config's name)")
+    rp.add_argument("--storage", default="sqlite:///clara_hydra_sweeps.db",
+                    help="the storage URL (default: sqlite:///clara_hydra_sweeps.db); journal:PATH for a journal file")
+    rp.add_argument("-o", "--output-dir", default=None, metavar="DIR", help="where the PNGs go (default: report-STUDY)")
+    rp.add_argument("--top", type=int, default=5)
+
     d = sub.add_parser("synth-data", help="write a small synthetic NIfTI data set with its datalist",
                        description="Write a synthetic NIfTI data set (3D volumes with blobs and their labels), a "
                                    "Decathlon-style dataset.json (training/validation) and an environment.json "
@@ -56,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="voxel size in mm (default 1 1 1)")
     d.add_argument("--seed", type=int, default=0)
     return p
+
+
+def _report(args) -> int:
+    from .sweep.report import report
+    report(args.study, args.storage, args.output_dir or f"report-{args.study}", top=args.top)
+    return 0
 
 
 def _synth(args) -> int:
@@ -115,7 +131,8 @@ def _resolve(args) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"convert": _convert, "space": _space, "resolve": _resolve, "synth-data": _synth}[args.command]
+    handler = {"convert": _convert, "space": _space, "resolve": _resolve, "synth-data": _synth,
+               "report": _report}[args.command]
     from .errors import ClaraHydraError
 
     try:

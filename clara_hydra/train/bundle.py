@@ -31,8 +31,10 @@ def search_dirs(config_file: str | None) -> list[str]:
 
 
 class Builder:
-    def __init__(self, tree: dict, *, device: str, amp: bool, config_file: str | None = None) -> None:
+    def __init__(self, tree: dict, *, device: str, amp: bool, config_file: str | None = None,
+                 share_cache: bool = False) -> None:
         self.tree = tree
+        self.share_cache = share_cache  # in a sweep: trials share the cached deterministic transforms
         self.device = device
         self.amp = amp
         self.dirs = search_dirs(config_file)
@@ -184,6 +186,15 @@ class Builder:
                              hint="give data_list_file_path (and data_file_base_dir, data_list_key)")
         if "transform" not in built and "pre_transforms" in self.bundle[sec]:
             built["transform"] = f"@{sec}#pre_transforms"
+        target = str(built.get("_target_", ""))
+        if self.share_cache and target in ("monai.data.CacheDataset", "monai.data.PersistentDataset") \
+                and built.get("transform") == f"@{sec}#pre_transforms":
+            from .cache import prefix_key
+            chain = (self.bundle[sec].get("pre_transforms") or {}).get("transforms", [])
+            extra = {k: v for k, v in built.items() if k not in ("data", "transform", "_target_")}
+            built["key"] = prefix_key(chain, built["data"], extra)
+            built["dataset_class"] = target
+            built["_target_"] = "clara_hydra.train.cache.shared_dataset"
 
     def _fast_loader(self, sec: str, b: dict) -> None:
         """MONAI's fast-training recipe where it is safe: with a cached dataset on CUDA, a

@@ -35,7 +35,7 @@ def pick_device() -> tuple[str, bool]:
     return "cpu", False
 
 
-def build(tree: dict, *, config_file: str | None, device: str, amp: bool):
+def build(tree: dict, *, config_file: str | None, device: str, amp: bool, share_cache: bool = False):
     """The monai.bundle ConfigParser over the translated config."""
     import monai
     import numpy
@@ -51,7 +51,7 @@ def build(tree: dict, *, config_file: str | None, device: str, amp: bool):
     if era == "v3":
         from .v3 import to_v4
         tree = to_v4(tree)
-    bundle = Builder(tree, device=device, amp=amp, config_file=config_file).build()
+    bundle = Builder(tree, device=device, amp=amp, config_file=config_file, share_cache=share_cache).build()
     parser = ConfigParser(bundle, globals={"monai": monai, "torch": torch, "np": numpy, "numpy": numpy,
                                            "clara_hydra": clara_hydra, "clara_hydra_conf": tree})
     return parser, bundle, era
@@ -103,7 +103,8 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
         from monai.utils import set_determinism
         set_determinism(seed=int(seed))
 
-    parser, bundle, era = build(tree, config_file=config_file, device=device, amp=amp)
+    t_build = time.perf_counter()
+    parser, bundle, era = build(tree, config_file=config_file, device=device, amp=amp, share_cache=trial is not None)
     with open(os.path.join(run_dir, "bundle_config.json"), "w") as fh:
         json.dump(bundle, fh, indent=1, default=str)
     if "trainer" not in bundle["train"]:
@@ -128,6 +129,7 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
         _report_to(trial, trainer, evaluator)
     if progress:
         _progress(trainer)
+    notice(f"built in {time.perf_counter() - t_build:.2f}s (data included)")
     start = time.perf_counter()
     thread_errors: list[BaseException] = []
     previous_hook = threading.excepthook

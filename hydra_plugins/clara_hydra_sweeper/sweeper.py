@@ -115,7 +115,8 @@ class ClaraOptunaSweeper(Sweeper):
         return trial, list(overrides), job_dir
 
     def _env(self, trial, job_dir: Path) -> dict[str, str]:
-        env = {trial_ctx.ENV_TRIAL: str(trial.number), trial_ctx.ENV_STUDY: self.study.study_name}
+        env = {trial_ctx.ENV_TRIAL: str(trial.number), trial_ctx.ENV_STUDY: self.study.study_name,
+               "CLARA_HYDRA_CACHE_DIR": str(self.sweep_dir / ".data_cache")}
         if self.storage_spec:
             env[trial_ctx.ENV_STORAGE] = str(self.storage_spec)
         return env

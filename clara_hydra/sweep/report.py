@@ -1,0 +1,62 @@
+"""``clara-hydra report STUDY``: PNG plots of a study and its top trials."""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import ClaraHydraError
+
+
+def report(study_name: str, storage: str, out_dir: str, top: int = 5) -> list[str]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna
+    from optuna.trial import TrialState
+
+    from .storage import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(open_storage(storage))]
+        raise ClaraHydraError(f"no study '{study_name}' in {storage}", location="STUDY",
+                              hint=("its studies: " + ", ".join(names)) if names else "the storage has no study") from None
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        raise ClaraHydraError(f"study '{study_name}' has no complete trial yet", location="STUDY")
+    os.makedirs(out_dir, exist_ok=True)
+    from optuna.visualization import matplotlib as vis
+    written = []
+    plots = [("optimization_history.png", lambda: vis.plot_optimization_history(study)),
+             ("parallel_coordinate.png", lambda: vis.plot_parallel_coordinate(study))]
+    if len(complete) >= 2 and len({k for t in complete for k in t.params}) >= 1:
+        plots.append(("param_importances.png", lambda: vis.plot_param_importances(study)))
+    import warnings
+    for name, plot in plots:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                ax = plot()
+            except (ValueError, RuntimeError) as exc:  # e.g. importances need variation
+                print(f"clara-hydra: {name}: not drawn ({exc})")
+                continue
+        fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+        fig.set_size_inches(10, 6)
+        fig.tight_layout()
+        path = os.path.join(out_dir, name)
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    reverse = study.direction.name == "MAXIMIZE"
+    best = sorted(complete, key=lambda t: t.value, reverse=reverse)[:top]
+    states = {s.name.lower(): n for s in TrialState if (n := len(study.get_trials(deepcopy=False, states=(s,))))}
+    print(f"study '{study_name}' ({study.direction.name.lower()}): " + ", ".join(f"{n} {s}" for s, n in states.items()))
+    print(f"top {len(best)} trials:")
+    for t in best:
+        params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
+        print(f"  #{t.number:<4d} {t.value:.4f}  {params}")
+    for path in written:
+        print(path)
+    return written

@@ -1,0 +1,62 @@
+"""Data once per sweep: the deterministic part of the transform chain is cached once and reused
+by every trial that has the same deterministic transforms and data.
+
+In one process (Hydra's launcher) the cached dataset object is reused and only its transform
+(whose random tail may differ per trial) is swapped; across worker processes a PersistentDataset
+in the sweep's cache folder is shared on disk. The key hashes the deterministic prefix's config
+and the data list, so a trial that changes a deterministic arg gets a cache of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import OrderedDict
+from typing import Any
+
+ENV_CACHE_DIR = "CLARA_HYDRA_CACHE_DIR"
+_MEMORY: "OrderedDict[str, Any]" = OrderedDict()
+KEEP = 2  # cached datasets kept in memory per process
+
+
+def prefix_key(transforms: list, data: list, extra: dict) -> str:
+    """Hash of the deterministic prefix (up to the first random transform) and the data."""
+    from monai.transforms import Randomizable
+
+    from .names import resolve_class
+    prefix = []
+    for t in transforms:
+        target = t.get("_target_", "") if isinstance(t, dict) else ""
+        try:
+            cls = resolve_class(target)
+        except Exception:
+            break
+        if isinstance(cls, type) and issubclass(cls, Randomizable):
+            break
+        prefix.append(t)
+    text = json.dumps([prefix, data, extra], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def shared_dataset(data, transform, key: str, dataset_class: str = "monai.data.CacheDataset", **kwargs):
+    """A CacheDataset-like dataset whose cache trials share (target of translated configs)."""
+    from .names import notice, resolve_class
+    cache_dir = os.environ.get(ENV_CACHE_DIR)
+    if key in _MEMORY:
+        ds = _MEMORY.pop(key)
+        _MEMORY[key] = ds
+        ds.transform = transform
+        notice("reusing this sweep's cached data (same deterministic transforms and data)")
+        return ds
+    if cache_dir and os.environ.get("CLARA_HYDRA_RESULT"):  # a worker process: share on disk
+        from monai.data import PersistentDataset
+        path = os.path.join(cache_dir, key)
+        os.makedirs(path, exist_ok=True)
+        notice(f"caching the deterministic transforms on disk for the whole sweep: {path}")
+        return PersistentDataset(data, transform=transform, cache_dir=path)
+    ds = resolve_class(dataset_class)(data=data, transform=transform, **kwargs)
+    _MEMORY[key] = ds
+    while len(_MEMORY) > KEEP:
+        _MEMORY.popitem(last=False)
+    return ds
