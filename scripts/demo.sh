@@ -5,4 +5,4 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$(bash "$ROOT/scripts/setup.sh")"
 cd "$ROOT"
-exec "$VENV/bin/python" train.py -m hydra.sweeper.n_trials=4 "$@"
+exec "$VENV/bin/python" train.py -m hydra.sweeper.n_trials=4 "hydra.sweeper.study_name=demo-$(date +%Y%m%d-%H%M%S)" "$@"

@@ -191,3 +191,18 @@ def test_two_sweep_processes_share_one_postgres_study(tmp_path, conf, postgres):
     mine = [len(rows(tmp_path / f"machine{i}" / "sweep" / "trials.csv")) for i in range(2)]
     # each trials.csv lists the study as its process last saw it: its own 4 at least, all 8 for the last one
     assert min(mine) >= 4 and max(mine) == 8
+
+
+def test_submitit_launcher_batches_and_reports_from_other_processes(tmp_path, conf):
+    """The SLURM example's launcher (hydra-submitit-launcher), with its local executor: trials run in
+    other processes, n_jobs at a time, and report to their trials through the storage."""
+    proc = sweep(conf, tmp_path, "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5",
+                 "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2", "hydra.sweeper.pruner=none")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = rows(tmp_path / "sweep" / "trials.csv")
+    assert [r["state"] for r in trials] == ["complete"] * 4
+    import optuna
+    study = optuna.load_study(study_name="cfg", storage=f"sqlite:///{tmp_path / 'clara_hydra_sweeps.db'}")
+    assert all(t.intermediate_values == {1: pytest.approx(t.value / 3), 2: pytest.approx(2 * t.value / 3),
+                                         3: pytest.approx(t.value)} for t in study.trials)
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.name.isdigit()) == ["0", "1", "2", "3"]

@@ -123,26 +123,33 @@ class ClaraOptunaSweeper(Sweeper):
 
     # -- through Hydra's launcher (in-process by default; SLURM with submitit) ---------------
     def _run_launcher(self, to_go: int) -> None:
+        """Batches of n_jobs trials through Hydra's launcher (in-process by default; a SLURM array
+        with hydra-submitit-launcher). Each job's folder is its trial number."""
         launcher = self.impl.launcher
         while to_go > 0:
-            trial, overrides, job_dir = self._ask()
-            env = self._env(trial, job_dir)
-            overrides += [f"++hydra.job.env_set.{k}={_quote(v)}" for k, v in env.items()]
-            trial_ctx.register(self.study.study_name, trial)
+            batch = []
+            for _ in range(min(to_go, max(1, int(self.impl.n_jobs)))):
+                trial, overrides, job_dir = self._ask()
+                overrides += [f"++hydra.job.env_set.{k}={_quote(v)}" for k, v in self._env(trial, job_dir).items()]
+                overrides.append(f"hydra.sweep.subdir={trial.number}")
+                trial_ctx.register(self.study.study_name, trial)
+                batch.append((trial, overrides))
             start = time.time()
             try:
-                [ret] = launcher.launch([overrides], initial_job_idx=trial.number)
+                returns = launcher.launch([ov for _, ov in batch], initial_job_idx=batch[0][0].number)
             finally:
-                trial_ctx.unregister(self.study.study_name, trial.number)
-            to_go -= 1
-            if ret.status == JobStatus.COMPLETED:
-                self._tell(trial, "complete", value=ret.return_value, started=start)
-            else:
-                exc = ret._return_value
-                if isinstance(exc, optuna.TrialPruned):
-                    self._tell(trial, "pruned", reason=str(exc), started=start)
+                for trial, _ in batch:
+                    trial_ctx.unregister(self.study.study_name, trial.number)
+            to_go -= len(batch)
+            for (trial, _), ret in zip(batch, returns):
+                if ret.status == JobStatus.COMPLETED:
+                    self._tell(trial, "complete", value=ret.return_value, started=start)
                 else:
-                    self._tell(trial, "fail", reason=_first_line(exc), started=start)
+                    exc = ret._return_value
+                    if isinstance(exc, optuna.TrialPruned):
+                        self._tell(trial, "pruned", reason=str(exc), started=start)
+                    else:
+                        self._tell(trial, "fail", reason=_first_line(exc), started=start)
             self._check_failure_rate(to_go)
 
     # -- Clara's workers: asynchronous subprocesses, each with its own GPUs -----------------
