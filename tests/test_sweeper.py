@@ -206,3 +206,56 @@ def test_submitit_launcher_batches_and_reports_from_other_processes(tmp_path, co
     assert all(t.intermediate_values == {1: pytest.approx(t.value / 3), 2: pytest.approx(2 * t.value / 3),
                                          3: pytest.approx(t.value)} for t in study.trials)
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.name.isdigit()) == ["0", "1", "2", "3"]
+
+
+def test_report_writes_plots_and_prints_top_trials(tmp_path):
+    import optuna
+    from conftest import run_cli
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(study_name="demo", storage=storage, direction="maximize",
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: t.suggest_float("lr", 1e-4, 1e-2, log=True) * 10 + t.suggest_int("k", 1, 3) / 10,
+                   n_trials=8)
+    proc = run_cli("report", "demo", "--storage", storage, "-o", tmp_path / "rep")
+    assert proc.returncode == 0, proc.stderr
+    for png in ("optimization_history.png", "parallel_coordinate.png", "param_importances.png"):
+        data = (tmp_path / "rep" / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    assert "top 5 trials:" in proc.stdout and f"#{study.best_trial.number}" in proc.stdout
+    missing = run_cli("report", "nope", "--storage", storage)
+    assert missing.returncode == 2 and "no study 'nope'" in missing.stderr and "its studies: demo" in missing.stderr
+
+
+@pytest.mark.parametrize("validate,want", [
+    ({"key_metric": {"name": "MeanDice", "log_label": "val_mean_dice"}}, "maximize"),
+    ({"metrics": [{"name": "Accuracy", "log_label": "acc"}, {"name": "X", "log_label": "val_loss", "is_key_metric": True}]},
+     "minimize"),
+    ({"metrics": [{"name": "ComputeAverage", "args": {"name": "neg_loss", "is_key_metric": True}}]}, "maximize"),
+    ({}, "maximize"),
+], ids=["dice", "loss-v40", "negloss-v3", "none"])
+def test_direction_follows_the_key_metric(validate, want):
+    from clara_hydra.convert import key_metric_direction
+    assert key_metric_direction({"validate": validate})[0] == want
+
+
+def test_best_config_trains_again_to_the_same_metric(tmp_path):
+    """The exported best_config_train.json is a normal Clara config: converted and trained again,
+    it reaches the best trial's metric."""
+    from conftest import run_cli
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "-m", "--config-name", "demo_v41",
+                           "hydra.sweeper.n_trials=2", "hydra.sweeper.pruner=none", f"hydra.sweep.dir={tmp_path / 's'}",
+                           "hydra.sweeper.storage=null"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import yaml
+    best = yaml.safe_load((tmp_path / "s" / "optimization_results.yaml").read_text())["best_value"]
+    exported = tmp_path / "s" / "best_config_train.json"
+    doc = json.loads(exported.read_text())
+    assert "search" not in doc and "clara_hydra" not in doc
+    assert run_cli("convert", exported, "-o", tmp_path / "again").returncode == 0
+    again = subprocess.run([sys.executable, str(ROOT / "train.py"), "--config-dir", str(tmp_path / "again"),
+                            "--config-name", "best_config_train", f"hydra.run.dir={tmp_path / 'r'}"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    import re
+    value = float(re.search(r"key metric = ([\d.]+)", again.stderr).group(1))
+    assert value == pytest.approx(best, abs=1e-3)

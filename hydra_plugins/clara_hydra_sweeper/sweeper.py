@@ -95,11 +95,10 @@ class ClaraOptunaSweeper(Sweeper):
         """Trials a crash or kill -9 left RUNNING are failed, with the reason recorded."""
         marked = 0
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if t.user_attrs.get("clara_host") == os.uname().nodename and _alive(t.user_attrs.get("clara_pid")):
+            if t.user_attrs.get("clara_host") != os.uname().nodename:
+                continue  # started on another machine (or by another tool): its liveness is unknown here
+            if _alive(t.user_attrs.get("clara_pid")):
                 continue  # another sweep process on this machine is running it
-            if t.user_attrs.get("clara_pid") is None and self.storage_spec and "sqlite" not in str(self.storage_spec) \
-                    and "journal" not in str(self.storage_spec):
-                continue  # a shared server: another machine may run it
             study._storage.set_trial_user_attr(t._trial_id, REASON, INTERRUPTED)
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             marked += 1
