@@ -117,3 +117,30 @@ def test_old_monai_names_are_renamed_with_a_notice(capsys):
     assert post[1]["to_onehot"] == 3 and "n_classes" not in post[1]
     err = capsys.readouterr().err
     assert "'dimensions' is now 'spatial_dims'" in err and "AddChanneld is called EnsureChannelFirstd" in err
+
+
+@pytest.mark.parametrize("free,on_gpu", [(8 * 2**30, True), (1024, False)], ids=["fits", "too-big"])
+def test_cuda_fast_path_wiring(tmp_path, free, on_gpu, capsys):
+    """On CUDA (simulated: the bundle is only built, not run), a cached dataset gets a
+    ThreadDataLoader, non-blocking transfers, and its cache on the GPU when it fits."""
+    from clara_hydra.synth import write
+    from clara_hydra.train.bundle import Builder
+    env = write(str(tmp_path / "d"), n_train=2, n_val=1, shape=(32, 32, 32))
+    tree = {"train": {
+        "pre_transforms": [{"name": "LoadImaged", "args": {"keys": ["image", "label"]}},
+                           {"name": "EnsureChannelFirstd", "args": {"keys": ["image", "label"]}},
+                           {"name": "RandFlipd", "args": {"keys": ["image", "label"], "prob": 0.5}}],
+        "dataset": {"name": "CacheDataset", "data_list_file_path": env["DATASET_JSON"],
+                    "data_file_base_dir": env["DATA_ROOT"], "data_list_key": "training", "args": {}},
+        "dataloader": {"name": "DataLoader", "args": {"batch_size": 1, "num_workers": 2}},
+        "trainer": {"name": "SupervisedTrainer", "args": {"max_epochs": 1, "amp": True}}}}
+    b = Builder(tree, device="cuda", amp=True, gpu_free_bytes=free).build()["train"]
+    assert b["dataloader"]["_target_"] == "monai.data.ThreadDataLoader" and b["dataloader"]["num_workers"] == 0
+    assert b["trainer"]["non_blocking"] is True and b["trainer"]["amp"] is True
+    chain = [t["_target_"].rsplit(".", 1)[-1] for t in b["pre_transforms"]["transforms"]]
+    if on_gpu:
+        assert chain == ["LoadImaged", "EnsureChannelFirstd", "EnsureTyped", "RandFlipd"]
+        assert b["pre_transforms"]["transforms"][2]["device"] == "cuda"
+    else:
+        assert chain == ["LoadImaged", "EnsureChannelFirstd", "RandFlipd"]
+        assert "does not fit" in capsys.readouterr().err

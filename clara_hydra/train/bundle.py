@@ -32,8 +32,9 @@ def search_dirs(config_file: str | None) -> list[str]:
 
 class Builder:
     def __init__(self, tree: dict, *, device: str, amp: bool, config_file: str | None = None,
-                 share_cache: bool = False) -> None:
+                 share_cache: bool = False, gpu_free_bytes: int | None = None) -> None:
         self.tree = tree
+        self.gpu_free_bytes = gpu_free_bytes  # free CUDA memory: cached data goes to the GPU when it fits
         self.share_cache = share_cache  # in a sweep: trials share the cached deterministic transforms
         self.device = device
         self.amp = amp
@@ -206,6 +207,28 @@ class Builder:
             dl["_target_"] = "monai.data.ThreadDataLoader"
             dl["num_workers"] = 0
             notice(f"{sec}.dataloader: cached data on CUDA: using ThreadDataLoader")
+        if self.device == "cuda" and cached and self.gpu_free_bytes and dl.get("_target_", "").endswith(
+                "ThreadDataLoader") and isinstance(ds.get("data"), list):
+            self._cache_on_gpu(sec, ds)
+
+    def _cache_on_gpu(self, sec: str, ds: dict) -> None:
+        """Keep the cached (deterministic) part of the data on the GPU when it fits in half of the
+        free memory: EnsureTyped(device=cuda) right after the deterministic prefix."""
+        from .cache import first_random_index
+        data = ds["data"]
+        keys = [k for k, v in (data[0] if data else {}).items() if isinstance(v, str)]
+        estimate = estimate_bytes(data, keys)
+        chain = (self.bundle[sec].get("pre_transforms") or {}).get("transforms")
+        if not keys or estimate is None or chain is None or ds.get("transform") != f"@{sec}#pre_transforms":
+            return
+        if estimate > self.gpu_free_bytes // 2:
+            notice(f"{sec}.dataset: cached data (~{estimate / 2**30:.1f} GiB) does not fit in half of the free GPU "
+                   f"memory: kept in host memory")
+            return
+        at = first_random_index(chain)
+        chain.insert(at, {"_target_": "monai.transforms.EnsureTyped", "keys": keys, "device": "cuda",
+                          "track_meta": True})
+        notice(f"{sec}.dataset: keeping the cached data on the GPU (~{estimate / 2**20:.0f} MiB)")
 
     def _handler(self, sec: str, h: dict, where: str) -> None:
         cls = h.get("_clara_class_", "")
@@ -248,6 +271,23 @@ class Builder:
             notice(f"{sec}: AMP needs CUDA; training in full precision on the CPU")
         if "amp" in engine or self.amp:
             engine["amp"] = bool(engine.get("amp")) and self.amp
+
+
+def estimate_bytes(data: list, keys: list[str]) -> int | None:
+    """Uncompressed float32 size of the data list's images, from their headers (None: unknown)."""
+    total = 0
+    try:
+        import nibabel as nib
+        for item in data:
+            for k in keys:
+                shape = nib.load(item[k]).header.get_data_shape()
+                n = 1
+                for d in shape:
+                    n *= int(d)
+                total += 4 * n
+    except Exception:
+        return None
+    return total
 
 
 def _strip_markers(node: Any) -> Any:

@@ -20,21 +20,25 @@ _MEMORY: "OrderedDict[str, Any]" = OrderedDict()
 KEEP = 2  # cached datasets kept in memory per process
 
 
-def prefix_key(transforms: list, data: list, extra: dict) -> str:
-    """Hash of the deterministic prefix (up to the first random transform) and the data."""
+def first_random_index(transforms: list) -> int:
+    """Index of the first random transform in a translated chain (len() when none is random)."""
     from monai.transforms import Randomizable
 
     from .names import resolve_class
-    prefix = []
-    for t in transforms:
+    for i, t in enumerate(transforms):
         target = t.get("_target_", "") if isinstance(t, dict) else ""
         try:
             cls = resolve_class(target)
         except Exception:
-            break
+            return i
         if isinstance(cls, type) and issubclass(cls, Randomizable):
-            break
-        prefix.append(t)
+            return i
+    return len(transforms)
+
+
+def prefix_key(transforms: list, data: list, extra: dict) -> str:
+    """Hash of the deterministic prefix (up to the first random transform) and the data."""
+    prefix = transforms[:first_random_index(transforms)]
     text = json.dumps([prefix, data, extra], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 

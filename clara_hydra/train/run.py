@@ -51,7 +51,9 @@ def build(tree: dict, *, config_file: str | None, device: str, amp: bool, share_
     if era == "v3":
         from .v3 import to_v4
         tree = to_v4(tree)
-    bundle = Builder(tree, device=device, amp=amp, config_file=config_file, share_cache=share_cache).build()
+    gpu_free = torch.cuda.mem_get_info()[0] if device == "cuda" else None
+    bundle = Builder(tree, device=device, amp=amp, config_file=config_file, share_cache=share_cache,
+                     gpu_free_bytes=gpu_free).build()
     parser = ConfigParser(bundle, globals={"monai": monai, "torch": torch, "np": numpy, "numpy": numpy,
                                            "clara_hydra": clara_hydra, "clara_hydra_conf": tree})
     return parser, bundle, era
