@@ -144,3 +144,16 @@ def test_cuda_fast_path_wiring(tmp_path, free, on_gpu, capsys):
     else:
         assert chain == ["LoadImaged", "EnsureChannelFirstd", "RandFlipd"]
         assert "does not fit" in capsys.readouterr().err
+
+
+def test_train_and_validate_never_share_a_cached_dataset(tmp_path):
+    from clara_hydra.synth import write
+    from clara_hydra.train.bundle import Builder
+    env = write(str(tmp_path / "d"), n_train=2, n_val=1, shape=(32, 32, 32))
+    ds = {"name": "CacheDataset", "data_list_file_path": env["DATASET_JSON"], "data_file_base_dir": env["DATA_ROOT"],
+          "data_list_key": "training", "args": {}}
+    chain = [{"name": "LoadImaged", "args": {"keys": ["image", "label"]}}]
+    tree = {"train": {"pre_transforms": chain, "dataset": ds}, "validate": {"pre_transforms": chain, "dataset": ds}}
+    b = Builder(tree, device="cuda", amp=False, share_cache=True, gpu_free_bytes=8 * 2**30).build()
+    assert b["train"]["dataset"]["_target_"] == "clara_hydra.train.cache.shared_dataset"
+    assert b["train"]["dataset"]["key"] != b["validate"]["dataset"]["key"]

@@ -259,3 +259,56 @@ def test_best_config_trains_again_to_the_same_metric(tmp_path):
     import re
     value = float(re.search(r"key metric = ([\d.]+)", again.stderr).group(1))
     assert value == pytest.approx(best, abs=1e-3)
+
+
+# ---------------------------------------------------------------- regressions from a code review
+
+def test_workers_with_journal_storage_and_the_configured_pruner(tmp_path, conf):
+    proc = sweep(conf, tmp_path, "hydra.sweeper.n_trials=10", "hydra.sweeper.workers=0:0",
+                 f"hydra.sweeper.storage=journal:{tmp_path / 'j.log'}", "hydra.sweeper.pruner=none")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    states = [r["state"] for r in rows(tmp_path / "sweep" / "trials.csv")]
+    assert states == ["complete"] * 10  # workers reopen journal storages, and pruner=none holds there too
+
+
+def test_a_stale_outcome_file_is_never_read(tmp_path, conf):
+    job = tmp_path / "sweep" / "0"
+    job.mkdir(parents=True)
+    (job / "clara_trial_result.json").write_text('{"state": "complete", "value": 123.0}')
+    proc = sweep(conf, tmp_path, "hydra.sweeper.n_trials=1", "hydra.sweeper.workers=1", "hydra.sweeper.pruner=none",
+                 env={"FAIL_TRIALS": "1", "CLARA_HYDRA_TRIAL_CRASH": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [row] = rows(tmp_path / "sweep" / "trials.csv")
+    assert row["state"] == "fail" and row["value"] == "" and "exited with code 9" in row["reason"]
+
+
+def test_few_failures_do_not_stop_a_short_sweep(tmp_path, conf):
+    """One rule in both modes: the failure rate is judged from the 4th finished trial on."""
+    for extra in ([], ["hydra.sweeper.workers=0:0"]):
+        d = tmp_path / ("w" if extra else "l")
+        d.mkdir()
+        proc = sweep(conf, d, "hydra.sweeper.n_trials=3", "hydra.sweeper.pruner=none", *extra,
+                     env={"FAIL_TRIALS": "1"})
+        assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_resume_honours_the_sampler_seed(tmp_path, conf):
+    params = {}
+    base = tmp_path / "base"
+    base.mkdir()
+    assert sweep(conf, base, "hydra.sweeper.n_trials=2", "hydra.sweeper.pruner=none").returncode == 0
+    for seed in ("0", "7"):
+        d = tmp_path / f"s{seed}"
+        d.mkdir()
+        shutil.copyfile(base / "clara_hydra_sweeps.db", d / "clara_hydra_sweeps.db")
+        assert sweep(conf, d, "hydra.sweeper.n_trials=2", "hydra.sweeper.pruner=none",
+                     f"hydra.sweeper.sampler.seed={seed}").returncode == 0
+        params[seed] = [r["x"] for r in rows(d / "sweep" / "trials.csv")][2:]
+    assert params["0"] != params["7"]
+
+
+def test_relative_sqlite_storage_works_when_jobs_change_directory(tmp_path, conf):
+    proc = sweep(conf, tmp_path, "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5",
+                 "hydra.sweeper.n_trials=2", "hydra.job.chdir=True", "hydra.sweeper.pruner=none")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [r["state"] for r in rows(tmp_path / "sweep" / "trials.csv")] == ["complete", "complete"]

@@ -15,6 +15,8 @@ def make_pruner(spec: Any):
     import optuna
     if spec is None or spec == "none" or spec is False:
         return optuna.pruners.NopPruner()
+    if isinstance(spec, str) and spec.lower() == "none":
+        return optuna.pruners.NopPruner()
     if isinstance(spec, str):
         name = spec.lower()
         if name == "median":

@@ -53,6 +53,8 @@ def write_all(study, sweep_dir: Path, param_names: list[str]) -> None:
                          (job / ".hydra" / "config.yaml", "best_config.yaml")):
             if src.exists():
                 shutil.copyfile(src, sweep_dir / dst)
+            elif (sweep_dir / dst).exists():
+                (sweep_dir / dst).unlink()  # the best trial ran elsewhere: no stale copy of another one
 
 
 def _atomic(path: Path, text: str) -> None:

@@ -6,6 +6,22 @@ from __future__ import annotations
 from typing import Any
 
 
+def absolute(spec: Any) -> Any:
+    """sqlite:///rel.db and journal:rel.log with absolute paths, so jobs that change directory
+    (hydra.job.chdir, SLURM) find the same storage."""
+    import os
+    if spec is None:
+        return None
+    text = str(spec)
+    if text.startswith("sqlite:///") and not text.startswith("sqlite:////") and text != "sqlite:///:memory:":
+        return "sqlite:///" + os.path.abspath(text[len("sqlite:///"):])
+    if text.startswith("journal:"):
+        path = text[len("journal:"):]
+        path = path[2:] if path.startswith("//") else path
+        return "journal:" + os.path.abspath(path)
+    return text
+
+
 def open_storage(spec: Any):
     if spec is None:
         return None

@@ -15,6 +15,7 @@ ENV_TRIAL = "CLARA_HYDRA_TRIAL"
 ENV_STUDY = "CLARA_HYDRA_STUDY"
 ENV_STORAGE = "CLARA_HYDRA_STORAGE"
 ENV_RESULT = "CLARA_HYDRA_RESULT"  # where a worker process writes its outcome
+ENV_PRUNER = "CLARA_HYDRA_PRUNER"  # the sweep's pruner (JSON), so other processes prune alike
 
 _REGISTRY: dict[tuple[str, int], Any] = {}
 
@@ -39,8 +40,14 @@ def current():
     storage = os.environ.get(ENV_STORAGE)
     if not storage:
         return None
+    import json
+
     import optuna
-    study = optuna.load_study(study_name=study_name, storage=storage)
+
+    from .options import make_pruner
+    from .storage import open_storage
+    pruner = make_pruner(json.loads(os.environ[ENV_PRUNER])) if ENV_PRUNER in os.environ else None
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage), pruner=pruner)
     for frozen in study.get_trials(deepcopy=False):
         if frozen.number == int(number):
             return optuna.trial.Trial(study, frozen._trial_id)

@@ -193,6 +193,7 @@ class Builder:
             from .cache import prefix_key
             chain = (self.bundle[sec].get("pre_transforms") or {}).get("transforms", [])
             extra = {k: v for k, v in built.items() if k not in ("data", "transform", "_target_")}
+            extra["_section"] = sec  # train and validate never share one dataset object
             built["key"] = prefix_key(chain, built["data"], extra)
             built["dataset_class"] = target
             built["_target_"] = "clara_hydra.train.cache.shared_dataset"
@@ -201,14 +202,16 @@ class Builder:
         """MONAI's fast-training recipe where it is safe: with a cached dataset on CUDA, a
         ThreadDataLoader (the random transforms run in a thread, no worker processes)."""
         ds, dl = b.get("dataset"), b["dataloader"]
-        cached = isinstance(ds, dict) and str(ds.get("_target_", "")).rsplit(".", 1)[-1] in (
-            "CacheDataset", "SmartCacheDataset", "PersistentDataset", "CacheNTransDataset")
+        target = str(ds.get("dataset_class") or ds.get("_target_", "")) if isinstance(ds, dict) else ""
+        cached = target.rsplit(".", 1)[-1] in ("CacheDataset", "SmartCacheDataset", "PersistentDataset",
+                                               "CacheNTransDataset")
         if self.device == "cuda" and cached and dl.get("_target_") == "monai.data.DataLoader":
             dl["_target_"] = "monai.data.ThreadDataLoader"
             dl["num_workers"] = 0
             notice(f"{sec}.dataloader: cached data on CUDA: using ThreadDataLoader")
-        if self.device == "cuda" and cached and self.gpu_free_bytes and dl.get("_target_", "").endswith(
-                "ThreadDataLoader") and isinstance(ds.get("data"), list):
+        on_disk = self.share_cache and os.environ.get("CLARA_HYDRA_RESULT")  # a worker: cache shared on disk
+        if self.device == "cuda" and cached and not on_disk and self.gpu_free_bytes and dl.get(
+                "_target_", "").endswith("ThreadDataLoader") and isinstance(ds.get("data"), list):
             self._cache_on_gpu(sec, ds)
 
     def _cache_on_gpu(self, sec: str, ds: dict) -> None:

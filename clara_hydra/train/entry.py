@@ -6,6 +6,7 @@ import json
 import math
 import os
 import sys
+import time
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -54,7 +55,12 @@ def run(cfg: DictConfig) -> float | None:
         with open(os.path.join(run_dir, "config_train.json"), "w") as fh:
             json.dump(full, fh, indent=2)  # a normal Clara config: searched values in, no search blocks
         trial = current()
-        value = train(enabled_only(full), config_file=_config_file(source), run_dir=run_dir, trial=trial)
+        started = time.time()
+        try:
+            value = train(enabled_only(full), config_file=_config_file(source), run_dir=run_dir, trial=trial)
+        finally:
+            if trial is not None:
+                trial.set_user_attr("duration_s", round(time.time() - started, 3))
         if not math.isfinite(value):
             raise TrainingError(f"the key metric is {value}", location="validate",
                                 hint="check the metric's inputs (post transforms, labels)")

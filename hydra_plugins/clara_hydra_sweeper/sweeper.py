@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -25,7 +26,7 @@ from optuna.trial import TrialState
 
 from clara_hydra.sweep import results, trial as trial_ctx
 from clara_hydra.sweep.options import make_pruner, parse_workers
-from clara_hydra.sweep.storage import open_storage, retrying
+from clara_hydra.sweep.storage import absolute, open_storage, retrying
 
 log = logging.getLogger(__name__)
 REASON = "clara_reason"
@@ -37,11 +38,13 @@ class ClaraOptunaSweeper(Sweeper):
     def __init__(self, sampler: Any, direction: Any, storage: Any, study_name: str | None, n_trials: int,
                  n_jobs: int, max_failure_rate: float, custom_search_space: str | None, params: DictConfig | None,
                  pruner: Any = "median", workers: Any = None, study_trials: Any = None) -> None:
+        sampler_seed = sampler.get("seed") if hasattr(sampler, "get") else None
         sampler = instantiate(sampler, _execution_whitelist_=("hydra_plugins.hydra_optuna_sweeper.*",
                                                                "optuna.samplers.*"))
         self.impl = OptunaSweeperImpl(sampler, direction, storage, study_name, n_trials, n_jobs, max_failure_rate,
                                       custom_search_space, params)
         self.pruner_spec = OmegaConf.to_container(pruner) if isinstance(pruner, DictConfig) else pruner
+        self.seed = sampler_seed
         self.workers = workers
         self.study_trials = study_trials
 
@@ -59,8 +62,8 @@ class ClaraOptunaSweeper(Sweeper):
             dists.pop(name, None)
         self.dists, self.fixed_params, self.fixed_overrides = dists, fixed_params, fixed_overrides
         directions = impl._get_directions()
-        self.storage_spec = impl.storage
-        storage = open_storage(impl.storage)
+        self.storage_spec = absolute(impl.storage)
+        storage = open_storage(self.storage_spec)
         study = retrying(lambda: optuna.create_study(
             study_name=impl.study_name, storage=storage, sampler=impl.sampler, pruner=make_pruner(self.pruner_spec),
             directions=directions, load_if_exists=True))
@@ -74,7 +77,7 @@ class ClaraOptunaSweeper(Sweeper):
         if self.study_trials is not None:
             to_go = max(0, min(to_go, int(self.study_trials) - len(done)))
         if study.get_trials(deepcopy=False):
-            _reseed(study.sampler, len(study.get_trials(deepcopy=False)))  # do not replay earlier samples
+            _reseed(study.sampler, len(study.get_trials(deepcopy=False)), self.seed)  # no replay of samples
         log.info(f"Study '{study.study_name}' in {impl.storage or 'memory'}: {len(done)} finished trial(s)"
                  + (f", {marked} interrupted one(s) marked failed" if marked else "")
                  + f"; this run: {to_go} trial(s)"
@@ -97,8 +100,8 @@ class ClaraOptunaSweeper(Sweeper):
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if t.user_attrs.get("clara_host") != os.uname().nodename:
                 continue  # started on another machine (or by another tool): its liveness is unknown here
-            if _alive(t.user_attrs.get("clara_pid")):
-                continue  # another sweep process on this machine is running it
+            if _alive(t.user_attrs.get("clara_pid")) or _alive(t.user_attrs.get("clara_worker_pid")):
+                continue  # another sweep process (or its worker) on this machine is running it
             study._storage.set_trial_user_attr(t._trial_id, REASON, INTERRUPTED)
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             marked += 1
@@ -118,6 +121,7 @@ class ClaraOptunaSweeper(Sweeper):
                "CLARA_HYDRA_CACHE_DIR": str(self.sweep_dir / ".data_cache")}
         if self.storage_spec:
             env[trial_ctx.ENV_STORAGE] = str(self.storage_spec)
+        env[trial_ctx.ENV_PRUNER] = json.dumps(self.pruner_spec)
         return env
 
     # -- through Hydra's launcher (in-process by default; SLURM with submitit) ---------------
@@ -162,6 +166,17 @@ class ClaraOptunaSweeper(Sweeper):
             log.info(f"No CUDA: running {len(slots)} CPU worker(s)")
         base = self._base_command()
         running: dict[int, tuple] = {}
+        previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        try:
+            self._worker_loop(to_go, slots, cuda, base, running)
+        except BaseException:
+            self._stop_workers(running)
+            results.write_all(self.study, self.sweep_dir, list(self.dists))
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def _worker_loop(self, to_go: int, slots, cuda: bool, base: list, running: dict) -> None:
         stop = False
         while (to_go > 0 and not stop) or running:
             for slot in range(len(slots)):
@@ -171,13 +186,20 @@ class ClaraOptunaSweeper(Sweeper):
                 job_dir.mkdir(parents=True, exist_ok=True)
                 env = dict(os.environ, **self._env(trial, job_dir))
                 result_file = job_dir / "clara_trial_result.json"
+                result_file.unlink(missing_ok=True)  # never read an outcome of an earlier sweep
                 env[trial_ctx.ENV_RESULT] = str(result_file)
-                env["CUDA_VISIBLE_DEVICES"] = ",".join(slots[slot]) if cuda else ""
+                if not cuda:
+                    env["CUDA_VISIBLE_DEVICES"] = ""
+                elif slots[slot]:
+                    env["CUDA_VISIBLE_DEVICES"] = ",".join(slots[slot])
+                # (a worker given as a count keeps the GPUs this process sees)
                 cmd = base + overrides + [f"hydra.run.dir={_quote(str(job_dir))}"]
                 logf = open(job_dir / "worker.log", "w")
-                proc = subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT, cwd=os.getcwd())
-                log.info(f"Trial #{trial.number} on worker {slot} "
-                         f"({'GPU ' + ','.join(slots[slot]) if cuda else 'CPU'}): {' '.join(overrides)}")
+                proc = subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT, cwd=os.getcwd(),
+                                        preexec_fn=_die_with_parent)
+                trial.set_user_attr("clara_worker_pid", proc.pid)
+                where = ("GPU " + ",".join(slots[slot]) if slots[slot] else "all GPUs") if cuda else "CPU"
+                log.info(f"Trial #{trial.number} on worker {slot} ({where}): {' '.join(overrides)}")
                 running[slot] = (trial, proc, time.time(), job_dir, logf)
                 to_go -= 1
             time.sleep(0.2)
@@ -191,6 +213,21 @@ class ClaraOptunaSweeper(Sweeper):
                     stop = True
         if stop:
             self._raise_failure_rate()
+
+    def _stop_workers(self, running: dict) -> None:
+        """Ctrl-C or SIGTERM: stop the workers and record their trials as interrupted."""
+        for trial, proc, _, _, logf in running.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for trial, proc, _, _, logf in running.values():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            logf.close()
+            trial.set_user_attr(REASON, INTERRUPTED)
+            self.study.tell(trial, state=TrialState.FAIL)
+        running.clear()
 
     def _base_command(self) -> list[str]:
         hc = self.config.hydra
@@ -228,7 +265,8 @@ class ClaraOptunaSweeper(Sweeper):
                     state, reason = "fail", f"the key metric is {value}"
         if reason:
             trial.set_user_attr(REASON, reason[:500])
-        trial.set_user_attr("duration_s", round(time.time() - started, 3))
+        if "duration_s" not in self.study._storage.get_trial(trial._trial_id).user_attrs:
+            trial.set_user_attr("duration_s", round(time.time() - started, 3))  # else the job timed itself
         if state == "complete":
             self.study.tell(trial, value)
         elif state == "pruned":
@@ -247,8 +285,7 @@ class ClaraOptunaSweeper(Sweeper):
         return self.finished >= 4 and self.failed / self.finished > self.impl.max_failure_rate
 
     def _check_failure_rate(self, to_go: int) -> None:
-        if self._failure_rate_exceeded() or (to_go == 0 and self.finished and
-                                             self.failed / self.finished > self.impl.max_failure_rate):
+        if self._failure_rate_exceeded():
             self._raise_failure_rate()
 
     def _raise_failure_rate(self) -> None:
@@ -257,19 +294,35 @@ class ClaraOptunaSweeper(Sweeper):
                            f"{self.impl.max_failure_rate}; see {self.sweep_dir / 'trials.csv'} for the reasons")
 
 
-def _reseed(sampler, offset: int) -> None:
+def _reseed(sampler, offset: int, seed: Any) -> None:
     """A seeded sampler restarted on a study with trials would replay its first samples: move its
-    random state on, deterministically (seed + number of trials) where the sampler allows it."""
+    random state on, deterministically (from the seed and the number of trials) where the sampler
+    allows it; an unseeded sampler gets fresh randomness."""
     import numpy as np
-    seed = getattr(sampler, "_clara_seed", None)
+    if seed is None:
+        if hasattr(sampler, "reseed_rng"):
+            sampler.reseed_rng()
+        return
     for holder in (sampler, getattr(sampler, "_random_sampler", None)):
         rng = getattr(holder, "_rng", None)
         target = getattr(rng, "rng", rng)
         if isinstance(target, np.random.RandomState):
-            target.seed((0 if seed is None else seed) * 1_000_003 + offset + (holder is not sampler))
-            continue
-        if holder is not None and hasattr(holder, "reseed_rng"):
+            target.seed((int(seed) * 1_000_003 + offset + (holder is not sampler)) % 2**32)
+        elif holder is not None and hasattr(holder, "reseed_rng"):
             holder.reseed_rng()
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _die_with_parent() -> None:
+    """Linux: a worker gets SIGTERM when its sweep process dies, even by kill -9."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
 
 
 def _params(params: dict) -> str:
