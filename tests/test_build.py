@@ -64,7 +64,8 @@ def _build(rel: str, data):
     with tempfile.TemporaryDirectory() as tmp:
         path = write(conv, tmp)
         cfg = compose(tmp, os.path.splitext(os.path.basename(path))[0],
-                      [f"DATASET_JSON={data / 'dataset.json'}", f"DATA_ROOT={data}"])
+                      [f"DATASET_JSON={data / 'dataset.json'}", f"DATA_ROOT={data}",
+                       f"MMAR_CKPT_DIR={data / 'models'}", f"MMAR_CKPT={data / 'models' / 'model.pt'}"])
         tree = effective_from_cfg(cfg, enabled_only=True)
     parser, bundle, era = build(tree, config_file=None, device="cpu", amp=False)
     return _parsed(parser, "train#trainer"), _parsed(parser, "validate#evaluator")
