@@ -11,7 +11,6 @@ Pure: no torch, no code from the config is executed.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import os
 import re
@@ -26,8 +25,8 @@ import yaml
 from . import __version__
 from . import tree as T
 from .effective import META_KEY, effective, strip_meta
-from .errors import AlternativesError, ClaraHydraError, SearchSpaceError
-from .paths import Loc, clara, dotted, get, has, put
+from .errors import AlternativesError, ClaraHydraError
+from .paths import Loc, clara, dotted, get, put
 from .reader import ClaraConfig
 from .space import Param, build
 
@@ -43,9 +42,6 @@ class Conversion:
     body: dict
     meta: dict
     warnings: list[str] = field(default_factory=list)
-
-    def yaml_text(self, source_label: str) -> str:
-        return render(self, source_label)
 
     def document(self) -> dict:
         """The config as OmegaConf sees it (without defaults/hydra)."""
@@ -376,4 +372,4 @@ def emit_warnings(conv: Conversion) -> None:
         print(w, file=sys.stderr)
 
 
-__all__ = ["convert", "write", "render", "Conversion", "resolve_document", "copy", "has"]
+__all__ = ["convert", "write", "render", "Conversion", "resolve_document"]

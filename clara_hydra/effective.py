@@ -12,7 +12,7 @@ from typing import Any
 
 from . import tree as T
 from .errors import AlternativesError, ClaraHydraError
-from .paths import Loc, clara, get
+from .paths import Loc, clara
 
 META_KEY = "clara_hydra"
 
@@ -94,4 +94,4 @@ def enabled_components(tree: dict) -> list[tuple[str, dict]]:
     return [(clara(v.loc), v.node) for v in T.walk(tree) if v.kind == "component"]
 
 
-__all__ = ["effective", "strip_meta", "enabled_components", "check_alternatives", "get"]
+__all__ = ["effective", "strip_meta", "enabled_only", "enabled_components", "check_alternatives"]

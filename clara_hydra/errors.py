@@ -8,6 +8,21 @@ The command line prints it as ``error: FILE: LOCATION: message`` and exits 2.
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def did_you_mean(word: str, candidates, *, quote: bool = False, cutoff: float = 0.6) -> str:
+    """``"did you mean a, b? "`` for the close candidates, or ``""``."""
+    import difflib
+    close = difflib.get_close_matches(word, sorted(candidates), n=3, cutoff=cutoff)
+    if not close:
+        return ""
+    return "did you mean " + ", ".join(f"'{c}'" if quote else c for c in close) + "? "
+
+
 class ClaraHydraError(Exception):
     """Base of every error that is the user's input, not a bug."""
 

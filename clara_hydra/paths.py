@@ -34,18 +34,6 @@ def get(tree: Any, loc: Loc) -> Any:
     return node
 
 
-def has(tree: Any, loc: Loc) -> bool:
-    node = tree
-    for part in loc:
-        if isinstance(part, int):
-            if not isinstance(node, list) or part >= len(node):
-                return False
-        elif not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return True
-
-
 def put(tree: Any, loc: Loc, value: Any) -> None:
     """Set ``value`` at ``loc``, creating dicts on the way (``args`` of a component)."""
     node = tree

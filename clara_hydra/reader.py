@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import tree as T
-from .errors import ConfigSyntaxError, ReferenceError_, SearchSpaceError
+from .errors import ConfigSyntaxError, ReferenceError_, SearchSpaceError, did_you_mean
 from .paths import Loc, clara
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -440,22 +440,12 @@ class _Reader:
 
     # -- checks that need the whole file --------------------------------------------------
     def cross_check(self) -> None:
-        searched: dict[Loc, SearchEntry] = {}
+        """Checks that need the whole file (entry() already refused duplicate searches and aliases)."""
         for e in self.entries:
             for i, arg in enumerate(e.args):
-                aloc = e.loc + ("args", i) if e.loc != ("lr_search",) else e.loc
-                if arg.target in searched:
-                    prev = searched[arg.target]
-                    raise self.err(aloc, f"'{clara(arg.target)}' is searched by two entries "
-                                         f"({clara(prev.loc)} and this one)",
-                                   "merge them into one entry, or drop one")
-                searched[arg.target] = e
                 if arg.alias is None:
                     continue
-                if arg.alias in self.aliases:
-                    prev, _ = self.aliases[arg.alias]
-                    raise self.err(aloc, f"alias '{arg.alias}' is defined twice (first at {clara(prev.loc)})",
-                                   "give each searched arg its own alias; use apply to share one value")
+                aloc = e.loc + ("args", i) if e.loc != ("lr_search",) else e.loc
                 if arg.alias in self.first_level or arg.alias in self.new_params:
                     raise self.err(aloc, f"alias '{arg.alias}' clashes with the first-level param "
                                          f"'{arg.alias}'", "aliases and first-level params share one "
@@ -468,14 +458,13 @@ class _Reader:
         names = set(self.aliases) | set(self.first_level) | set(self.new_params)
         for ap in self.applies:
             if ap.name not in names:
-                close = _close(ap.name, names)
                 raise self.err(ap.loc, f"apply names '{ap.name}', which nothing defines",
-                               ("did you mean " + ", ".join(f"'{c}'" for c in close) + "? " if close else "")
+                               did_you_mean(ap.name, names, quote=True)
                                + "apply can name an alias (\"arg#alias\" in a search) or a first-level param",
                                cls=ReferenceError_)
-            if ap.target in searched:
+            if ap.target in self.searched:
                 raise self.err(ap.loc, f"'{clara(ap.target)}' is set both by search "
-                                       f"({clara(searched[ap.target].loc)}) and by apply",
+                                       f"({clara(self.searched[ap.target])}) and by apply",
                                "search it once and apply the alias elsewhere, or drop one")
         for ref in self.refs:
             ref.target = self._find_ref(ref)
@@ -490,10 +479,9 @@ class _Reader:
         for loc, comp in self.train_components:
             if T.class_name(comp) == ref.name:
                 return loc
-        known = sorted({T.component_alias(c) or T.class_name(c) for _, c in self.train_components})
-        close = _close(ref.name, known)
+        known = {T.component_alias(c) or T.class_name(c) for _, c in self.train_components}
         raise self.err(ref.loc + ("ref",), f"ref '{ref.name}' names no train component",
-                       ("did you mean " + ", ".join(f"'{c}'" for c in close) + "? " if close else "")
+                       did_you_mean(ref.name, known, quote=True)
                        + "a ref names a train component by class name or by its \"Cls#alias\" alias",
                        cls=ReferenceError_)
 
@@ -501,8 +489,3 @@ class _Reader:
 def _boolish(value: Any) -> bool:
     return isinstance(value, (bool, int, float)) or (isinstance(value, str) and (
         value.lower() in ("true", "false") or bool(re.fullmatch(r"\{\w+\}", value))))
-
-
-def _close(word: str, candidates) -> list[str]:
-    import difflib
-    return difflib.get_close_matches(word, sorted(candidates), n=3, cutoff=0.6)

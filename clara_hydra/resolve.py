@@ -12,7 +12,7 @@ import tempfile
 from typing import Any, Sequence
 
 from .effective import META_KEY, effective, strip_meta
-from .errors import ClaraHydraError, OverrideError
+from .errors import ClaraHydraError, OverrideError, first_line
 from .schema import WELL_KNOWN
 
 
@@ -27,12 +27,12 @@ def effective_from_cfg(cfg: Any, *, enabled_only: bool = False, file: str | None
         if label is not None and str(label) not in table:
             labels = ", ".join(str(k) for k in table if not str(k).startswith("as_written"))
             raise OverrideError(f"'{label}' is not one of the choices of '{name}': {labels}", file=file,
-                                location=name, hint=f"see `clara-hydra space` for what each label sets")
+                                location=name, hint="see `clara-hydra space` for what each label sets")
     try:
         tree = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None)
-        raise ClaraHydraError(f"cannot resolve the config: {_first_line(exc)}", file=file,
+        raise ClaraHydraError(f"cannot resolve the config: {first_line(exc)}", file=file,
                               location=key or None,
                               hint="check the overrides and the names that interpolations use") from None
     for key in list(tree):
@@ -43,11 +43,6 @@ def effective_from_cfg(cfg: Any, *, enabled_only: bool = False, file: str | None
         return effective(tree, enabled_only=enabled_only)
     except ClaraHydraError as exc:
         raise exc.with_file(file) if file else exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def compose(config_dir: str, config_name: str, overrides: Sequence[str] = (), file: str | None = None):
@@ -69,9 +64,9 @@ def compose(config_dir: str, config_name: str, overrides: Sequence[str] = (), fi
 
 
 def _override_error(exc: BaseException, overrides: Sequence[str], file: str | None) -> ClaraHydraError:
-    text = _first_line(exc)
+    text = first_line(exc)
     cause = exc.__cause__ or exc.__context__
-    detail = _first_line(cause) if cause is not None else ""
+    detail = first_line(cause) if cause is not None else ""
     location = None
     for ov in overrides:
         key = ov.split("=", 1)[0].lstrip("+~")

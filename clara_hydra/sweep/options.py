@@ -45,8 +45,6 @@ def parse_workers(spec: Any) -> list[list[str]]:
             raise ClaraHydraError(f"workers must be at least 1, got {spec}", location="hydra.sweeper.workers")
         return [[] for _ in range(spec)]
     text = str(spec).strip()
-    if text.isdigit() and ":" not in text and "," not in text and len(text) > 1:
-        text = text  # a single GPU id like "10"
     out = []
     for part in text.split(":"):
         gpus = [g.strip() for g in part.split(",") if g.strip()]

@@ -14,6 +14,7 @@ def report(study_name: str, storage: str, out_dir: str, top: int = 5) -> list[st
     import optuna
     from optuna.trial import TrialState
 
+    from . import results
     from .storage import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -55,8 +56,7 @@ def report(study_name: str, storage: str, out_dir: str, top: int = 5) -> list[st
     print(f"study '{study_name}' ({study.direction.name.lower()}): " + ", ".join(f"{n} {s}" for s, n in states.items()))
     print(f"top {len(best)} trials:")
     for t in best:
-        params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
-        print(f"  #{t.number:<4d} {t.value:.4f}  {params}")
+        print(f"  #{t.number:<4d} {t.value:.4f}  {results.format_params(t.params)}")
     for path in written:
         print(path)
     return written

@@ -12,6 +12,10 @@ import yaml
 from optuna.trial import TrialState
 
 
+def format_params(params: dict) -> str:
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
 def best(study):
     try:
         return study.best_trial

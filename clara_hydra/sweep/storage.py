@@ -16,10 +16,14 @@ def absolute(spec: Any) -> Any:
     if text.startswith("sqlite:///") and not text.startswith("sqlite:////") and text != "sqlite:///:memory:":
         return "sqlite:///" + os.path.abspath(text[len("sqlite:///"):])
     if text.startswith("journal:"):
-        path = text[len("journal:"):]
-        path = path[2:] if path.startswith("//") else path
-        return "journal:" + os.path.abspath(path)
+        return "journal:" + os.path.abspath(_journal_path(text))
     return text
+
+
+def _journal_path(text: str) -> str:
+    """The file of ``journal:PATH`` (``journal://PATH`` too)."""
+    path = text[len("journal:"):]
+    return path[2:] if path.startswith("//") else path
 
 
 def open_storage(spec: Any):
@@ -29,10 +33,7 @@ def open_storage(spec: Any):
     if text.startswith("journal:"):
         import optuna
         from optuna.storages.journal import JournalFileBackend
-        path = text[len("journal:"):]
-        if path.startswith("//"):
-            path = path[2:]
-        return optuna.storages.JournalStorage(JournalFileBackend(path))
+        return optuna.storages.JournalStorage(JournalFileBackend(_journal_path(text)))
     import optuna
     kwargs = {"engine_kwargs": {"connect_args": {"timeout": 60}}} if text.startswith("sqlite:///") else {}
     return retrying(lambda: optuna.storages.RDBStorage(text, **kwargs))

@@ -40,7 +40,6 @@ class Builder:
         self.amp = amp
         self.dirs = search_dirs(config_file)
         self.bundle: dict[str, Any] = {sec: {} for sec in SECTIONS}
-        self.labels: dict[tuple[str, str], list[str]] = {}
 
     # -- references ------------------------------------------------------------------
     def has(self, sec: str, slot: str) -> bool:

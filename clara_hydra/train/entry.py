@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from ..errors import ClaraHydraError
 from ..resolve import effective_from_cfg
@@ -105,4 +105,4 @@ def _config_file(source: str | None) -> str | None:
     return path if os.path.exists(path) else None
 
 
-__all__ = ["run", "prepare", "OmegaConf"]
+__all__ = ["run", "prepare"]

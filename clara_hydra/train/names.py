@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 import os
 import sys
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
-from ..errors import ClaraHydraError
+from ..errors import ClaraHydraError, did_you_mean
 
 #: Where a bare ``name`` is looked up, in order (SPEC: MONAI first, then torch, then ignite).
 NAME_MODULES = (
@@ -61,13 +60,11 @@ def lookup(name: str, where: str) -> str:
         name = new
     for mod in NAME_MODULES:
         m = _module(mod)
-        if m is not None and inspect.isclass(getattr(m, name, None)) or (
-                m is not None and callable(getattr(m, name, None)) and name[:1].isupper()):
+        obj = getattr(m, name, None) if m is not None else None
+        if inspect.isclass(obj) or (callable(obj) and name[:1].isupper()):
             return f"{mod}.{name}"
-    close = difflib.get_close_matches(name, all_names(), n=3, cutoff=0.7)
     raise BuildError(f"no MONAI, torch or ignite class is called '{name}'", location=where,
-                     hint=("did you mean " + ", ".join(close) + "? " if close else "")
-                     + "use \"path\" for your own class")
+                     hint=did_you_mean(name, all_names(), cutoff=0.7) + "use \"path\" for your own class")
 
 
 def import_path(path: str, where: str, search_dirs: list[str]) -> Any:
@@ -129,11 +126,6 @@ def check_args(cls: Any, cls_name: str, args: dict, where: str) -> None:
     for name in args:
         if name.startswith("_") or name in params:
             continue
-        close = difflib.get_close_matches(name, [p for p in params if p != "self"], n=3, cutoff=0.6)
         raise BuildError(f"{cls_name} has no argument '{name}'", location=f"{where}.args.{name}",
-                         hint=("did you mean " + ", ".join(close) + "? " if close else "")
+                         hint=did_you_mean(name, [p for p in params if p != "self"])
                          + "its arguments are: " + ", ".join(p for p in params if p != "self"))
-
-
-def is_callable_target(obj: Callable) -> bool:
-    return callable(obj)

@@ -13,12 +13,12 @@ same builder as v4 turns into MONAI objects.
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .. import tree as T
+from ..errors import did_you_mean
 from .names import BuildError, notice
 
 CONVERTERS: dict[str, Callable[[Any], Any]] = {
@@ -145,9 +145,6 @@ def map_row(row: Row, v3args: dict, where: str, consumed: set[str] | None = None
     out.update(row.fixed)
     if "keys" in out and isinstance(out["keys"], str):
         out["keys"] = [out["keys"]]
-    if "mode" in out and isinstance(out.get("keys"), list) and row.target.endswith(("Spacingd", "Zoomd", "Resized",
-                                                                                     "RandRotated")):
-        pass
     if row.note:
         notice(f"{where}: {row.note}")
     return out
@@ -163,9 +160,8 @@ def map_transform(comp: dict, where: str) -> list[dict]:
     if name in SPECIAL:
         return [_comp(t, a, disabled) for t, a in _special(name, args, where)]
     if name not in TABLE:
-        close = difflib.get_close_matches(name, known_names(), n=3, cutoff=0.6)
         raise BuildError(f"the v3 component '{name}' has no MONAI equivalent in clara-hydra's table",
-                         location=where, hint=("did you mean " + ", ".join(close) + "? " if close else "")
+                         location=where, hint=did_you_mean(name, known_names())
                          + "see the README's v3 table, or give a \"path\" to your own class")
     rows = TABLE[name]
     if not rows:
@@ -293,9 +289,8 @@ def _model(comp: dict, in_channels: int, pipe: dict) -> tuple[dict, int, float]:
         notice("train.model: v3 Unet has no MONAI twin: using BasicUNet (different topology)")
         return {"path": "monai.networks.nets.BasicUNet", "args": {
             "spatial_dims": 3, "in_channels": in_channels, "out_channels": n}}, n, wd
-    close = difflib.get_close_matches(name, SECTION_NAMES["models"], n=3, cutoff=0.6)
     raise BuildError(f"the v3 model '{name}' has no MONAI equivalent in clara-hydra's table", location="train.model",
-                     hint=("did you mean " + ", ".join(close) + "? " if close else "") + "give a \"path\" to your class")
+                     hint=did_you_mean(name, SECTION_NAMES["models"]) + "give a \"path\" to your class")
 
 
 def _loss(comp: dict, act: str, n: int) -> dict:

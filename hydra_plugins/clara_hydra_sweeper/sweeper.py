@@ -24,6 +24,7 @@ from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_p
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
+from clara_hydra.errors import first_line
 from clara_hydra.sweep import results, trial as trial_ctx
 from clara_hydra.sweep.options import make_pruner, parse_workers
 from clara_hydra.sweep.storage import absolute, open_storage, retrying
@@ -116,7 +117,7 @@ class ClaraOptunaSweeper(Sweeper):
         trial.set_user_attr("job_dir", str(job_dir))
         return trial, list(overrides), job_dir
 
-    def _env(self, trial, job_dir: Path) -> dict[str, str]:
+    def _env(self, trial) -> dict[str, str]:
         env = {trial_ctx.ENV_TRIAL: str(trial.number), trial_ctx.ENV_STUDY: self.study.study_name,
                "CLARA_HYDRA_CACHE_DIR": str(self.sweep_dir / ".data_cache")}
         if self.storage_spec:
@@ -133,7 +134,7 @@ class ClaraOptunaSweeper(Sweeper):
             batch = []
             for _ in range(min(to_go, max(1, int(self.impl.n_jobs)))):
                 trial, overrides, job_dir = self._ask()
-                overrides += [f"++hydra.job.env_set.{k}={_quote(v)}" for k, v in self._env(trial, job_dir).items()]
+                overrides += [f"++hydra.job.env_set.{k}={_quote(v)}" for k, v in self._env(trial).items()]
                 overrides.append(f"hydra.sweep.subdir={trial.number}")
                 trial_ctx.register(self.study.study_name, trial)
                 batch.append((trial, overrides))
@@ -152,8 +153,8 @@ class ClaraOptunaSweeper(Sweeper):
                     if isinstance(exc, optuna.TrialPruned):
                         self._tell(trial, "pruned", reason=str(exc), started=start)
                     else:
-                        self._tell(trial, "fail", reason=_first_line(exc), started=start)
-            self._check_failure_rate(to_go)
+                        self._tell(trial, "fail", reason=first_line(exc), started=start)
+            self._check_failure_rate()
 
     # -- Clara's workers: asynchronous subprocesses, each with its own GPUs -----------------
     def _run_workers(self, to_go: int) -> None:
@@ -184,7 +185,7 @@ class ClaraOptunaSweeper(Sweeper):
                     continue
                 trial, overrides, job_dir = self._ask()
                 job_dir.mkdir(parents=True, exist_ok=True)
-                env = dict(os.environ, **self._env(trial, job_dir))
+                env = dict(os.environ, **self._env(trial))
                 result_file = job_dir / "clara_trial_result.json"
                 result_file.unlink(missing_ok=True)  # never read an outcome of an earlier sweep
                 env[trial_ctx.ENV_RESULT] = str(result_file)
@@ -278,13 +279,13 @@ class ClaraOptunaSweeper(Sweeper):
         best = results.best(self.study)
         shown = f"{value:.4f}" if state == "complete" else state.upper() + (f" ({reason})" if reason else "")
         best_text = f"best so far {best.value:.4f} (trial #{best.number})" if best is not None else "no best yet"
-        print(f"[clara-hydra] trial #{trial.number}: {shown} | {_params(trial.params)} | {best_text}", flush=True)
+        print(f"[clara-hydra] trial #{trial.number}: {shown} | {results.format_params(trial.params)} | {best_text}", flush=True)
         results.write_all(self.study, self.sweep_dir, list(self.dists))
 
     def _failure_rate_exceeded(self) -> bool:
         return self.finished >= 4 and self.failed / self.finished > self.impl.max_failure_rate
 
-    def _check_failure_rate(self, to_go: int) -> None:
+    def _check_failure_rate(self) -> None:
         if self._failure_rate_exceeded():
             self._raise_failure_rate()
 
@@ -323,15 +324,6 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except Exception:
         pass
-
-
-def _params(params: dict) -> str:
-    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
-
-
-def _first_line(exc: Any) -> str:
-    text = str(exc).strip()
-    return (text.splitlines() or [type(exc).__name__])[0] if text else type(exc).__name__
 
 
 def _quote(value: str) -> str:
