@@ -120,8 +120,9 @@ def test_old_monai_names_are_renamed_with_a_notice(capsys):
     assert "'dimensions' is now 'spatial_dims'" in err and "AddChanneld is called EnsureChannelFirstd" in err
 
 
+@pytest.mark.parametrize("share", [False, True], ids=["single-run", "in-a-sweep"])
 @pytest.mark.parametrize("free,on_gpu", [(8 * 2**30, True), (1024, False)], ids=["fits", "too-big"])
-def test_cuda_fast_path_wiring(tmp_path, free, on_gpu, capsys):
+def test_cuda_fast_path_wiring(tmp_path, free, on_gpu, share, capsys):
     """On CUDA (simulated: the bundle is only built, not run), a cached dataset gets a
     ThreadDataLoader, non-blocking transfers, and its cache on the GPU when it fits."""
     from clara_hydra.synth import write
@@ -135,7 +136,9 @@ def test_cuda_fast_path_wiring(tmp_path, free, on_gpu, capsys):
                     "data_file_base_dir": env["DATA_ROOT"], "data_list_key": "training", "args": {}},
         "dataloader": {"name": "DataLoader", "args": {"batch_size": 1, "num_workers": 2}},
         "trainer": {"name": "SupervisedTrainer", "args": {"max_epochs": 1, "amp": True}}}}
-    b = Builder(tree, device="cuda", amp=True, gpu_free_bytes=free).build()["train"]
+    b = Builder(tree, device="cuda", amp=True, gpu_free_bytes=free, share_cache=share).build()["train"]
+    if share:  # in a sweep the dataset is the shared-cache wrapper, and the fast path still applies
+        assert b["dataset"]["_target_"] == "clara_hydra.train.cache.shared_dataset"
     assert b["dataloader"]["_target_"] == "monai.data.ThreadDataLoader" and b["dataloader"]["num_workers"] == 0
     assert b["trainer"]["non_blocking"] is True and b["trainer"]["amp"] is True
     chain = [t["_target_"].rsplit(".", 1)[-1] for t in b["pre_transforms"]["transforms"]]
