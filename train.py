@@ -2,7 +2,8 @@
 
 ``--config-dir/--config-name`` select another converted config; ``KEY=VALUE`` overrides any
 param. The effective config is resolved by the same path as ``clara-hydra resolve``; the key
-validation metric is returned, so the Optuna sweeper can use it.
+validation metric is returned, so the Optuna sweeper can use it. ``clara-hydra train`` runs the
+same app from any folder (``--mmar DIR``). Failures end as one line (see clara_hydra.app).
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from clara_hydra.train.entry import run
+from clara_hydra.app import run_app, task
 
 
 @hydra.main(config_path="conf", config_name="demo")
 def main(cfg: DictConfig) -> float:
-    return run(cfg)
+    return task(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)

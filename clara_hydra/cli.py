@@ -54,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("-o", "--output-dir", default=None, metavar="DIR", help="where the PNGs go (default: report-STUDY)")
     rp.add_argument("--top", type=int, default=5)
 
+    sub.add_parser("train", add_help=False, help="train a converted config (the Hydra app; -m runs its sweep)",
+                   description="clara-hydra train [--mmar DIR] [--config-name NAME] [-m] [KEY=VALUE ...]: "
+                               "the app of train.py on DIR/conf/NAME.yaml (default: ./conf/config_train.yaml); "
+                               "every Hydra flag works (--cfg job, --help, -sc install=bash)")
+
     d = sub.add_parser("synth-data", help="write a small synthetic NIfTI data set with its datalist",
                        description="Write a synthetic NIfTI data set (3D volumes with blobs and their labels), a "
                                    "Decathlon-style dataset.json (training/validation) and an environment.json "
@@ -129,8 +134,98 @@ def _resolve(args) -> int:
     return 0
 
 
+def train_argv(argv: list[str]) -> list[str]:
+    """``[--mmar DIR] [Hydra args]`` -> the Hydra app's argv: ``--config-dir DIR/conf`` and
+    ``--config-name config_train`` unless given."""
+    from .errors import ClaraHydraError
+
+    args, mmar = [], None
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--mmar" or a.startswith("--mmar="):
+            if a == "--mmar":
+                if i + 1 >= len(argv):
+                    raise ClaraHydraError("--mmar needs a folder", location="--mmar", hint="--mmar path/to/MMAR")
+                mmar = argv[i + 1]
+                i += 2
+                continue
+            mmar = a.split("=", 1)[1]
+        else:
+            args.append(a)
+        i += 1
+    root = mmar or "."
+    if mmar is not None and not os.path.isdir(mmar):
+        raise ClaraHydraError("no such MMAR folder", file=mmar, hint="give the folder that holds config/ and conf/")
+    has = lambda *flags: any(a in flags or any(a.startswith(f + "=") for f in flags) for a in args)  # noqa: E731
+    if not has("--config-dir", "-cd"):
+        conf = os.path.join(root, "conf")
+        if not os.path.isdir(conf):
+            src = os.path.join(root, "config", "config_train.json")
+            raise ClaraHydraError("no conf/ folder with converted configs", file=os.path.abspath(root),
+                                  hint=f"convert first: clara-hydra convert {src} -o {conf}")
+        args = ["--config-dir", os.path.abspath(conf)] + args
+        if not has("--config-name", "-cn"):
+            yamls = sorted(f[:-5] for f in os.listdir(conf) if f.endswith(".yaml"))
+            name = "config_train" if "config_train" in yamls or len(yamls) != 1 else yamls[0]
+            if name not in yamls and not has("-sc", "--shell-completion"):
+                raise ClaraHydraError(f"no {name}.yaml in {conf}", file=os.path.abspath(conf),
+                                      hint=("pick one with --config-name: " + ", ".join(yamls)) if yamls else
+                                      "convert a config into it: clara-hydra convert config/config_train.json -o conf")
+            args = args + ["--config-name", name]
+    return args
+
+
+def _train(argv: list[str]) -> int:
+    from .app import main as app_main
+    from .errors import ClaraHydraError
+    try:
+        hydra_args = train_argv(argv)
+    except ClaraHydraError as exc:
+        print(exc.format(), file=sys.stderr)
+        return exc.exit_code
+    sys.argv = ["clara-hydra"] + hydra_args
+    app_main()
+    return 0
+
+
+def _completion(argv: list[str]) -> int | None:
+    """Hydra's bash completion calls ``clara-hydra -sc query=bash`` with the line in COMP_LINE:
+    hand ``clara-hydra train ...`` lines to the train app."""
+    line = os.environ.get("COMP_LINE", "")
+    words = line.split(" ")
+    if len(words) < 2 or words[1] != "train":
+        return None
+    rest = words[2:]
+    kept, i, mmar = [], 0, []
+    while i < len(rest):
+        if rest[i] == "--mmar" and i + 1 < len(rest):
+            mmar = rest[i:i + 2]
+            i += 2
+            continue
+        kept.append(rest[i])
+        i += 1
+    os.environ["COMP_LINE"] = " ".join(["clara-hydra"] + kept)
+    os.environ["COMP_POINT"] = str(len(os.environ["COMP_LINE"]))
+    return _train(mmar + list(argv))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:
+        return _train(argv[1:])
+    if any(a in ("-sc", "--shell-completion") or a.startswith("--shell-completion=") for a in argv):
+        done = _completion(argv)
+        if done is not None:
+            return done
+    parser = _parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if argv and argv[0] in sub.choices and argv[0] != "train":
+        # flags before or after the overrides: `resolve cfg.json a=1 --json` and `resolve --json cfg.json a=1`
+        args = sub.choices[argv[0]].parse_intermixed_args(argv[1:])
+        args.command = argv[0]
+    else:
+        args = parser.parse_args(argv)
     handler = {"convert": _convert, "space": _space, "resolve": _resolve, "synth-data": _synth,
                "report": _report}[args.command]
     from .errors import ClaraHydraError

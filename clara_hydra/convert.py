@@ -28,6 +28,7 @@ from .effective import META_KEY, effective, strip_meta
 from .errors import AlternativesError, ClaraHydraError
 from .paths import Loc, clara, dotted, get, put
 from .reader import ClaraConfig
+from .schema import defaults_entry
 from .space import Param, build
 
 _EXACT = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -56,8 +57,19 @@ def _is_code(s: str) -> bool:
     return s.startswith("@") or s.startswith("#") or s.lstrip().startswith("lambda")
 
 
-def _escape(s: str) -> str:
-    return s.replace("${", "\\${")
+def _escape(s: str, before_interpolation: bool = False) -> str:
+    """``s`` as an OmegaConf string that reads back exactly as ``s``: ``${`` is escaped (with the
+    backslashes in front of it doubled), a string that is ``???`` (OmegaConf's "missing") or
+    backslashes before it gets one more backslash, and with ``before_interpolation`` the trailing
+    backslashes are doubled (``C:\\{name}`` keeps its backslash before the value)."""
+    out = re.sub(r"(\\*)\$\{", lambda m: m.group(1) * 2 + "\\${", s)
+    if re.fullmatch(r"\\*\?\?\?", out):
+        return "\\" + out
+    if before_interpolation:
+        m = re.search(r"(\\+)$", out)
+        if m:
+            out = out[:m.start()] + m.group(1) * 2
+    return out
 
 
 class _Values:
@@ -96,14 +108,29 @@ class _Values:
             parsed = list(string.Formatter().parse(s))
         except ValueError:
             return _escape(s)
-        out = []
+        pieces: list[tuple[str, str]] = []  # ("text", literal) or ("interp", "${name}")
         for literal, fname, spec, conv in parsed:
-            out.append(_escape(literal))
+            if literal:
+                pieces.append(("text", literal))
             if fname is None:
                 continue
             if spec or conv or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", fname):
                 return _escape(s)  # not a plain {name}: Clara's str.format would not give a name
-            out.append(self._use(fname, loc))
+            used = self._use(fname, loc)
+            pieces.append(("interp", used) if used.startswith("${") else ("text", used))
+        merged: list[tuple[str, str]] = []
+        for kind, text in pieces:  # adjacent literal text is one literal ("{" + "}" of an alias)
+            if merged and kind == "text" and merged[-1][0] == "text":
+                merged[-1] = ("text", merged[-1][1] + text)
+            else:
+                merged.append((kind, text))
+        out = []
+        for i, (kind, text) in enumerate(merged):
+            if kind == "interp":
+                out.append(text)
+            else:
+                nxt = merged[i + 1][0] if i + 1 < len(merged) else None
+                out.append(_escape(text, before_interpolation=nxt == "interp"))
         return "".join(out)
 
 
@@ -269,7 +296,13 @@ def _repr_list(dumper, data):
     return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
 
 
+def _repr_str(dumper, data):
+    style = "|" if "\n" in data and not data.endswith((" ", "\n")) else None  # readable multi-line text
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
 _Dumper.add_representer(list, _repr_list)
+_Dumper.add_representer(str, _repr_str)
 
 
 def _dump(data: Any) -> str:
@@ -297,28 +330,67 @@ def key_metric_direction(tree: dict) -> tuple[str, str]:
     return "maximize", f"the key metric {label} is higher-is-better"
 
 
+def _one_line(text: Any) -> str:
+    """Text for a YAML comment: never more than one line."""
+    return str(text).replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _entry(key: str, value: Any) -> str:
+    """``key: value`` as one YAML line, however long (a folded line would not load back)."""
+    return yaml.dump({key: value}, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                     allow_unicode=True, width=float("inf")).rstrip()
+
+
+def help_template(conv: Conversion, stem: str, source_label: str) -> str:
+    """What ``--help`` shows: how to run it, the search space, the config, Hydra's flags."""
+    lines = [f"== {stem}: a Clara config converted by clara-hydra "
+             f"(from {os.path.basename(source_label)}) ==",
+             "Train once:  clara-hydra train [--mmar DIR] [KEY=VALUE ...]   "
+             f"(or: python train.py --config-dir DIR --config-name {stem} ...)",
+             "Sweep:       add -m; the search space below is hydra.sweeper.params", ""]
+    if conv.params:
+        lines.append(f"== Search space: {len(conv.params)} parameter(s); KEY=VALUE sets one, "
+                     "the sweep samples it ==")
+        for p in conv.params:
+            lines.append(f"  {p.name}: {p.sweep}  [{p.type}, domain {p.domain or '-'}]")
+            lines.append("      sets " + ", ".join(clara(s) for s in p.sources))
+            if p.mode == "label":
+                for lab, v in p.choices.items():
+                    lines.append(f"      {lab} = {_flow(v)}")
+    else:
+        lines.append("== Search space: none (this config has no search entries) ==")
+    lines += ["", "== Config (override any key: KEY=VALUE) ==", "$CONFIG", "",
+              "== Hydra flags (--cfg job, --multirun, ...) ==", "$FLAGS_HELP"]
+    text = "\n".join(_one_line(ln).replace("$", "$$").replace("$$CONFIG", "$CONFIG")
+                      .replace("$$FLAGS_HELP", "$FLAGS_HELP") for ln in lines)
+    return _escape(text)
+
+
 def render(conv: Conversion, source_label: str) -> str:
     cfg = conv.cfg
     stem = os.path.splitext(os.path.basename(cfg.file))[0]
     direction, why = key_metric_direction(cfg.tree)
+    schema = defaults_entry(conv.body)
     lines = [
-        f"# Converted by clara-hydra {__version__.split('+')[0]} from {source_label}",
+        f"# Converted by clara-hydra {__version__.split('+')[0]} from {_one_line(source_label)}",
         "# Do not edit by hand: change the Clara JSON and convert it again:",
-        f"#   clara-hydra convert {source_label} -o <this folder>",
+        f"#   clara-hydra convert {_one_line(source_label)} -o <this folder>",
         f"# Search space: {len(conv.params)} parameter{'s' * (len(conv.params) != 1)}"
-        + (f", see hydra.sweeper.params or `clara-hydra space {source_label}`" if conv.params else ""),
+        + (f", see hydra.sweeper.params or `clara-hydra space {_one_line(source_label)}`" if conv.params else ""),
         "",
         "defaults:",
-        "  - clara_schema",
+    ] + ([f"  - {schema}"] if schema else []) + [
         "  - override hydra/sweeper: clara_optuna  # hydra/sweeper=optuna (the stock one) works too",
+        "  - override hydra/job_logging: clara",
+        "  - override hydra/hydra_logging: clara",
         "  - _self_",
         "",
         "hydra:",
         "  sweeper:",
         "    sampler:",
         "      seed: 0  # TPE (the default sampler), seeded",
-        f"    direction: {direction}  # {why}",
-        f"    study_name: {_dump(stem).splitlines()[0]}",
+        f"    direction: {direction}  # {_one_line(why)}",
+    ] + ["    " + ln for ln in _entry("study_name", stem).splitlines()] + [
         "    storage: sqlite:///clara_hydra_sweeps.db  # persistent: the same command resumes the study",
         "    n_trials: 20",
         "    max_failure_rate: 0.5",
@@ -327,12 +399,14 @@ def render(conv: Conversion, source_label: str) -> str:
         lines.append("    params:")
         for p in conv.params:
             sets = ", ".join(clara(s) for s in p.sources)
-            lines.append(f"      # {p.type}, domain {p.domain or '-'}; sets {sets}")
+            lines.append(f"      # {p.type}, domain {_one_line(p.domain or '-')}; sets {_one_line(sets)}")
             if p.mode == "label":
-                lines.append("      #   " + "; ".join(f"{lab} = {_flow(v)}" for lab, v in p.choices.items()))
-            lines.append("      " + _dump({p.name: p.sweep}).rstrip())
+                lines.append("      #   " + _one_line("; ".join(f"{lab} = {_flow(v)}" for lab, v in p.choices.items())))
+            lines.extend("      " + ln for ln in _entry(p.name, p.sweep).splitlines())
     else:
         lines.append("    params: {}")
+    lines.append("  help:")
+    lines.extend("    " + ln for ln in _entry("template", help_template(conv, stem, source_label)).splitlines())
     lines.append("")
     lines.append("# The Clara config, with searched values, aliases, apply, refs and {names} as interpolations")
     lines.append(_dump(conv.body).rstrip() if conv.body else "{}")

@@ -26,6 +26,9 @@ def did_you_mean(word: str, candidates, *, quote: bool = False, cutoff: float = 
 class ClaraHydraError(Exception):
     """Base of every error that is the user's input, not a bug."""
 
+    #: The command's exit code: 2 for input the user must fix, 1 for work that ran and failed.
+    exit_code = 2
+
     def __init__(self, message: str, *, file: str | None = None, location: str | None = None,
                  hint: str | None = None) -> None:
         super().__init__(message)
@@ -72,3 +75,13 @@ class AlternativesError(ClaraHydraError):
 
 class OverrideError(ClaraHydraError):
     """A command-line override does not fit the config."""
+
+
+class SweepError(ClaraHydraError):
+    """A sweep ran and did not give a result (no trial completed, too many failures)."""
+
+    exit_code = 1
+
+
+class StorageError(ClaraHydraError):
+    """An Optuna storage cannot be used (locked, corrupt, another study's search space)."""

@@ -1,9 +1,10 @@
 """The structured-config schema: types of Clara's well-known first-level params.
 
-Registered in Hydra's ConfigStore as ``clara_schema`` (by the ``hydra_plugins`` module of
-this package, so plain Hydra apps find it too). A converted config lists it first in its
-defaults, so ``epochs=abc`` fails with "Value 'abc' ... could not be converted to Integer".
-Keys a config does not have stay ``???`` (missing) and are dropped from the effective config.
+Registered in Hydra's ConfigStore as the group ``clara_schema``, one config per param (by the
+``hydra_plugins`` module of this package, so plain Hydra apps find it too). A converted config
+selects the ones it has, first in its defaults (``- clara_schema@_global_: [epochs, amp]``), so
+``epochs=abc`` fails with "Value 'abc' ... could not be converted to Integer", and a key the
+config does not have never shows up (no ``???`` in ``--cfg job`` or ``--help``).
 """
 
 from __future__ import annotations
@@ -46,13 +47,22 @@ def check_value(typ: type, value: Any) -> str | None:
     return f"must be {want}, got {value!r}"
 
 
-def schema_node():
+def schema_node(name: str):
     from omegaconf import MISSING, BooleanNode, FloatNode, IntegerNode, OmegaConf
     node_type = {int: IntegerNode, float: FloatNode, bool: BooleanNode}
-    return OmegaConf.create({k: node_type[t](MISSING) for k, t in WELL_KNOWN.items()})
+    return OmegaConf.create({name: node_type[WELL_KNOWN[name]](MISSING)})
+
+
+def defaults_entry(keys) -> str | None:
+    """The converted config's defaults line that types ``keys`` (those of them that are well known)."""
+    typed = [k for k in WELL_KNOWN if k in set(keys)]
+    return f"{SCHEMA_NAME}@_global_: [{', '.join(typed)}]" if typed else None
 
 
 def register() -> None:
-    """Register (or re-register) ``clara_schema`` in Hydra's ConfigStore."""
+    """Register (or re-register) the ``clara_schema`` group in Hydra's ConfigStore."""
     from hydra.core.config_store import ConfigStore
-    ConfigStore.instance().store(name=SCHEMA_NAME, node=schema_node(), provider="clara_hydra", replace=True)
+    cs = ConfigStore.instance()
+    for name in WELL_KNOWN:
+        cs.store(group=SCHEMA_NAME, name=name, node=schema_node(name), provider="clara_hydra",
+                 replace=True)

@@ -90,6 +90,8 @@ def hydra_literal(value: Any) -> str | None:
     elif isinstance(value, float):
         text = repr(value)
     elif isinstance(value, str):
+        if "$" in value or "\\" in value or "???" in value:
+            return None  # OmegaConf would read an interpolation, an escape or "missing": use a label
         text = value
     else:
         return None

@@ -47,7 +47,11 @@ def test_convert_prints_path_and_is_deterministic(tmp_path):
     assert text == open(out_b).read()
     assert text.startswith("# Converted by clara-hydra") and "examples/demo.json" in text.splitlines()[0]
     doc = yaml.safe_load(text)
-    assert doc["defaults"] == ["clara_schema", {"override hydra/sweeper": "clara_optuna"}, "_self_"]
+    assert doc["defaults"] == [
+        {"clara_schema@_global_": ["epochs", "num_training_epoch_per_valid", "learning_rate", "multi_gpu", "use_amp",
+                                   "dynamic_input_shape"]},
+        {"override hydra/sweeper": "clara_optuna"}, {"override hydra/job_logging": "clara"},
+        {"override hydra/hydra_logging": "clara"}, "_self_"]
     sweeper = doc["hydra"]["sweeper"]
     assert sweeper["sampler"] == {"seed": 0} and sweeper["direction"] == "maximize"
     assert sweeper["study_name"] == "demo" and sweeper["storage"].startswith("sqlite:///")

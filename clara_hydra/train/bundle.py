@@ -177,6 +177,9 @@ class Builder:
             notice(f"{sec}.dataset: caching the deterministic transforms (CacheDataset instead of Dataset)")
             built["_target_"] = "monai.data.CacheDataset"
             built.setdefault("cache_rate", 1.0)
+        if str(built.get("_target_", "")).endswith("CacheDataset") and "progress" not in built:
+            import sys
+            built["progress"] = sys.stderr.isatty()  # no tqdm bars in log files
         if "data" not in built and "data_list_file_path" in written:
             built["data"] = load_datalist(written["data_list_file_path"], written.get("data_file_base_dir"),
                                           written.get("data_list_key", "training" if sec == "train" else "validation"),

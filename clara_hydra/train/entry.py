@@ -21,11 +21,18 @@ def _undefined(cfg: DictConfig, key: str) -> bool:
     return key in cfg and isinstance(value, str) and value in ("{" + key + "}", SYNTHETIC)
 
 
+def _synthetic(cfg: DictConfig, key: str) -> bool:
+    return key in cfg and cfg.get(key) == SYNTHETIC
+
+
 def prepare(cfg: DictConfig, run_dir: str) -> None:
-    """Built-in synthetic data where the datalist is ``synthetic`` (or nothing defines it), and
-    checkpoints in the run folder where MMAR_CKPT_DIR is not set."""
+    """Built-in synthetic data only where the config asks for it (``DATASET_JSON``/``DATA_ROOT``
+    is ``synthetic``: the demo); a datalist that nothing defines is an error when the dataset is
+    built. Checkpoints go into the run folder where MMAR_CKPT_DIR is not set."""
     with open_dict(cfg):
-        if any(_undefined(cfg, k) for k in ("DATASET_JSON", "DATA_ROOT")):
+        if any(_synthetic(cfg, k) for k in ("DATASET_JSON", "DATA_ROOT")):
+            from ..logs import notice
+            notice("DATASET_JSON is 'synthetic': training on the built-in synthetic data set")
             from ..synth import builtin
             env = builtin()
             for key in ("DATASET_JSON", "DATA_ROOT"):
@@ -99,10 +106,14 @@ def _config_file(source: str | None) -> str | None:
     if not source:
         return None
     from hydra.core.hydra_config import HydraConfig
-    conf_dir = next((s.path for s in HydraConfig.get().runtime.config_sources
-                     if s.provider == "main" and s.schema == "file"), None)
-    path = os.path.normpath(os.path.join(conf_dir, source)) if conf_dir else source
-    return path if os.path.exists(path) else None
+    sources = HydraConfig.get().runtime.config_sources
+    for provider in ("command-line", "main"):  # --config-dir first: the converted config lives there
+        for s in sources:
+            if s.provider == provider and s.schema == "file" and s.path:
+                path = os.path.normpath(os.path.join(s.path, source))
+                if os.path.exists(path):
+                    return os.path.relpath(path) if not os.path.relpath(path).startswith("../..") else path
+    return None
 
 
 __all__ = ["run", "prepare"]

@@ -30,8 +30,7 @@ class BuildError(ClaraHydraError):
     """A component cannot be built as written."""
 
 
-def notice(message: str) -> None:
-    print(f"clara-hydra: {message}", file=sys.stderr)
+from ..logs import notice  # noqa: E402,F401  (re-exported: the train modules' notices)
 
 
 @lru_cache(maxsize=None)
@@ -79,9 +78,9 @@ def import_path(path: str, where: str, search_dirs: list[str]) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        looked = ", ".join(d for d in search_dirs if d) or "installed packages"
-        raise BuildError(f"cannot import '{path}': module '{exc.name}' not found (looked in {looked} "
-                         f"and installed packages)", location=where,
+        looked = ", ".join(d for d in search_dirs if d and os.path.isdir(d))
+        raise BuildError(f"cannot import '{path}': module '{exc.name}' not found (looked in "
+                         + (f"{looked} and " if looked else "") + "installed packages)", location=where,
                          hint="put the module in the MMAR's custom/ folder or beside the config") from None
     try:
         return getattr(module, attr)

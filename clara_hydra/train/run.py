@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import threading
 import time
 from typing import Any
@@ -130,7 +131,10 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
     _defaults(bundle, parser, trainer, evaluator, run_dir)
     if trial is not None and evaluator is not None:
         _report_to(trial, trainer, evaluator)
-    if progress:
+    from ..logs import tidy_library_loggers
+    tidy_library_loggers()
+    _epoch_lines(trainer, evaluator)
+    if progress and sys.stderr.isatty():  # a bar on a terminal; a file gets the epoch lines only
         _progress(trainer)
     notice(f"built in {time.perf_counter() - t_build:.2f}s (data included)")
     start = time.perf_counter()
@@ -187,6 +191,36 @@ def _report_to(trial, trainer, evaluator) -> None:
         trial.report(float(value), step)
         if trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {step}: {name} = {float(value):.4f}")
+
+
+def _epoch_lines(trainer, evaluator) -> None:
+    """One line per epoch: the loss, and the key metric where validation ran."""
+    from ignite.engine import Events
+
+    t0 = [time.perf_counter()]
+    fresh: dict = {}
+
+    if evaluator is not None:
+        @evaluator.on(Events.EPOCH_COMPLETED)
+        def _validated(engine):
+            name = getattr(engine.state, "key_metric_name", None)
+            if name and name in engine.state.metrics:
+                fresh["text"] = f"{name} {float(engine.state.metrics[name]):.4f}"
+                best = getattr(engine.state, "best_metric", None)
+                if best is not None and best != -1:
+                    fresh["text"] += f" (best {float(best):.4f} at epoch {engine.state.best_metric_epoch})"
+
+    @trainer.on(Events.EPOCH_COMPLETED)
+    def _line(engine):
+        parts = [f"epoch {engine.state.epoch}/{engine.state.max_epochs}"]
+        loss = getattr(engine.state, "clara_loss", None)
+        if loss is not None:
+            parts.append(f"loss {loss:.4f}")
+        if "text" in fresh:
+            parts.append(fresh.pop("text"))
+        parts.append(f"{time.perf_counter() - t0[0]:.1f}s")
+        t0[0] = time.perf_counter()
+        notice(", ".join(parts))
 
 
 def _targets(handlers) -> set[str]:

@@ -231,12 +231,16 @@ class ClaraOptunaSweeper(Sweeper):
         running.clear()
 
     def _base_command(self) -> list[str]:
+        """The same Hydra app in a worker process, on the same config folder: ``--config-dir``
+        when the sweep was given one, else the app's own config folder."""
         hc = self.config.hydra
-        cmd = [sys.executable, os.path.abspath(sys.argv[0])]
-        dirs = [s.path for s in hc.runtime.config_sources
-                if s.schema == "file" and s.provider in ("command-line", "main") and s.path]
-        if dirs:  # --config-dir first, else the script's config_path
-            cmd += ["--config-dir", dirs[0]]
+        cmd = [sys.executable, "-m", "clara_hydra.app"]
+        for provider in ("command-line", "main"):
+            dirs = [s.path for s in hc.runtime.config_sources
+                    if s.schema == "file" and s.provider == provider and s.path]
+            if dirs:
+                cmd += ["--config-dir", os.path.abspath(dirs[0])]
+                break
         cmd += ["--config-name", hc.job.config_name]
         return cmd
 

@@ -1,0 +1,104 @@
+"""The Hydra app that trains a converted config, and how its failures reach the user.
+
+``python train.py`` (the clone's demo configs), ``clara-hydra train`` (any folder, an MMAR
+with ``--mmar``) and the sweeper's worker processes (``python -m clara_hydra.app``) all run
+:func:`task` under :func:`run_app`, which turns every failure a user can cause into one line
+``error: ...`` and an exit code (2: the input; 1: the work ran and failed; 130: interrupted).
+``CLARA_HYDRA_FULL_ERROR=1`` (or ``HYDRA_FULL_ERROR=1``) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from typing import Any, Callable
+
+from .errors import ClaraHydraError, first_line
+
+#: Set by run_app so that Hydra lets exceptions through (and workers know it was not the user).
+_WRAPPED = "CLARA_HYDRA_WRAPPED"
+#: Errors of the machine that the user fixes (a folder they cannot write, a full disk).
+_USER_OS_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOENT,
+                   errno.ENOTDIR, errno.EISDIR}
+
+
+def full_error_wanted() -> bool:
+    if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
+        return True
+    return os.environ.get("HYDRA_FULL_ERROR") == "1" and os.environ.get(_WRAPPED) != "1"
+
+
+def describe(exc: BaseException) -> tuple[int, str]:
+    """(exit code, one line) for an exception that ended a run."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    if isinstance(exc, ClaraHydraError):
+        return exc.exit_code, exc.format()
+    try:
+        from hydra.errors import HydraException
+    except ImportError:  # pragma: no cover
+        HydraException = ()  # type: ignore[assignment]
+    if isinstance(exc, (HydraException, OmegaConfBaseException)):
+        text = first_line(exc)
+        cause = exc.__cause__ or exc.__context__
+        if cause is not None and isinstance(cause, (HydraException, OmegaConfBaseException)):
+            detail = first_line(cause)
+            if detail and detail not in text:
+                text = f"{text.rstrip('.')}: {detail}"
+        return 2, f"error: {text}"
+    if isinstance(exc, OSError) and exc.errno in _USER_OS_ERRORS:
+        where = exc.filename or ""
+        folder = where if os.path.isdir(str(where)) else os.path.dirname(str(where)) or where
+        return 2, (f"error: {folder}: cannot write there: {exc.strerror} (choose a writable folder, e.g. "
+                   f"hydra.run.dir=... or hydra.sweep.dir=..., and free some space)"
+                   if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT)
+                   else f"error: {where}: {exc.strerror}")
+    return 1, (f"error: internal error ({type(exc).__name__}: {first_line(exc)}); "
+               f"set CLARA_HYDRA_FULL_ERROR=1 for the traceback and please report it")
+
+
+def run_app(main: Callable[[], Any]) -> None:
+    """Run a ``@hydra.main`` function; every failure ends as one line on stderr and an exit code."""
+    full = full_error_wanted()
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra lets the exception through to us
+    os.environ[_WRAPPED] = "1"
+    from .logs import quiet
+    quiet()
+    try:
+        main()
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        if full:
+            raise
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes one line
+        if full:
+            raise
+        code, line = describe(exc)
+        print(line, file=sys.stderr)
+        sys.exit(code)
+
+
+def task(cfg) -> Any:
+    from .train.entry import run
+    return run(cfg)
+
+
+def hydra_app(config_path: str | None = None, config_name: str | None = None) -> Callable[[], Any]:
+    import hydra
+    return hydra.main(config_path=config_path, config_name=config_name)(task)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m clara_hydra.app --config-dir DIR --config-name NAME [overrides]``: the same app
+    without a config folder of its own (the sweeper's workers run this)."""
+    if argv is not None:
+        sys.argv = [sys.argv[0]] + list(argv)
+    run_app(hydra_app())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,90 @@
+"""What a run prints: clara-hydra's own lines, one log format, and no noise a user cannot act on.
+
+Inside a Hydra app, :func:`notice` goes through logging (so ``train.log`` holds it too, in the
+format of the ``clara`` logging configs that converted configs select); outside one it goes to
+stderr as ``clara-hydra: ...``. :func:`quiet` hides library warnings that repeat on every run
+and that no config change can silence.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+
+LOGGER = "clara_hydra"
+#: Console and file formats of the ``clara`` job and Hydra logging configs (one format for both).
+CONSOLE_FORMAT = "[%(asctime)s] %(message)s"
+FILE_FORMAT = "[%(asctime)s][%(levelname)s] %(message)s"
+DATE_FORMAT = "%H:%M:%S"
+
+
+def _in_hydra_app() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+    except ImportError:  # pragma: no cover
+        return False
+    return HydraConfig.initialized() and bool(logging.getLogger().handlers)
+
+
+def notice(message: str) -> None:
+    if _in_hydra_app():  # Hydra configured logging: the console and train.log
+        logging.getLogger(LOGGER).info(f"clara-hydra: {message}")
+    else:
+        print(f"clara-hydra: {message}", file=sys.stderr, flush=True)
+
+
+def quiet() -> None:
+    """Library warnings that are about the libraries, not the user's config."""
+    for module in ("monai", "torch", "ignite", "optuna", "hydra", "tensorboard", "google.protobuf"):
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=module)
+        warnings.filterwarnings("ignore", category=FutureWarning, module=module)
+        warnings.filterwarnings("ignore", category=UserWarning, module=module)
+    # Optuna marks hydra-optuna-sweeper's use of its API as experimental on every trial
+    warnings.filterwarnings("ignore", message=".*is experimental.*")
+
+
+def tidy_library_loggers() -> None:
+    """One format: loggers that MONAI or ignite gave handlers of their own (and their own format)
+    go through the root logger's handlers instead; ignite's per-engine chatter ("Engine run
+    resuming", "Epoch[1] Complete") is left out, clara-hydra logs each epoch once."""
+    root = logging.getLogger()
+    if not root.handlers:
+        return
+    for name, lg in list(logging.root.manager.loggerDict.items()):
+        if not isinstance(lg, logging.Logger) or name.startswith(LOGGER):
+            continue
+        if lg.handlers and not name.startswith(("hydra", "optuna")):
+            lg.handlers = []
+            lg.propagate = True
+        if name.startswith("ignite.engine") or name in ("StatsHandler", "monai.handlers.StatsHandler"):
+            lg.setLevel(logging.WARNING)
+
+
+def _handler(fmt: str, cls: str, **extra) -> dict:
+    return {"class": cls, "formatter": fmt, **extra}
+
+
+def logging_config(job: bool) -> dict:
+    """A ``hydra/job_logging`` (job=True) or ``hydra/hydra_logging`` config: one format, and
+    ``train.log`` beside the job's outputs."""
+    formatters = {"console": {"format": CONSOLE_FORMAT, "datefmt": DATE_FORMAT},
+                  "file": {"format": FILE_FORMAT, "datefmt": "%Y-%m-%d %H:%M:%S"}}
+    handlers = {"console": _handler("console", "logging.StreamHandler", stream="ext://sys.stdout")}
+    root = {"level": "INFO", "handlers": ["console"]}
+    if job:
+        handlers["file"] = _handler("file", "logging.FileHandler",
+                                    filename="${hydra.runtime.output_dir}/train.log")
+        root["handlers"] = ["console", "file"]
+    return {"version": 1, "formatters": formatters, "handlers": handlers, "root": root,
+            "disable_existing_loggers": False}
+
+
+def register() -> None:
+    """``hydra/job_logging=clara`` and ``hydra/hydra_logging=clara`` in Hydra's ConfigStore."""
+    from hydra.core.config_store import ConfigStore
+    cs = ConfigStore.instance()
+    cs.store(group="hydra/job_logging", name="clara", node=logging_config(True), provider="clara_hydra",
+             replace=True)
+    cs.store(group="hydra/hydra_logging", name="clara", node=logging_config(False), provider="clara_hydra",
+             replace=True)
