@@ -33,8 +33,11 @@ def describe(exc: BaseException) -> tuple[int, str]:
     """(exit code, one line) for an exception that ended a run."""
     from omegaconf.errors import OmegaConfBaseException
 
-    if isinstance(exc, ClaraHydraError):
-        return exc.exit_code, exc.format()
+    inner: BaseException | None = exc
+    while inner is not None:  # Hydra wraps what a plugin raised (InstantiationException, ...)
+        if isinstance(inner, ClaraHydraError):
+            return inner.exit_code, inner.format()
+        inner = inner.__cause__ or inner.__context__
     try:
         from hydra.errors import HydraException
     except ImportError:  # pragma: no cover

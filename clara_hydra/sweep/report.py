@@ -19,9 +19,9 @@ def report(study_name: str, storage: str, out_dir: str, top: int = 5) -> list[st
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+        study = optuna.load_study(study_name=study_name, storage=open_storage(storage, must_exist=True))
     except KeyError:
-        names = [s.study_name for s in optuna.get_all_study_summaries(open_storage(storage))]
+        names = [s.study_name for s in optuna.get_all_study_summaries(open_storage(storage, must_exist=True))]
         raise ClaraHydraError(f"no study '{study_name}' in {storage}", location="STUDY",
                               hint=("its studies: " + ", ".join(names)) if names else "the storage has no study") from None
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))

@@ -1,15 +1,24 @@
 """Optuna storages by URL: RDB URLs (sqlite:///x.db, postgresql://...) as Optuna takes them, and
-``journal:PATH`` for Optuna's journal file storage (several processes, no server)."""
+``journal:PATH`` for Optuna's journal file storage (several processes, no server).
+
+A storage that cannot be used is one line (:class:`~clara_hydra.errors.StorageError`): a corrupt
+SQLite file or journal at once, a locked SQLite file after saying what it waits for."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+from ..errors import StorageError, first_line
+
+#: SQLite waits this long for a lock per attempt; ``retrying`` says so and tries LOCK_ATTEMPTS times.
+SQLITE_TIMEOUT_S = 10
+LOCK_ATTEMPTS = 6
 
 
 def absolute(spec: Any) -> Any:
     """sqlite:///rel.db and journal:rel.log with absolute paths, so jobs that change directory
     (hydra.job.chdir, SLURM) find the same storage."""
-    import os
     if spec is None:
         return None
     text = str(spec)
@@ -26,30 +35,80 @@ def _journal_path(text: str) -> str:
     return path[2:] if path.startswith("//") else path
 
 
-def open_storage(spec: Any):
+def file_of(spec: Any) -> str | None:
+    """The file behind a SQLite or journal storage (None for a server or memory)."""
+    text = str(spec)
+    if text.startswith("journal:"):
+        return _journal_path(text)
+    if text.startswith("sqlite:///") and text != "sqlite:///:memory:":
+        return text[len("sqlite:///"):]
+    return None
+
+
+def open_storage(spec: Any, *, must_exist: bool = False):
+    """The Optuna storage of ``spec``; ``must_exist``: refuse a SQLite/journal file that is not
+    there (``clara-hydra report`` reads a study, it never creates an empty database)."""
     if spec is None:
         return None
     text = str(spec)
-    if text.startswith("journal:"):
-        import optuna
-        from optuna.storages.journal import JournalFileBackend
-        return optuna.storages.JournalStorage(JournalFileBackend(_journal_path(text)))
+    path = file_of(text)
+    if must_exist and path is not None and not os.path.isfile(path):
+        raise StorageError(f"no such storage file: {path}", location="--storage",
+                           hint="give the storage the sweep used (hydra.sweeper.storage), e.g. "
+                                "sqlite:///clara_hydra_sweeps.db in the folder the sweep ran from")
     import optuna
-    kwargs = {"engine_kwargs": {"connect_args": {"timeout": 60}}} if text.startswith("sqlite:///") else {}
-    return retrying(lambda: optuna.storages.RDBStorage(text, **kwargs))
+    if text.startswith("journal:"):
+        from optuna.storages.journal import JournalFileBackend
+        try:
+            return optuna.storages.JournalStorage(JournalFileBackend(_journal_path(text)))
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise StorageError(f"the journal file cannot be read: {first_line(exc)}", file=path,
+                               hint="it is not an Optuna journal (or it is damaged): use another file") from None
+    kwargs = {"engine_kwargs": {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}} if path else {}
+    return retrying(lambda: optuna.storages.RDBStorage(text, **kwargs), what=text)
 
 
-def retrying(make, attempts: int = 8):
+def retrying(make, attempts: int = 8, what: str = "the storage"):
     """Several sweep processes starting at once on a new database race to create Optuna's tables;
-    the losers retry after a short random wait."""
+    the losers retry after a short random wait. A locked SQLite file is waited for, saying so; a
+    file that is not a database, or a server that refuses us, is one line at once."""
     import random
     import time
 
-    from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
-    for attempt in range(attempts):
+    from sqlalchemy.exc import DatabaseError, DBAPIError, IntegrityError, OperationalError, ProgrammingError
+
+    from ..logs import notice
+    locked = 0
+    for attempt in range(attempts + LOCK_ATTEMPTS):
         try:
             return make()
-        except (IntegrityError, ProgrammingError, OperationalError, DBAPIError):
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.3 + random.random() * (attempt + 1))
+        except OperationalError as exc:
+            text = str(exc.orig) if getattr(exc, "orig", None) is not None else first_line(exc)
+            if "locked" in text:
+                locked += 1
+                if locked >= LOCK_ATTEMPTS:
+                    raise StorageError(f"the storage is locked by another process (waited "
+                                       f"{locked * SQLITE_TIMEOUT_S} s)", file=what,
+                                       hint="wait for the other sweep or tool to finish, or use another "
+                                            "storage (hydra.sweeper.storage=...)") from None
+                notice(f"waiting for {what}: it is locked by another process "
+                       f"({locked * SQLITE_TIMEOUT_S} s so far)")
+                continue
+            if "unable to open" in text or "could not connect" in text or "Connection refused" in text:
+                raise StorageError(f"cannot open the storage: {text.strip().splitlines()[0]}", file=what,
+                                   hint="check the URL, the server and the folder") from None
+            if attempt >= attempts - 1:
+                raise StorageError(f"the storage keeps failing: {text.strip().splitlines()[0]}", file=what) from None
+        except DatabaseError as exc:
+            if isinstance(exc, (IntegrityError, ProgrammingError)) and attempt < attempts - 1:
+                pass  # the table-creation race
+            else:
+                text = str(exc.orig) if getattr(exc, "orig", None) is not None else first_line(exc)
+                raise StorageError(f"the storage cannot be used: {text.strip().splitlines()[0]}", file=what,
+                                   hint="it is not an Optuna database (or it is damaged): use another "
+                                        "storage, or move the file away") from None
+        except DBAPIError as exc:
+            if attempt >= attempts - 1:
+                raise StorageError(f"the storage keeps failing: {first_line(exc)}", file=what) from None
+        time.sleep(0.3 + random.random() * (attempt + 1))
+    raise StorageError("the storage keeps failing", file=what)  # pragma: no cover

@@ -78,8 +78,11 @@ def run(cfg: DictConfig) -> float | None:
             raise
         if exc.file is None and source:
             exc.file = _config_file(source) or source
-        print(exc.format(), file=sys.stderr)
         _outcome(worker, {"state": "fail", "reason": exc.format()})
+        _to_log_file(exc.format())
+        if multirun and not worker:
+            raise  # the sweeper's line for this trial gives the reason
+        print(exc.format(), file=sys.stderr)
         if multirun:
             raise
         raise SystemExit(2) from None
@@ -92,6 +95,14 @@ def run(cfg: DictConfig) -> float | None:
         if worker:
             return None
         raise
+
+
+def _to_log_file(line: str) -> None:
+    """The error line in train.log too (the console gets it on stderr)."""
+    import logging
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.emit(logging.LogRecord("clara_hydra", logging.ERROR, __file__, 0, line, None, None))
 
 
 def _outcome(path: str | None, outcome: dict) -> None:

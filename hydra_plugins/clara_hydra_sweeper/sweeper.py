@@ -24,13 +24,27 @@ from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_p
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from clara_hydra.errors import first_line
-from clara_hydra.sweep import results, trial as trial_ctx
+from clara_hydra.errors import ClaraHydraError, SweepError, first_line
+from clara_hydra.logs import notice
+from clara_hydra.sweep import identity, results, trial as trial_ctx
 from clara_hydra.sweep.options import make_pruner, parse_workers
 from clara_hydra.sweep.storage import absolute, open_storage, retrying
 
-log = logging.getLogger(__name__)
 REASON = "clara_reason"
+LAUNCHER_LOGGERS = ("hydra._internal.core_plugins.basic_launcher",
+                    "hydra_plugins.hydra_submitit_launcher.submitit_launcher")
+
+
+class _HidePlumbing(logging.Filter):
+    """Drop the sweeper's internal overrides (job environment, job folder) from launch lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and "hydra." in record.msg:
+            record.msg = re.sub(r" ?\+\+hydra\.job\.env_set\.CLARA_HYDRA_\w+=(?:'(?:[^'\\]|\\.)*'|\S+)|"
+                                r" ?hydra\.sweep\.subdir=\S+", "", record.msg)
+        return True
+
+
 INTERRUPTED = "interrupted: the sweep stopped while this trial ran"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
@@ -39,19 +53,26 @@ class ClaraOptunaSweeper(Sweeper):
     def __init__(self, sampler: Any, direction: Any, storage: Any, study_name: str | None, n_trials: int,
                  n_jobs: int, max_failure_rate: float, custom_search_space: str | None, params: DictConfig | None,
                  pruner: Any = "median", workers: Any = None, study_trials: Any = None) -> None:
+        self.pruner_spec = OmegaConf.to_container(pruner) if isinstance(pruner, DictConfig) else pruner
+        self.workers = workers
+        self.study_trials = study_trials
+        _validate(n_trials, n_jobs, max_failure_rate, study_trials, workers, self.pruner_spec)
         sampler_seed = sampler.get("seed") if hasattr(sampler, "get") else None
         sampler = instantiate(sampler, _execution_whitelist_=("hydra_plugins.hydra_optuna_sweeper.*",
                                                                "optuna.samplers.*"))
         self.impl = OptunaSweeperImpl(sampler, direction, storage, study_name, n_trials, n_jobs, max_failure_rate,
                                       custom_search_space, params)
-        self.pruner_spec = OmegaConf.to_container(pruner) if isinstance(pruner, DictConfig) else pruner
         self.seed = sampler_seed
-        self.workers = workers
-        self.study_trials = study_trials
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.impl.setup(hydra_context=hydra_context, task_function=task_function, config=config)
         self.config = config
+        optuna.logging.disable_default_handler()  # Optuna's lines in the run's one log format
+        optuna.logging.enable_propagation()
+        for name in LAUNCHER_LOGGERS:  # the user's overrides in "#N : ..." lines, not our plumbing
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, _HidePlumbing) for f in logger.filters):
+                logger.addFilter(_HidePlumbing())
 
     # ------------------------------------------------------------------------------ sweep
     def sweep(self, arguments: list[str]) -> None:
@@ -69,6 +90,7 @@ class ClaraOptunaSweeper(Sweeper):
             study_name=impl.study_name, storage=storage, sampler=impl.sampler, pruner=make_pruner(self.pruner_spec),
             directions=directions, load_if_exists=True))
         self.study = study
+        identity.check(study, dists, directions, impl.storage)
         self.sweep_dir = Path(str(self.config.hydra.sweep.dir))
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         marked = self._recover(study)
@@ -79,21 +101,31 @@ class ClaraOptunaSweeper(Sweeper):
             to_go = max(0, min(to_go, int(self.study_trials) - len(done)))
         if study.get_trials(deepcopy=False):
             _reseed(study.sampler, len(study.get_trials(deepcopy=False)), self.seed)  # no replay of samples
-        log.info(f"Study '{study.study_name}' in {impl.storage or 'memory'}: {len(done)} finished trial(s)"
+        notice(f"study '{study.study_name}' in {impl.storage or 'memory'}: {len(done)} finished trial(s)"
                  + (f", {marked} interrupted one(s) marked failed" if marked else "")
                  + f"; this run: {to_go} trial(s)"
                  + (f" (study_trials={self.study_trials})" if self.study_trials is not None else ""))
         self.failed = 0
         self.finished = 0
+        self.completed = 0
         if to_go:
-            if self.workers is not None:
-                self._run_workers(to_go)
-            else:
-                self._run_launcher(to_go)
+            previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+            try:
+                if self.workers is not None:
+                    self._run_workers(to_go)
+                else:
+                    self._run_launcher(to_go)
+            finally:
+                signal.signal(signal.SIGTERM, previous)
         results.write_all(study, self.sweep_dir, list(dists))
         best = results.best(study)
         if best is not None:
-            log.info(f"Best trial: #{best.number}, value {best.value}, params {best.params}")
+            notice(f"best trial: #{best.number}, value {best.value:.4f}, {results.format_params(best.params)}; "
+                   f"results in {self.sweep_dir}")
+        if to_go and self.completed == 0:
+            raise SweepError(f"no trial completed: {self.finished} ran, {self.failed} failed, "
+                             f"{self.finished - self.failed - self.completed} pruned", location="hydra.sweeper",
+                             hint=f"see the reasons in {self.sweep_dir / 'trials.csv'}")
 
     def _recover(self, study) -> int:
         """Trials a crash or kill -9 left RUNNING are failed, with the reason recorded."""
@@ -141,6 +173,11 @@ class ClaraOptunaSweeper(Sweeper):
             start = time.time()
             try:
                 returns = launcher.launch([ov for _, ov in batch], initial_job_idx=batch[0][0].number)
+            except BaseException:  # Ctrl-C, SIGTERM, a launcher failure: never leave a trial RUNNING
+                for trial, _ in batch:
+                    self._interrupted(trial)
+                results.write_all(self.study, self.sweep_dir, list(self.dists))
+                raise
             finally:
                 for trial, _ in batch:
                     trial_ctx.unregister(self.study.study_name, trial.number)
@@ -160,22 +197,21 @@ class ClaraOptunaSweeper(Sweeper):
     def _run_workers(self, to_go: int) -> None:
         slots = parse_workers(self.workers)
         if not self.storage_spec:
-            raise ValueError("hydra.sweeper.workers needs a persistent storage (sqlite:///..., postgresql://..., "
-                             "or journal:PATH) so that worker processes can report to their trials")
+            raise ClaraHydraError("workers need a persistent storage, so that worker processes can report to "
+                                  "their trials; storage is null", location="hydra.sweeper.storage",
+                                  hint="set hydra.sweeper.storage=sqlite:///clara_hydra_sweeps.db (or postgresql://..., "
+                                       "journal:PATH)")
         cuda = _cuda_count() > 0
         if not cuda:
-            log.info(f"No CUDA: running {len(slots)} CPU worker(s)")
+            notice(f"no CUDA: running {len(slots)} CPU worker(s)")
         base = self._base_command()
         running: dict[int, tuple] = {}
-        previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         try:
             self._worker_loop(to_go, slots, cuda, base, running)
         except BaseException:
             self._stop_workers(running)
             results.write_all(self.study, self.sweep_dir, list(self.dists))
             raise
-        finally:
-            signal.signal(signal.SIGTERM, previous)
 
     def _worker_loop(self, to_go: int, slots, cuda: bool, base: list, running: dict) -> None:
         stop = False
@@ -200,7 +236,7 @@ class ClaraOptunaSweeper(Sweeper):
                                         preexec_fn=_die_with_parent)
                 trial.set_user_attr("clara_worker_pid", proc.pid)
                 where = ("GPU " + ",".join(slots[slot]) if slots[slot] else "all GPUs") if cuda else "CPU"
-                log.info(f"Trial #{trial.number} on worker {slot} ({where}): {' '.join(overrides)}")
+                notice(f"trial #{trial.number} on worker {slot} ({where}): {' '.join(overrides)}")
                 running[slot] = (trial, proc, time.time(), job_dir, logf)
                 to_go -= 1
             time.sleep(0.2)
@@ -226,9 +262,18 @@ class ClaraOptunaSweeper(Sweeper):
             except subprocess.TimeoutExpired:
                 proc.kill()
             logf.close()
+            self._interrupted(trial)
+        running.clear()
+
+    def _interrupted(self, trial) -> None:
+        """Record a trial the stop cut short as failed, reason ``interrupted``, at once."""
+        try:
+            if self.study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING:
+                return
             trial.set_user_attr(REASON, INTERRUPTED)
             self.study.tell(trial, state=TrialState.FAIL)
-        running.clear()
+        except Exception:  # the storage itself is gone: the next run marks it (see _recover)
+            pass
 
     def _base_command(self) -> list[str]:
         """The same Hydra app in a worker process, on the same config folder: ``--config-dir``
@@ -274,6 +319,7 @@ class ClaraOptunaSweeper(Sweeper):
             trial.set_user_attr("duration_s", round(time.time() - started, 3))  # else the job timed itself
         if state == "complete":
             self.study.tell(trial, value)
+            self.completed += 1
         elif state == "pruned":
             self.study.tell(trial, state=TrialState.PRUNED)
         else:
@@ -283,7 +329,7 @@ class ClaraOptunaSweeper(Sweeper):
         best = results.best(self.study)
         shown = f"{value:.4f}" if state == "complete" else state.upper() + (f" ({reason})" if reason else "")
         best_text = f"best so far {best.value:.4f} (trial #{best.number})" if best is not None else "no best yet"
-        print(f"[clara-hydra] trial #{trial.number}: {shown} | {results.format_params(trial.params)} | {best_text}", flush=True)
+        notice(f"trial #{trial.number}: {shown} | {results.format_params(trial.params)} | {best_text}")
         results.write_all(self.study, self.sweep_dir, list(self.dists))
 
     def _failure_rate_exceeded(self) -> bool:
@@ -295,8 +341,38 @@ class ClaraOptunaSweeper(Sweeper):
 
     def _raise_failure_rate(self) -> None:
         results.write_all(self.study, self.sweep_dir, list(self.dists))
-        raise RuntimeError(f"{self.failed} of {self.finished} trials failed, more than max_failure_rate="
-                           f"{self.impl.max_failure_rate}; see {self.sweep_dir / 'trials.csv'} for the reasons")
+        raise SweepError(f"{self.failed} of {self.finished} trials failed, more than max_failure_rate="
+                         f"{self.impl.max_failure_rate}: the sweep stops", location="hydra.sweeper.max_failure_rate",
+                         hint=f"see the reasons in {self.sweep_dir / 'trials.csv'}")
+
+
+def _validate(n_trials, n_jobs, max_failure_rate, study_trials, workers, pruner_spec) -> None:
+    """Every sweeper option a user can mistype is one line before anything runs."""
+
+    def bad(key: str, got: Any, want: str) -> ClaraHydraError:
+        return ClaraHydraError(f"{key} must be {want}, got {got!r}", location=f"hydra.sweeper.{key}",
+                               hint=f"set hydra.sweeper.{key}=<{want}>")
+
+    def whole(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if not whole(n_trials) or n_trials < 0:
+        raise bad("n_trials", n_trials, "a whole number >= 0")
+    if not whole(n_jobs) or n_jobs < 1:
+        raise bad("n_jobs", n_jobs, "a whole number >= 1")
+    rate = max_failure_rate
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= float(rate) <= 1.0:
+        raise bad("max_failure_rate", rate, "a number from 0 to 1")
+    if study_trials is not None and (not whole(study_trials) or study_trials < 0):
+        raise bad("study_trials", study_trials, "a whole number >= 0, or null")
+    parse_workers(workers)
+    try:
+        make_pruner(pruner_spec)
+    except ClaraHydraError:
+        raise
+    except Exception as exc:
+        raise ClaraHydraError(f"cannot make the pruner: {first_line(exc)}", location="hydra.sweeper.pruner",
+                              hint="use median, hyperband, successive_halving, percentile, none, or "
+                                   "{_target_: optuna.pruners.X, ...} with that class's arguments") from None
 
 
 def _reseed(sampler, offset: int, seed: Any) -> None:
