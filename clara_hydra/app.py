@@ -9,20 +9,14 @@ with ``--mmar``) and the sweeper's worker processes (``python -m clara_hydra.app
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 from typing import Any, Callable
 
-from .errors import ClaraHydraError, first_line
+from .errors import ClaraHydraError, first_line, os_error_line
 
 #: Set by run_app so that Hydra lets exceptions through (and workers know it was not the user).
 _WRAPPED = "CLARA_HYDRA_WRAPPED"
-#: Errors of the machine that the user fixes (a folder they cannot write, a full disk).
-_USER_OS_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOENT,
-                   errno.ENOTDIR, errno.EISDIR}
-
-
 def full_error_wanted() -> bool:
     if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
         return True
@@ -50,13 +44,10 @@ def describe(exc: BaseException) -> tuple[int, str]:
             if detail and detail not in text:
                 text = f"{text.rstrip('.')}: {detail}"
         return 2, f"error: {text}"
-    if isinstance(exc, OSError) and exc.errno in _USER_OS_ERRORS:
-        where = exc.filename or ""
-        folder = where if os.path.isdir(str(where)) else os.path.dirname(str(where)) or where
-        return 2, (f"error: {folder}: cannot write there: {exc.strerror} (choose a writable folder, e.g. "
-                   f"hydra.run.dir=... or hydra.sweep.dir=..., and free some space)"
-                   if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT)
-                   else f"error: {where}: {exc.strerror}")
+    if isinstance(exc, OSError):
+        line = os_error_line(exc, "hydra.run.dir=... or hydra.sweep.dir=...")
+        if line:
+            return 2, line
     return 1, (f"error: internal error ({type(exc).__name__}: {first_line(exc)}); "
                f"set CLARA_HYDRA_FULL_ERROR=1 for the traceback and please report it")
 

@@ -244,6 +244,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        from .errors import os_error_line
+        line = os_error_line(exc, "-o DIR")
+        if line is None or os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
+            raise
+        print(line, file=sys.stderr)
+        return EXIT_USER_ERROR
     except Exception as exc:  # a bug, not the user's input
         if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
             raise

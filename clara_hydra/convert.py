@@ -224,13 +224,23 @@ def convert(cfg: ClaraConfig, source_label: str | None = None) -> Conversion:
     meta = {
         "source": source_label or os.path.basename(cfg.file),
         "drop": drop,
-        "params": {p.name: {"type": p.type, "domain": p.domain, "sets": [clara(s) for s in p.sources]}
-                   for p in params},
+        "params": {p.name: _param_meta(p) for p in params},
         "choices": choices,
     }
     conv = Conversion(cfg, params, body, meta, warnings)
     check_combinations(conv)
     return conv
+
+
+def _param_meta(p: Param) -> dict:
+    """What the converted YAML records of a sweep param: enough to warn about an override outside
+    its search domain (``range`` for float/int, ``options`` for a direct enum)."""
+    out: dict[str, Any] = {"type": p.type, "domain": p.domain, "sets": [clara(s) for s in p.sources]}
+    if p.type in ("float", "int"):
+        out["range"] = [p.entry.low, p.entry.high]
+    elif p.mode == "direct":
+        out["options"] = [opt[0] for opt in p.entry.options if not isinstance(opt[0], (list, dict))]
+    return out
 
 
 # --------------------------------------------------------------------------- checking

@@ -7,6 +7,8 @@ The command line prints it as ``error: FILE: LOCATION: message`` and exits 2.
 
 from __future__ import annotations
 
+import errno
+
 
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message, or its type name when it has none."""
@@ -21,6 +23,20 @@ def did_you_mean(word: str, candidates, *, quote: bool = False, cutoff: float = 
     if not close:
         return ""
     return "did you mean " + ", ".join(f"'{c}'" if quote else c for c in close) + "? "
+
+
+#: Errors of the machine that the user fixes: a folder they cannot write, a full disk, a bad path.
+USER_OS_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOENT,
+                            errno.ENOTDIR, errno.EISDIR})
+
+
+def os_error_line(exc: OSError, where_to_change: str) -> str | None:
+    """One line for an OSError the user can fix (None for others): which path, what is wrong."""
+    if exc.errno not in USER_OS_ERRNOS:
+        return None
+    path = exc.filename or "?"
+    return (f"error: {path}: cannot write there: {exc.strerror} (choose a folder you can write to, with free "
+            f"space: {where_to_change})")
 
 
 class ClaraHydraError(Exception):

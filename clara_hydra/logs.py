@@ -34,6 +34,14 @@ def notice(message: str) -> None:
         print(f"clara-hydra: {message}", file=sys.stderr, flush=True)
 
 
+def warn(message: str) -> None:
+    """A warning line: ``warning: ...`` on stderr (and in train.log inside a Hydra app)."""
+    if _in_hydra_app():
+        logging.getLogger(LOGGER).warning(f"warning: {message}")
+    else:
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
 def quiet() -> None:
     """Library warnings that are about the libraries, not the user's config."""
     for module in ("monai", "torch", "ignite", "optuna", "hydra", "tensorboard", "google.protobuf"):
@@ -44,6 +52,17 @@ def quiet() -> None:
     warnings.filterwarnings("ignore", message=".*is experimental.*")
 
 
+class _NoEngineTracebacks(logging.Filter):
+    """ignite and MONAI log a failure inside an engine with its traceback (twice); the run ends
+    with clara-hydra's one line for it, so their copies are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith(LOGGER):
+            return True
+        text = str(record.msg)
+        return not (record.exc_info or "terminating due to exception" in text or text.startswith("Exception: "))
+
+
 def tidy_library_loggers() -> None:
     """One format: loggers that MONAI or ignite gave handlers of their own (and their own format)
     go through the root logger's handlers instead; ignite's per-engine chatter ("Engine run
@@ -51,6 +70,9 @@ def tidy_library_loggers() -> None:
     root = logging.getLogger()
     if not root.handlers:
         return
+    for handler in root.handlers:
+        if not any(isinstance(f, _NoEngineTracebacks) for f in handler.filters):
+            handler.addFilter(_NoEngineTracebacks())
     for name, lg in list(logging.root.manager.loggerDict.items()):
         if not isinstance(lg, logging.Logger) or name.startswith(LOGGER):
             continue

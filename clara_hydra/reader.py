@@ -18,6 +18,7 @@ from typing import Any
 from . import tree as T
 from .errors import ConfigSyntaxError, ReferenceError_, SearchSpaceError, did_you_mean
 from .paths import Loc, clara
+from .schema import SCHEMA_NAME
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SEARCH_TYPES = ("float", "int", "enum")
@@ -114,19 +115,101 @@ def load_json(path: str, what: str = "config") -> Any:
                                 hint="check the path") from None
     except OSError as exc:
         raise ConfigSyntaxError(f"cannot read the {what} file: {exc.strerror}", file=path) from None
-    def no_constant(name: str):
-        raise ValueError(name)
-
     try:
-        return json.loads(text, parse_constant=no_constant)
-    except ValueError as exc:
-        if not isinstance(exc, json.JSONDecodeError):
-            raise ConfigSyntaxError(f"malformed JSON: {exc} is not a JSON value", file=path,
-                                    hint="write a number or null") from None
+        data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float,
+                          object_pairs_hook=_Pairs)
+    except _NotFinite as exc:
+        line, col = _locate_number(text, exc.token)
+        raise ConfigSyntaxError(f"malformed JSON: {exc.token} is not a finite number", file=path,
+                                location=f"line {line}, column {col}",
+                                hint="JSON numbers must be finite: write a number or null") from None
+    except json.JSONDecodeError as exc:
         raise ConfigSyntaxError(
             f"malformed JSON: {exc.msg}", file=path, location=f"line {exc.lineno}, column {exc.colno}",
             hint="Clara configs are strict JSON: no comments, no trailing commas") from None
-    raise AssertionError("unreachable")  # pragma: no cover
+    except RecursionError:
+        raise ConfigSyntaxError("the JSON nests too deeply to read", file=path,
+                                hint="flatten the nesting (Python's JSON reader stops near 1,000 levels)") from None
+    dup = _first_duplicate(data, ())
+    if dup is not None:
+        loc, key = dup
+        raise ConfigSyntaxError(f"key '{key}' is written twice in one object (JSON readers keep only the last one)",
+                                file=path, location=clara(loc + (key,)),
+                                hint="merge the two, or delete one")
+    return _plain(data)
+
+
+class _NotFinite(ValueError):
+    def __init__(self, token: str) -> None:
+        super().__init__(token)
+        self.token = token
+
+
+def _refuse_constant(name: str):
+    raise _NotFinite(name)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotFinite(text)
+    return value
+
+
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|(-?(?:Infinity|NaN)|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)')
+
+
+def _locate_number(text: str, token: str) -> tuple[int, int]:
+    """Line and column of the first non-finite number ``token`` outside strings."""
+    for m in _TOKEN.finditer(text):
+        number = m.group(1)
+        if number is None:
+            continue
+        if number == token:
+            before = text[:m.start(1)]
+            return before.count("\n") + 1, m.start(1) - (before.rfind("\n") + 1) + 1
+    return 1, 1
+
+
+class _Pairs(dict):
+    """A JSON object that remembers the keys written twice (json.loads keeps the last silently)."""
+
+    def __init__(self, pairs: list) -> None:
+        super().__init__(pairs)
+        self.duplicates = [k for i, (k, _) in enumerate(pairs) if any(k == p[0] for p in pairs[:i])]
+
+
+def _first_duplicate(node: Any, loc: Loc) -> tuple[Loc, str] | None:
+    from collections import deque
+    stack = deque([(node, loc)])
+    while stack:  # document order, without recursion (deeply nested files)
+        node, loc = stack.popleft()
+        if isinstance(node, _Pairs) and node.duplicates:
+            return loc, node.duplicates[0]
+        if isinstance(node, dict):
+            stack.extendleft(reversed([(v, loc + (k,)) for k, v in node.items() if isinstance(v, (dict, list))]))
+        elif isinstance(node, list):
+            stack.extendleft(reversed([(v, loc + (i,)) for i, v in enumerate(node) if isinstance(v, (dict, list))]))
+    return None
+
+
+def _plain(node: Any) -> Any:
+    """Plain dicts again (the rest of the code, and YAML dumpers, want ``dict``)."""
+    stack = [node]
+    out_root = node
+    if isinstance(node, _Pairs):
+        out_root = dict(node)
+        stack = [out_root]
+    while stack:
+        cur = stack.pop()
+        items = cur.items() if isinstance(cur, dict) else enumerate(cur) if isinstance(cur, list) else []
+        for k, v in list(items):
+            if isinstance(v, _Pairs):
+                v = dict(v)
+                cur[k] = v
+            if isinstance(v, (dict, list)):
+                stack.append(v)
+    return out_root
 
 
 def read(path: str, env_path: str | None = None) -> ClaraConfig:
@@ -134,12 +217,20 @@ def read(path: str, env_path: str | None = None) -> ClaraConfig:
     if env_path is None:
         beside = os.path.join(os.path.dirname(os.path.abspath(path)), "environment.json")
         env_path = beside if os.path.isfile(beside) else None
+    stem = os.path.splitext(os.path.basename(path))[0]
+    if stem in RESERVED_TOP or stem == SCHEMA_NAME:
+        raise ConfigSyntaxError(f"a config named '{stem}' would clash with a name Hydra or clara-hydra reserve",
+                                file=path, hint="rename the file (e.g. config_train.json)")
     env: dict = {}
     if env_path is not None:
         env = load_json(env_path, "environment")
         if not isinstance(env, dict):
             raise ConfigSyntaxError(f"environment.json must be a JSON object, got {_kind(env)}",
                                     file=env_path, location="<top level>")
+        for key in env:
+            if key in RESERVED_TOP:
+                raise ConfigSyntaxError(f"'{key}' is reserved by Hydra and clara-hydra at the top level",
+                                        file=env_path, location=key, hint=f"rename the environment key '{key}'")
     try:
         return analyse(data, env, file=path, env_file=env_path)
     except SearchSpaceError as exc:
@@ -244,9 +335,10 @@ class _Reader:
                 raise self.err(loc + (key,), f"'{key}' must be a string, got {_show(comp[key])}")
         if "args" in comp and not isinstance(comp["args"], dict):
             raise self.err(loc + ("args",), f"'args' must be an object of init args, got {_kind(comp['args'])}")
-        if "disabled" in comp and not isinstance(comp["disabled"], (bool, str, int, float)):
+        if "disabled" in comp and not _boolish(comp["disabled"]):
             raise self.err(loc + ("disabled",),
-                           f"'disabled' must be true/false or a \"{{name}}\" string, got {_show(comp['disabled'])}")
+                           f"'disabled' must be true/false or a \"{{name}}\" string, got {_show(comp['disabled'])}",
+                           "write true or false, or \"{name}\" naming a boolean first-level param")
         if isinstance(comp.get("args"), dict):
             self._no_blocks_in_args(comp["args"], loc + ("args",))
         if "search" in comp:
@@ -328,6 +420,10 @@ class _Reader:
         if alias is not None and not IDENT.match(alias):
             raise self.err(aloc, f"alias {_show(alias)} is not a valid name",
                            "an alias is letters, digits and '_', not starting with a digit")
+        if alias is not None and alias in RESERVED_TOP:
+            raise self.err(aloc, f"alias '{alias}' is reserved by Hydra and clara-hydra", "rename the alias")
+        if comp is None and name in RESERVED_TOP:
+            raise self.err(aloc, f"'{name}' is reserved by Hydra and clara-hydra", "rename the param or tag")
         if comp is None:  # top level: first-level params, `@tag` introduces one
             if name in self.data and name not in self.first_level:
                 raise self.err(aloc, f"'{name}' is not a first-level param (it is a section, a component or "
@@ -487,5 +583,6 @@ class _Reader:
 
 
 def _boolish(value: Any) -> bool:
-    return isinstance(value, (bool, int, float)) or (isinstance(value, str) and (
-        value.lower() in ("true", "false") or bool(re.fullmatch(r"\{\w+\}", value))))
+    return isinstance(value, bool) or (isinstance(value, (int, float)) and value in (0, 1)) or (
+        isinstance(value, str) and (value.strip().lower() in ("true", "false")
+                                    or bool(re.fullmatch(r"\{\w+\}", value))))

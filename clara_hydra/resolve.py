@@ -28,6 +28,7 @@ def effective_from_cfg(cfg: Any, *, enabled_only: bool = False, file: str | None
             labels = ", ".join(str(k) for k in table if not str(k).startswith("as_written"))
             raise OverrideError(f"'{label}' is not one of the choices of '{name}': {labels}", file=file,
                                 location=name, hint="see `clara-hydra space` for what each label sets")
+    warn_outside_domain(cfg, meta, file)
     try:
         tree = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     except OmegaConfBaseException as exc:
@@ -43,6 +44,30 @@ def effective_from_cfg(cfg: Any, *, enabled_only: bool = False, file: str | None
         return effective(tree, enabled_only=enabled_only)
     except ClaraHydraError as exc:
         raise exc.with_file(file) if file else exc
+
+
+def warn_outside_domain(cfg: Any, meta: Any, file: str | None) -> None:
+    """A value given to a sweep param outside its search domain (``prob=1.5`` where the search is
+    [0, 1]) is allowed, with a one-line warning: Clara's search would never have tried it."""
+    from omegaconf import OmegaConf
+
+    from .logs import warn
+    for name, info in ((meta or {}).get("params") or {}).items():
+        try:
+            value = OmegaConf.select(cfg, name, throw_on_missing=False, throw_on_resolution_failure=False)
+        except Exception:
+            continue
+        if value is None or isinstance(value, bool):
+            continue
+        rng = info.get("range")
+        options = info.get("options")
+        if rng is not None and isinstance(value, (int, float)) and not rng[0] <= value <= rng[1]:
+            warn(f"{file or 'config'}: {name}={value} is outside its search domain [{rng[0]}, {rng[1]}] "
+                 f"(sets {', '.join(info.get('sets') or [])})")
+        elif options and not isinstance(value, (list, dict)) and value not in options and \
+                str(value) not in [str(o) for o in options]:
+            warn(f"{file or 'config'}: {name}={value} is not one of its search options "
+                 f"{', '.join(str(o) for o in options)}")
 
 
 def compose(config_dir: str, config_name: str, overrides: Sequence[str] = (), file: str | None = None):

@@ -252,7 +252,12 @@ def _param(cfg: ClaraConfig, entry: SearchEntry, taken: set[str]) -> Param:
 def _direct(entry, sweep, value_keys, sources, taken) -> Param:
     home = value_keys[0]
     generated = False
-    if not key_is_overridable(home):
+    arg = entry.args[0]
+    # an unaliased arg is overridden at its place, which must read back as that place: a key with
+    # a dot in it ("a.b") would be read as two keys
+    at_place = arg.kind != "param" and arg.alias is None
+    if not key_is_overridable(home) or (at_place and any(
+            isinstance(part, str) and ("." in part or not key_is_overridable(part)) for part in arg.target)):
         home = _generated_name(entry, taken)
         generated = True
     return Param(entry, home, "direct", sweep, value_keys, sources, generated=generated)

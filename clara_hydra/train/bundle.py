@@ -72,7 +72,7 @@ class Builder:
             if key == "output_transform":  # MONAI 1.6 engines give a list of items per batch
                 return f"$clara_hydra.train.compat.per_item({v})"
             return "$" + v
-        return v
+        return literal(v)
 
     # -- components ------------------------------------------------------------------
     def component(self, comp: dict, sec: str, where: str) -> dict:
@@ -92,6 +92,7 @@ class Builder:
             if isinstance(value, str) and value.startswith("cuda") and self.device == "cpu":
                 notice(f"{where}: '{key}: {value}' but CUDA is not available: using the CPU")
                 args[key] = "cpu"
+        args = {k: v for k, v in args.items() if not k.startswith("_")}  # Clara's "commented out" args
         args = rename_args(cls, cls_name, args, where)
         check_args(cls, cls_name, args, where)
         out: dict[str, Any] = {"_target_": target}
@@ -181,9 +182,11 @@ class Builder:
             import sys
             built["progress"] = sys.stderr.isatty()  # no tqdm bars in log files
         if "data" not in built and "data_list_file_path" in written:
-            built["data"] = load_datalist(written["data_list_file_path"], written.get("data_file_base_dir"),
-                                          written.get("data_list_key", "training" if sec == "train" else "validation"),
-                                          f"{sec}.dataset", written.get("is_segmentation", True))
+            data = load_datalist(written["data_list_file_path"], written.get("data_file_base_dir"),
+                                 written.get("data_list_key", "training" if sec == "train" else "validation"),
+                                 f"{sec}.dataset", written.get("is_segmentation", True))
+            built["data"] = [{k: literal(v) if isinstance(v, str) else v for k, v in item.items()}
+                             if isinstance(item, dict) else item for item in data]
         if "data" not in built:
             raise BuildError("the dataset has no data", location=f"{sec}.dataset",
                              hint="give data_list_file_path (and data_file_base_dir, data_list_key)")
@@ -276,6 +279,15 @@ class Builder:
             notice(f"{sec}: AMP needs CUDA; training in full precision on the CPU")
         if "amp" in engine or self.amp:
             engine["amp"] = bool(engine.get("amp")) and self.amp
+
+
+def literal(text: str) -> str:
+    """A plain Clara string as MONAI's ConfigParser must see it to keep it as written: one that
+    MONAI would read as code (``$...``), a macro (``%...``), a reference (``@...``) or an id
+    (``::``, ``@#``) becomes an expression that gives back exactly the string."""
+    if text[:1] in ("$", "%", "@") or "::" in text or "@#" in text or "%#" in text:
+        return f"$bytes.fromhex('{text.encode('utf-8').hex()}').decode('utf-8')"
+    return text
 
 
 def estimate_bytes(data: list, keys: list[str]) -> int | None:

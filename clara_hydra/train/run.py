@@ -61,6 +61,20 @@ def build(tree: dict, *, config_file: str | None, device: str, amp: bool, share_
 
 
 def _parsed(parser, ident: str):
+    """Build ``ident``; a failure is located at the innermost item MONAI was building (its own
+    item ids, e.g. ``train#optimizer``), in Clara's terms (``train.optimizer``)."""
+    resolver = parser.ref_resolver
+    failing: list[str] = []
+    original = type(resolver)._resolve_one_item
+
+    def traced(id, waiting_list=None, **kwargs):  # noqa: A002 - MONAI's parameter name
+        try:
+            return original(resolver, id, waiting_list=waiting_list, **kwargs)
+        except Exception:
+            if not failing:
+                failing.append(id)  # the innermost item fails first
+            raise
+    resolver._resolve_one_item = traced
     try:
         return parser.get_parsed_content(ident)
     except ClaraHydraError:
@@ -70,22 +84,48 @@ def _parsed(parser, ident: str):
         while root.__cause__ is not None:
             root = root.__cause__
         text = str(root).strip().splitlines()
-        where = _failed_id(exc) or ident
-        raise BuildError(f"cannot build it: {type(root).__name__}: {text[0] if text else ''}",
-                         location=where.replace("#", "."),
+        item = failing[0] if failing else ident
+        cls = _class_of(parser, item)
+        raise BuildError(f"cannot build {cls or 'it'}: {type(root).__name__}: {text[0] if text else ''}",
+                         location=clara_location(item),
                          hint="check the component's args against its class") from None
+    finally:
+        del resolver._resolve_one_item
 
 
-def _failed_id(exc: BaseException) -> str | None:
-    import re
-    node: BaseException | None = exc
-    last = None
-    while node is not None:
-        m = re.search(r"id '?([\w#:]+)'?", str(node)) or re.search(r"Component to instantiate.*?'([\w#:]+)'", str(node))
-        if m:
-            last = m.group(1)
-        node = node.__cause__
-    return last
+def _class_of(parser, item: str) -> str | None:
+    """The class name of the component ``item`` is (or sits in)."""
+    parts = item.replace("::", "#").split("#")
+    while parts:
+        try:
+            node = parser["#".join(parts)]
+        except Exception:
+            node = None
+        if isinstance(node, dict) and isinstance(node.get("_target_"), str):
+            return node["_target_"].rsplit(".", 1)[-1]
+        parts.pop()
+    return None
+
+
+def clara_location(item: str) -> str:
+    """A MONAI bundle id of a translated config -> its place in the effective Clara config:
+    ``train#pre_transforms#transforms#3`` -> ``train.pre_transforms[3]``,
+    ``train#optimizer#lr`` -> ``train.optimizer.args.lr``, ``train#handlers#2`` -> ``train.handlers[2]``."""
+    parts = item.replace("::", "#").split("#")  # MONAI 1.6 writes "::", older "#"
+    if len(parts) < 2:
+        return parts[0]
+    loc, rest = f"{parts[0]}.{parts[1]}", parts[2:]
+    if parts[1] in ("pre_transforms", "post_transforms") and rest[:1] == ["transforms"]:
+        rest = rest[1:]
+    if parts[1] in ("key_metric", "additional_metrics") and rest:
+        loc += "" if parts[1] == "key_metric" else f"[{rest[0]}]"  # keyed by log_label
+        rest = rest[1:]
+    elif rest and rest[0].isdigit():
+        loc += f"[{rest[0]}]"
+        rest = rest[1:]
+    if rest:
+        loc += ".args" + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in rest)
+    return loc
 
 
 def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", progress: bool = True,

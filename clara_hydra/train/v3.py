@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .. import tree as T
-from ..errors import did_you_mean
+from ..errors import did_you_mean, first_line
 from .names import BuildError, notice
 
 CONVERTERS: dict[str, Callable[[Any], Any]] = {
@@ -223,17 +223,19 @@ def to_v4(tree: dict) -> dict:
     pipe_t = train.get("image_pipeline") or {}
     pipe_v = validate.get("image_pipeline") or {}
     in_channels = int((pipe_t.get("args") or {}).get("output_image_channels", 1))
-    model, n_classes, weight_decay = _model(model_v3, in_channels, pipe_t)
+    model, n_classes, weight_decay = _located("train.model", _model, model_v3, in_channels, pipe_t)
 
     out_t: dict[str, Any] = {"model": model}
-    out_t["loss"] = _loss(train.get("loss") or {"name": "Dice"}, act, n_classes)
-    out_t["optimizer"] = _optimizer(train.get("optimizer") or {"name": "Adam"}, lr, weight_decay)
+    out_t["loss"] = _located("train.loss", _loss, train.get("loss") or {"name": "Dice"}, act, n_classes)
+    out_t["optimizer"] = _located("train.optimizer", _optimizer, train.get("optimizer") or {"name": "Adam"}, lr,
+                                  weight_decay)
     out_t["pre_transforms"] = _transforms(train.get("pre_transforms") or [], "train.pre_transforms")
     classification = "Classification" in T.class_name(pipe_t) if pipe_t else False
-    out_t["dataset"], out_t["dataloader"] = _pipeline(pipe_t, "train", classification)
+    out_t["dataset"], out_t["dataloader"] = _located("train.image_pipeline", _pipeline, pipe_t, "train",
+                                                     classification)
     handlers = []
     if train.get("lr_policy"):
-        out_t["lr_scheduler"] = _lr_policy(train["lr_policy"], epochs)
+        out_t["lr_scheduler"] = _located("train.lr_policy", _lr_policy, train["lr_policy"], epochs)
         handlers.append({"path": "monai.handlers.LrScheduleHandler",
                          "args": {"lr_scheduler": "@lr_scheduler", "epoch_level": True, "print_lr": True}})
     has_validation = bool(pipe_v)
@@ -251,8 +253,19 @@ def to_v4(tree: dict) -> dict:
     result = {k: v for k, v in tree.items() if k not in ("train", "validate")}
     result["train"] = out_t
     if has_validation:
-        result["validate"] = _validate(validate, train, act, n_classes, classification, amp)
+        result["validate"] = _located("validate", _validate, validate, train, act, n_classes, classification, amp)
     return result
+
+
+def _located(where: str, build, *args):
+    """A v3 arg of the wrong type (``init_filters=abc``) is one located line, not a traceback."""
+    try:
+        return build(*args)
+    except BuildError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, ZeroDivisionError) as exc:
+        raise BuildError(f"cannot map this v3 component: {type(exc).__name__}: {first_line(exc)}", location=where,
+                         hint="check the types of its args (a number where a number is expected)") from None
 
 
 def _model(comp: dict, in_channels: int, pipe: dict) -> tuple[dict, int, float]:
@@ -354,7 +367,7 @@ def _transforms(items: list, where: str) -> list:
     out = []
     for i, comp in enumerate(items):
         if T.is_component(comp):
-            out += map_transform(comp, f"{where}[{i}]")
+            out += _located(f"{where}[{i}]", map_transform, comp, f"{where}[{i}]")
     return out
 
 
