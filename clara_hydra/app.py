@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any, Callable
 
-from .errors import ClaraHydraError, first_line, os_error_line
+from .errors import ClaraHydraError, allow_large_configs, first_line, os_error_line
 
 #: Set by run_app so that Hydra lets exceptions through (and workers know it was not the user).
 _WRAPPED = "CLARA_HYDRA_WRAPPED"
@@ -44,6 +44,8 @@ def describe(exc: BaseException) -> tuple[int, str]:
             if detail and detail not in text:
                 text = f"{text.rstrip('.')}: {detail}"
         return 2, f"error: {text}"
+    if isinstance(exc, RecursionError):
+        return 2, "error: the config nests too deeply to handle (flatten it)"
     if isinstance(exc, OSError):
         line = os_error_line(exc, "hydra.run.dir=... or hydra.sweep.dir=...")
         if line:
@@ -57,6 +59,7 @@ def run_app(main: Callable[[], Any]) -> None:
     full = full_error_wanted()
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra lets the exception through to us
     os.environ[_WRAPPED] = "1"
+    allow_large_configs()
     from .logs import quiet
     quiet()
     try:

@@ -228,8 +228,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     handler = {"convert": _convert, "space": _space, "resolve": _resolve, "synth-data": _synth,
                "report": _report}[args.command]
-    from .errors import ClaraHydraError
+    from .errors import ClaraHydraError, allow_large_configs
 
+    allow_large_configs()
     try:
         return handler(args)
     except ClaraHydraError as exc:
@@ -244,6 +245,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except RecursionError:
+        if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"error: {getattr(args, 'config', '')}: the config nests too deeply to handle (flatten it)",
+              file=sys.stderr)
+        return EXIT_USER_ERROR
     except OSError as exc:
         from .errors import os_error_line
         line = os_error_line(exc, "-o DIR")

@@ -39,6 +39,21 @@ def os_error_line(exc: OSError, where_to_change: str) -> str | None:
             f"space: {where_to_change})")
 
 
+#: How deep a Clara config may nest (a JSON object in a list in an object ... counts each level).
+MAX_DEPTH = 500
+
+
+def allow_large_configs() -> None:
+    """Converted configs are big and deep where Clara configs are: OmegaConf's YAML loader stops
+    at 10,000 nodes (its guard against alias bombs; converted YAML has no aliases), and Python
+    at about 1,000 frames (OmegaConf recurses several frames per level)."""
+    import os
+    import sys
+    os.environ.setdefault("OMEGACONF_MAX_YAML_EXPANDED_NODES", str(10_000_000))
+    if sys.getrecursionlimit() < 20_000:
+        sys.setrecursionlimit(20_000)
+
+
 class ClaraHydraError(Exception):
     """Base of every error that is the user's input, not a bug."""
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import tree as T
-from .errors import ConfigSyntaxError, ReferenceError_, SearchSpaceError, did_you_mean
+from .errors import MAX_DEPTH, ConfigSyntaxError, ReferenceError_, SearchSpaceError, did_you_mean
 from .paths import Loc, clara
 from .schema import SCHEMA_NAME
 
@@ -130,6 +130,10 @@ def load_json(path: str, what: str = "config") -> Any:
     except RecursionError:
         raise ConfigSyntaxError("the JSON nests too deeply to read", file=path,
                                 hint="flatten the nesting (Python's JSON reader stops near 1,000 levels)") from None
+    depth = _depth(data)
+    if depth > MAX_DEPTH:
+        raise ConfigSyntaxError(f"the JSON nests {depth} levels deep, more than the {MAX_DEPTH} clara-hydra reads",
+                                file=path, hint="flatten the nesting") from None
     dup = _first_duplicate(data, ())
     if dup is not None:
         loc, key = dup
@@ -137,6 +141,16 @@ def load_json(path: str, what: str = "config") -> Any:
                                 file=path, location=clara(loc + (key,)),
                                 hint="merge the two, or delete one")
     return _plain(data)
+
+
+def _depth(node: Any) -> int:
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        cur, d = stack.pop()
+        if isinstance(cur, (dict, list)):
+            deepest = max(deepest, d)
+            stack.extend((v, d + 1) for v in (cur.values() if isinstance(cur, dict) else cur))
+    return deepest
 
 
 class _NotFinite(ValueError):

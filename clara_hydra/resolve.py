@@ -77,8 +77,10 @@ def compose(config_dir: str, config_name: str, overrides: Sequence[str] = (), fi
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
 
+    from .errors import allow_large_configs
     from .schema import register
 
+    allow_large_configs()
     register()
     GlobalHydra.instance().clear()
     try:
