@@ -127,7 +127,14 @@ def _resolve(args) -> int:
 
     tree = resolve_file(args.config, args.overrides, enabled_only=args.enabled_only, env=args.env)
     if args.json:
-        print(json.dumps(tree, indent=2))
+        try:
+            text = json.dumps(tree, indent=2, allow_nan=False)
+        except ValueError:
+            from .errors import ClaraHydraError
+            where = _non_finite(tree, ())
+            raise ClaraHydraError(f"the value is {where[1]}, which JSON cannot hold", location=where[0],
+                                  hint="give a finite number, or print YAML (without --json)") from None
+        print(text)
     else:
         import yaml
         print(yaml.safe_dump(tree, sort_keys=False, default_flow_style=False, width=100).rstrip())
@@ -208,6 +215,23 @@ def _completion(argv: list[str]) -> int | None:
     os.environ["COMP_LINE"] = " ".join(["clara-hydra"] + kept)
     os.environ["COMP_POINT"] = str(len(os.environ["COMP_LINE"]))
     return _train(mmar + list(argv))
+
+
+def _non_finite(node, loc: tuple) -> tuple[str, float]:
+    """(place, value) of the first NaN or infinite number in a resolved tree."""
+    import math
+
+    from .paths import clara
+    stack = [(node, loc)]
+    while stack:
+        cur, at = stack.pop()
+        if isinstance(cur, float) and not math.isfinite(cur):
+            return clara(at), cur
+        if isinstance(cur, dict):
+            stack.extend((v, at + (k,)) for k, v in reversed(list(cur.items())))
+        elif isinstance(cur, list):
+            stack.extend((v, at + (i,)) for i, v in reversed(list(enumerate(cur))))
+    return "<top level>", float("nan")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -108,6 +108,8 @@ class _Values:
             parsed = list(string.Formatter().parse(s))
         except ValueError:
             return _escape(s)
+        if all(fname is None for _, fname, _, _ in parsed):
+            return _escape(s)  # no {name} in it: nothing to substitute, it stays as written ("{{x}}" too)
         pieces: list[tuple[str, str]] = []  # ("text", literal) or ("interp", "${name}")
         for literal, fname, spec, conv in parsed:
             if literal:

@@ -1,15 +1,19 @@
-"""Every training config of ../shared/corpus/clara converts, composes and resolves as it is,
-and every sweep expression we emit is one that hydra-optuna-sweeper turns into the intended
-Optuna distribution."""
+"""Every training config of the Clara corpus (../shared/corpus/clara, or the trimmed copy in
+tests/data/corpus/clara: see conftest) converts, composes and resolves as it is, and every sweep
+expression we emit is one that hydra-optuna-sweeper turns into the intended Optuna distribution."""
 
 from __future__ import annotations
 
+import json
 import random
+import re
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, corpus_or_skip, training_configs
+from conftest import (CORPUS, CORPUS_IS_TRIMMED, FULL_CORPUS, ROOT, TRIMMED_CORPUS, corpus_or_skip, run_cli, space,
+                      training_configs)
 
 REFUSED = {"test_json_extracted.json"}  # the NVFlare scanner fixture: see test_errors
 CONFIGS = [p for p in training_configs() if p.name not in REFUSED]
@@ -20,9 +24,58 @@ def _id(p: Path) -> str:
     return f"{p.parent.name}/{p.name}"
 
 
-def test_corpus_is_there_or_skipped():
-    corpus_or_skip()
-    assert len(CONFIGS) >= 25
+#: Corpus configs that tests name but the trimmed copy leaves out, and why. Where only the trimmed
+#: copy is there, the tests that name them skip them (test_train) or only list them to exclude them.
+NOT_IN_TRIMMED = {
+    "taiwancvai-heaortanet/config_train.json": "no licence: not redistributed (BYOC refusal in test_train)",
+    "warrentseng-colonoscopy/config_train.json": "no licence: not redistributed (named to be excluded)",
+    "cte-pt-digitalpathology/config_train_smartcache.json": "named to be excluded from training",
+}
+
+
+def test_corpus_is_there():
+    assert corpus_or_skip().is_dir()
+    assert len(CONFIGS) >= (18 if CORPUS_IS_TRIMMED else 25), CORPUS
+
+
+def _sources_rows() -> set[str]:
+    text = (TRIMMED_CORPUS / "SOURCES.md").read_text()
+    return set(re.findall(r"^\| ([a-z0-9-]+/[A-Za-z0-9_.-]+\.json) \|", text, flags=re.M))
+
+
+def test_trimmed_corpus_matches_its_sources():
+    """Each file of the trimmed copy has its row in its SOURCES.md, and is the full corpus's file."""
+    files = {p.relative_to(TRIMMED_CORPUS).as_posix() for p in TRIMMED_CORPUS.rglob("*") if p.is_file()}
+    assert "SOURCES.md" in files
+    configs = files - {"SOURCES.md"}
+    assert configs == _sources_rows()
+    assert sum((TRIMMED_CORPUS / f).stat().st_size for f in files) < 300_000, "keep the trimmed copy small"
+    for rel in sorted(configs):
+        json.loads((TRIMMED_CORPUS / rel).read_text())
+        if FULL_CORPUS.is_dir():
+            assert (TRIMMED_CORPUS / rel).read_bytes() == (FULL_CORPUS / rel).read_bytes(), rel
+
+
+def _named_corpus_configs() -> set[str]:
+    """Corpus configs the test files name by their path ("folder/file.json" or "folder" / "file.json")."""
+    out = set()
+    for test in (ROOT / "tests").glob("*.py"):
+        text = test.read_text()
+        pairs = re.findall(r"[\"']([a-z0-9][a-z0-9-]*)/([A-Za-z0-9_.-]+\.json)[\"']", text)
+        pairs += re.findall(r"[\"']([a-z0-9][a-z0-9-]*)[\"']\s*/\s*[\"']([A-Za-z0-9_.-]+\.json)[\"']", text)
+        out |= {f"{folder}/{name}" for folder, name in pairs
+                if "-" in folder or (TRIMMED_CORPUS / folder).is_dir() or (FULL_CORPUS / folder).is_dir()}
+    return out
+
+
+def test_every_corpus_config_a_test_names_is_in_the_trimmed_copy():
+    named = _named_corpus_configs()
+    assert "nvflare-jsonscanner-test/test_json_extracted.json" in named  # the scan finds both forms
+    assert "cte-pt41-automl/trn_autoML_Enum.json" in named
+    missing = sorted(rel for rel in named - set(NOT_IN_TRIMMED) if not (TRIMMED_CORPUS / rel).is_file())
+    assert not missing, f"copy these from {FULL_CORPUS} into {TRIMMED_CORPUS} (and SOURCES.md): {missing}"
+    if FULL_CORPUS.is_dir():
+        assert all((FULL_CORPUS / rel).is_file() for rel in named), sorted(named)
 
 
 def _convert(path: Path):
@@ -106,7 +159,7 @@ def test_sweep_expression_becomes_intended_optuna_distribution(param):
     if param.type == "float":
         assert isinstance(dist, FloatDistribution)
         assert (dist.low, dist.high) == (e.low, e.high)
-        assert dist.log == param.sweep.startswith("tag(log")
+        assert dist.log == (e.domain == "lr" and e.low > 0 and e.high / e.low >= 10)
     elif param.type == "int":
         assert isinstance(dist, IntDistribution) and (dist.low, dist.high) == (e.low, e.high)
     else:
@@ -124,3 +177,68 @@ def test_corpus_examples_use_readable_labels():
     conv = _convert(path)
     sweeps = sorted(p.sweep for p in conv.params)
     assert sweeps == ["choice(FocalLoss, DiceLoss)", "choice(Novograd, Adam)"]  # in the order written
+
+
+# ----------------------------------------------------------------- log scale, from the Clara entry
+
+def _float_entries(data: dict) -> list[tuple[str, str | None, float, float]]:
+    """(the place it sets, domain, low, high) for each float search entry of a raw Clara config,
+    read from its JSON: lr_search, top-level search (first-level params) and component search."""
+    out = []
+    if isinstance(data.get("lr_search"), list):
+        out.append(("learning_rate", "lr", *data["lr_search"]))
+
+    def walk(node, where: str) -> None:
+        if isinstance(node, dict):
+            for e in node.get("search") if isinstance(node.get("search"), list) else []:
+                if e.get("type") == "float":
+                    for arg in e["args"]:
+                        name = arg.split("#", 1)[0]
+                        out.append((f"{where}.args.{name}" if where else name, e.get("domain"), *e["targets"]))
+            for k, v in node.items():  # keys starting with "_" are commented out in Clara
+                if k != "search" and not k.startswith("_"):
+                    walk(v, f"{where}.{k}" if where else k)
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{where}[{i}]")
+    walk(data, "")
+    return out
+
+
+def _float_cases():
+    out = []
+    for path in CONFIGS + EXAMPLES:
+        for where, domain, low, high in _float_entries(json.loads(path.read_text())):
+            log = domain == "lr" and low > 0 and high / low >= 10
+            kind = "log" if log else "linear"
+            out.append(pytest.param(path, where, low, high, log, id=f"{_id(path)}:{where}:{kind}"))
+    return out
+
+
+FLOAT_CASES = _float_cases()
+
+
+@lru_cache(maxsize=None)
+def _space_cli(path: Path) -> list[dict]:
+    proc = run_cli("space", path, "--json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_float_cases_cover_log_and_linear():
+    kinds = {case.values[-1] for case in FLOAT_CASES}
+    assert kinds == {True, False}, [case.id for case in FLOAT_CASES]
+
+
+@pytest.mark.parametrize("path,where,low,high,log", FLOAT_CASES)
+def test_lr_range_of_a_decade_or_more_is_log_scale(path, where, low, high, log):
+    """A search entry of domain "lr" with 0 < low and high/low >= 10 sweeps on a log scale,
+    `tag(log, interval(low, high))`; every other float entry is a plain `interval(low, high)`.
+    The expectation comes from the Clara JSON; `space --json` and space.build must both say so."""
+    pattern = r"tag\(log, interval\(([^,()]+), ([^,()]+)\)\)" if log else r"interval\(([^,()]+), ([^,()]+)\)"
+    for how, params in (("space --json", _space_cli(path)), ("space.build", space(path))):
+        [param] = [p for p in params if where in p["sources"]]
+        assert param["type"] == "float" and param["targets"] == [low, high], (how, param)
+        m = re.fullmatch(pattern, param["sweep"])
+        assert m, f"{how}: {where} in [{low}, {high}] (domain {param['domain']}) sweeps as {param['sweep']}"
+        assert (float(m.group(1)), float(m.group(2))) == (low, high), (how, param["sweep"])

@@ -244,3 +244,35 @@ def test_every_label_works_on_the_command_line(write_config):
             tree = resolve(path, [f"{param['name']}={label}"])
             got = [at(tree, src) for src in param["sources"]]
             assert got == values, (param["name"], label)
+
+
+def _tx(cls: str, tag: str) -> dict:
+    return {"name": cls, "args": {"fields": [tag]}}
+
+
+# (train pre_transforms, the validate ref, which train component it must copy); see reader._find_ref
+REF_PRECEDENCE = [
+    pytest.param([_tx("ScaleByResolution", "plain"), _tx("LoadNifti#ScaleByResolution", "alias")],
+                 "ScaleByResolution", 1, id="alias-beats-class-name"),
+    pytest.param([_tx("LoadNifti#ScaleByResolution", "alias"), _tx("ScaleByResolution", "plain")],
+                 "ScaleByResolution", 0, id="alias-beats-class-name-written-first"),
+    pytest.param([_tx("RandomAxisFlip#first", "aliased"), _tx("RandomAxisFlip", "plain")],
+                 "RandomAxisFlip", 1, id="unaliased-beats-aliased-of-the-class"),
+    pytest.param([_tx("RandomAxisFlip", "plain"), _tx("RandomAxisFlip#second", "aliased")],
+                 "RandomAxisFlip", 0, id="unaliased-beats-aliased-of-the-class-written-first"),
+    pytest.param([_tx("LoadNifti", "load"), _tx("RandomAxisFlip#only", "aliased")],
+                 "RandomAxisFlip", 1, id="aliased-of-the-class-when-no-unaliased"),
+    pytest.param([_tx("RandomAxisFlip", "plain"), _tx("RandomAxisFlip#first", "aliased")],
+                 "first", 1, id="alias-names-its-component"),
+]
+
+
+@pytest.mark.parametrize("pre,ref,index", REF_PRECEDENCE)
+def test_ref_precedence(write_config, pre, ref, index):
+    """{"ref": X} in validate copies the train component aliased X ("Cls#X"); failing that, the
+    un-aliased component of class X over an aliased one; failing that, an aliased one of class X."""
+    path = write_config({"epochs": 1, "train": {"pre_transforms": pre},
+                         "validate": {"pre_transforms": [{"name": "LoadNifti", "args": {}}, {"ref": ref}]}})
+    tree = resolve(path)
+    assert tree["train"]["pre_transforms"] == pre  # the train side is kept as written
+    assert tree["validate"]["pre_transforms"][1] == pre[index]

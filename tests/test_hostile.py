@@ -1,0 +1,231 @@
+"""Hostile and odd input through the real command line: each ends as one clean located line
+(exit 2, no traceback, nothing written) or as a correct result. Strings come out as written."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, run_cli
+
+MODEL = {"name": "UNet", "args": {"spatial_dims": 3}}
+
+
+def _write(tmp_path: Path, doc, name: str = "config_train.json", env: dict | None = None) -> Path:
+    path = tmp_path / name
+    path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    if env is not None:
+        (tmp_path / "environment.json").write_text(json.dumps(env))
+    return path
+
+
+def _one_error(proc) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stdout[-500:], proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+REFUSED = [
+    pytest.param('{"epochs": 1,\n "train": {"model": {"name": "UNet", "search": [],\n'
+                 ' "search": [{"type": "enum", "args": ["a"], "targets": [1]}]}}}', None, "config_train.json",
+                 ["train.model.search", "written twice"], id="duplicate-search-key"),
+    pytest.param('{"epochs": 1, "epochs": 2}', None, "config_train.json", ["epochs: key 'epochs' is written twice"],
+                 id="duplicate-top-key"),
+    pytest.param('{"epochs": 1,\n  "lr": 1e999}', None, "config_train.json", ["line 2, column 9", "1e999"],
+                 id="overflowing-number"),
+    pytest.param('{"epochs": NaN}', None, "config_train.json", ["line 1, column 12", "NaN"], id="nan"),
+    pytest.param('{"epochs": 1,\n "x": "-Infinity", "lr": -Infinity}', None, "config_train.json",
+                 ["line 2, column 26", "-Infinity"], id="infinity-after-a-string-that-looks-like-it"),
+    pytest.param({"epochs": 1}, {"hydra": 1}, "config_train.json", ["environment.json: hydra:", "reserved"],
+                 id="env-key-hydra"),
+    pytest.param({"epochs": 1}, {"clara_hydra": {}}, "config_train.json", ["clara_hydra:", "reserved"],
+                 id="env-key-clara_hydra"),
+    pytest.param({"epochs": 1, "train": {"model": dict(MODEL, search=[
+        {"type": "enum", "args": ["norm#defaults"], "targets": ["a", "b"]}])}}, None, "config_train.json",
+                 ["train.model.search[0].args[0]", "alias 'defaults' is reserved"], id="alias-defaults"),
+    pytest.param({"epochs": 1, "search": [{"type": "enum", "args": ["@hydra"], "targets": [True, False]}]}, None,
+                 "config_train.json", ["search[0].args[0]", "'hydra' is reserved"], id="tag-hydra"),
+    pytest.param({"epochs": 1}, None, "clara_schema.json", ["a config named 'clara_schema'"], id="file-clara_schema"),
+    pytest.param({"epochs": 1}, None, "hydra.json", ["a config named 'hydra'"], id="file-hydra"),
+    pytest.param({"epochs": 1, "train": {"model": dict(MODEL, disabled="maybe")}}, None, "config_train.json",
+                 ["train.model.disabled", "must be true/false", '"maybe"'], id="disabled-maybe"),
+    pytest.param({"epochs": 1, "train": {"model": dict(MODEL, disabled=2)}}, None, "config_train.json",
+                 ["train.model.disabled"], id="disabled-2"),
+]
+
+
+@pytest.mark.parametrize("doc,env,name,wanted", REFUSED)
+@pytest.mark.parametrize("command", ["convert", "space", "resolve"])
+def test_bad_input_is_one_located_line(tmp_path, doc, env, name, wanted, command):
+    src = _write(tmp_path, doc, name, env)
+    args = [command, src] + (["-o", tmp_path / "out"] if command == "convert" else [])
+    line = _one_error(run_cli(*args))
+    for want in wanted:
+        assert want in line, line
+    assert not (tmp_path / "out").exists()
+
+
+def test_too_deep_nesting_is_refused_in_one_line(tmp_path):
+    deep: dict = {"x": 1}
+    for _ in range(600):
+        deep = {"k": deep}
+    src = _write(tmp_path, {"epochs": 1, "deep": deep})
+    assert "nests 602 levels deep" in _one_error(run_cli("convert", src, "-o", tmp_path / "out"))
+
+
+def test_unwritable_output_folder_is_one_line(tmp_path):
+    src = _write(tmp_path, {"epochs": 1})
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    line = _one_error(run_cli("convert", src, "-o", blocker / "conf"))
+    assert str(blocker / "conf") in line and "cannot write there" in line
+
+
+# ----------------------------------------------------------------------------- strings as written
+
+STRINGS = ["${oc.env:HOME}", "\\${oc.env:HOME}", "\\\\${x}", "C:\\data\\", "???", "\\???", "$HOME/readers",
+           "%macro", "a::b", "@#x", "x${", "{{literal}}", "plain"]
+
+
+def test_every_string_comes_out_as_written(tmp_path):
+    """Values, keys, environment.json values and enum options: through resolve and through the YAML."""
+    os.environ.setdefault("HOME", "/root")
+    doc = {"epochs": 1, "strs": STRINGS, "train": {"model": {"name": "UNet", "args": {
+        "opt": "x", **{f"k{i}": s for i, s in enumerate(STRINGS)}},
+        "search": [{"type": "enum", "args": ["opt"], "targets": ["${oc.env:HOME}", "\\${y}", "plain"]}]}}}
+    src = _write(tmp_path, doc, env={"ENVSTR": "${oc.env:HOME}", "ENVQ": "???"})
+    proc = run_cli("resolve", src, "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["strs"] == STRINGS
+    assert [out["train"]["model"]["args"][f"k{i}"] for i in range(len(STRINGS))] == STRINGS
+    assert out["train"]["model"]["args"]["opt"] == "x"
+    # every option of the enum, chosen on the command line by its label, comes out as written
+    space = json.loads(run_cli("space", src, "--json").stdout)
+    (param,) = space
+    for label, (value,) in param["choices"].items():
+        got = json.loads(run_cli("resolve", src, f"{param['name']}={label}", "--json").stdout)
+        assert got["train"]["model"]["args"]["opt"] == value
+    # the converted YAML holds them escaped: OmegaConf reads back exactly the strings
+    from omegaconf import OmegaConf
+    assert run_cli("convert", src, "-o", tmp_path / "conf").returncode == 0
+    oc = OmegaConf.load(tmp_path / "conf" / "config_train.yaml")
+    assert list(oc.strs) == STRINGS
+    assert oc.ENVSTR == "${oc.env:HOME}" and oc.ENVQ == "???"
+
+
+def test_a_backslash_before_a_name_is_kept(tmp_path):
+    src = _write(tmp_path, {"epochs": 3, "path": "C:\\{epochs}", "two": "\\\\{epochs}"})
+    out = json.loads(run_cli("resolve", src, "--json").stdout)
+    assert out["path"] == "C:\\3" and out["two"] == "\\\\3"
+
+
+def test_literal_clara_strings_reach_monai_as_written():
+    """$, % and @ at the start of a plain Clara string are not MONAI code, macros or references."""
+    from monai.bundle import ConfigParser
+
+    from clara_hydra.train.bundle import Builder
+    tree = {"train": {"model": {"name": "UNet", "args": {"spatial_dims": 3, "in_channels": 1, "out_channels": 2,
+                                                         "channels": [4, 8], "strides": [2]}},
+                      "inferer": {"name": "SlidingWindowInferer", "args": {
+                          "roi_size": [8, 8, 8], "mode": "$HOME/readers"}}}}
+    bundle = Builder(tree, device="cpu", amp=False).build()
+    parser = ConfigParser(bundle)
+    parser.parse()
+    assert parser.get_parsed_content("train#inferer#mode") == "$HOME/readers"
+
+
+# ----------------------------------------------------------------------------- YAML that loads
+
+def test_long_lines_load(tmp_path):
+    floats = [round(0.1 * i + 0.123456789, 9) for i in range(13)]
+    name = "config_" + "x" * 150
+    src = _write(tmp_path, {"epochs": 1, "train": {"model": dict(MODEL, search=[
+        {"type": "enum", "args": ["dropout"], "targets": floats}])}}, name=name + ".json")
+    proc = run_cli("convert", src, "-o", tmp_path / "conf")
+    assert proc.returncode == 0, proc.stderr
+    doc = yaml.safe_load((tmp_path / "conf" / (name + ".yaml")).read_text())
+    assert doc["hydra"]["sweeper"]["study_name"] == name
+    sweep = doc["hydra"]["sweeper"]["params"]["train.model.args.dropout"]
+    assert sweep == "choice(" + ", ".join(repr(f) for f in floats) + ")"
+    got = json.loads(run_cli("resolve", tmp_path / "conf" / (name + ".yaml"), f"train.model.args.dropout={floats[7]}",
+                             "--json").stdout)
+    assert got["train"]["model"]["args"]["dropout"] == floats[7]
+
+
+@pytest.mark.parametrize("shape", ["10000-components", "10000-element-list", "400-levels"])
+def test_large_configs_convert_and_resolve(tmp_path, shape):
+    if shape == "10000-components":
+        doc = {"epochs": 1, "train": {"pre_transforms": [
+            {"name": "RandFlipd", "args": {"keys": ["image"], "prob": 0.5}} for _ in range(10_000)]}}
+    elif shape == "10000-element-list":
+        doc = {"epochs": 1, "big": list(range(10_000)), "train": {"model": MODEL}}
+    else:
+        deep: dict = {"x": 1}
+        for _ in range(398):
+            deep = {"k": deep}
+        doc = {"epochs": 1, "deep": deep, "train": {"model": MODEL}}
+    src = _write(tmp_path, doc)
+    proc = run_cli("convert", src, "-o", tmp_path / "conf")
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("resolve", tmp_path / "conf" / "config_train.yaml", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout) == doc
+
+
+# ----------------------------------------------------------------------------- names and overrides
+
+def test_an_arg_with_a_dot_gets_an_overridable_name(tmp_path):
+    src = _write(tmp_path, {"epochs": 1, "train": {"model": dict(MODEL, args={"a.b": 1}, search=[
+        {"type": "float", "args": ["a.b"], "targets": [0, 2]}])}})
+    (param,) = json.loads(run_cli("space", src, "--json").stdout)
+    assert "." not in param["name"], param
+    out = json.loads(run_cli("resolve", src, f"{param['name']}=1.5", "--json").stdout)
+    assert out["train"]["model"]["args"] == {"a.b": 1.5}
+
+
+@pytest.mark.parametrize("argv", [
+    pytest.param(["resolve", "{src}", "epochs=3", "--json"], id="flags-after"),
+    pytest.param(["resolve", "--json", "{src}", "epochs=3"], id="flags-first"),
+    pytest.param(["resolve", "{src}", "--json", "epochs=3", "--enabled-only"], id="flags-between"),
+])
+def test_resolve_takes_flags_before_or_after_overrides(argv):
+    src = ROOT / "examples" / "demo.json"
+    proc = run_cli(*[str(src) if a == "{src}" else a for a in argv])
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["epochs"] == 3
+
+
+def test_an_override_outside_the_search_domain_warns_once():
+    proc = run_cli("resolve", ROOT / "examples" / "demo.json", "learning_rate=0.5", "--json")
+    assert proc.returncode == 0, proc.stderr
+    warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("warning:")]
+    assert [w for w in warnings if "learning_rate=0.5 is outside its search domain [0.0001, 0.01]" in w], warnings
+    assert json.loads(proc.stdout)["learning_rate"] == 0.5
+
+
+def test_an_override_inside_the_domain_is_quiet():
+    proc = run_cli("resolve", ROOT / "examples" / "demo.json", "learning_rate=0.005", "--json")
+    assert proc.returncode == 0 and "outside its search domain" not in proc.stderr
+
+
+@pytest.mark.parametrize("override,wanted", [
+    pytest.param("epochs=null", "not Optional", id="epochs-null"),
+    pytest.param("epochs=abc", "could not be converted to Integer", id="epochs-abc"),
+    pytest.param("learning_rate=inf", "which JSON cannot hold", id="inf-in-json"),
+])
+def test_bad_overrides_are_one_line(override, wanted):
+    line = _one_error(run_cli("resolve", ROOT / "examples" / "demo.json", override, "--json"))
+    assert wanted in line, line
+
+
+def test_report_never_creates_a_database(tmp_path):
+    line = _one_error(run_cli("report", "demo", "--storage", "sqlite:///typo.db", cwd=tmp_path))
+    assert "no such storage file" in line and "typo.db" in line
+    assert not (tmp_path / "typo.db").exists()
