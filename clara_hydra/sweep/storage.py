@@ -6,6 +6,7 @@ SQLite file or journal at once, a locked SQLite file after saying what it waits 
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -60,7 +61,9 @@ def open_storage(spec: Any, *, must_exist: bool = False):
     if text.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend
         try:
-            return optuna.storages.JournalStorage(JournalFileBackend(_journal_path(text)))
+            storage = optuna.storages.JournalStorage(JournalFileBackend(_journal_path(text)))
+            storage.get_all_studies()  # reads the whole journal now: a damaged one fails here
+            return storage
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
             raise StorageError(f"the journal file cannot be read: {first_line(exc)}", file=path,
                                hint="it is not an Optuna journal (or it is damaged): use another file") from None
@@ -107,6 +110,9 @@ def retrying(make, attempts: int = 8, what: str = "the storage"):
                 raise StorageError(f"the storage cannot be used: {text.strip().splitlines()[0]}", file=what,
                                    hint="it is not an Optuna database (or it is damaged): use another "
                                         "storage, or move the file away") from None
+        except json.JSONDecodeError as exc:  # a journal that is not one (Optuna reads it lazily)
+            raise StorageError(f"the journal cannot be read: {first_line(exc)}", file=what,
+                               hint="it is not an Optuna journal (or it is damaged): use another file") from None
         except DBAPIError as exc:
             if attempt >= attempts - 1:
                 raise StorageError(f"the storage keeps failing: {first_line(exc)}", file=what) from None

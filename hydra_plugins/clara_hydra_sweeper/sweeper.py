@@ -88,7 +88,7 @@ class ClaraOptunaSweeper(Sweeper):
         storage = open_storage(self.storage_spec)
         study = retrying(lambda: optuna.create_study(
             study_name=impl.study_name, storage=storage, sampler=impl.sampler, pruner=make_pruner(self.pruner_spec),
-            directions=directions, load_if_exists=True))
+            directions=directions, load_if_exists=True), what=str(self.storage_spec))
         self.study = study
         identity.check(study, dists, directions, impl.storage)
         self.sweep_dir = Path(str(self.config.hydra.sweep.dir))

@@ -1,0 +1,338 @@
+"""An MMAR in its own folder, as a Clara user keeps one: config/config_train.json, its own
+environment.json, BYOC code in custom/, converted into conf/, trained and swept with the
+installed `clara-hydra train` and with `python <clone>/train.py --config-dir`, from folders
+outside the clone. Every failure a user can cause is one line; nothing is silently wrong."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import BIN, ROOT, run_cli
+
+pytestmark = pytest.mark.slow
+
+BYOC = '''from monai.transforms import RandFlipd
+
+
+class MyFlip(RandFlipd):
+    """A user's own transform (BYOC), found in the MMAR's custom/ folder."""
+'''
+
+
+def make_mmar(root: Path, data_env: dict, *, drop_search: bool = False, env_keys: dict | None = None) -> Path:
+    """An MMAR from examples/demo_v41.json: small crops, 2 epochs, a BYOC transform in custom/."""
+    cfg = json.loads((ROOT / "examples" / "demo_v41.json").read_text())
+    cfg["epochs"] = 2
+    flip = cfg["train"]["pre_transforms"][4]
+    cfg["train"]["pre_transforms"][4] = {"path": "myflip.MyFlip", "args": flip["args"], "search": flip["search"]}
+    for t in cfg["train"]["pre_transforms"]:
+        if t.get("name") == "RandCropByPosNegLabeld":
+            t["args"]["spatial_size"] = [16, 16, 16]
+    cfg["validate"]["inferer"]["args"]["roi_size"] = [16, 16, 16]
+    if drop_search:
+        cfg["train"]["model"].pop("search")
+    (root / "config").mkdir(parents=True)
+    (root / "custom").mkdir()
+    (root / "custom" / "myflip.py").write_text(BYOC)
+    (root / "config" / "config_train.json").write_text(json.dumps(cfg, indent=1))
+    env = env_keys if env_keys is not None else dict(data_env, MMAR_CKPT_DIR="models", MMAR_CKPT="models/model.pt")
+    (root / "config" / "environment.json").write_text(json.dumps(env))
+    proc = run_cli("convert", root / "config" / "config_train.json", "-o", root / "conf")
+    assert proc.returncode == 0, proc.stderr
+    return root
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("data")
+    proc = run_cli("synth-data", out, "--shape", "32", "32", "32", "--train", "2", "--val", "1")
+    assert proc.returncode == 0, proc.stderr
+    env = json.loads((out / "environment.json").read_text())
+    return {"DATA_ROOT": env["DATA_ROOT"], "DATASET_JSON": env["DATASET_JSON"]}
+
+
+@pytest.fixture
+def mmar(tmp_path, data) -> Path:
+    return make_mmar(tmp_path / "spleen_mmar", data)
+
+
+def clara_train(*args, cwd: Path, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    exe = BIN / "clara-hydra"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "clara_hydra"]
+    full = dict(os.environ, **(env or {}))
+    full.pop("CLARA_HYDRA_FULL_ERROR", None)
+    cwd.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(cmd + ["train", *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=full)
+
+
+def one_error(proc, code: int = 2) -> str:
+    assert proc.returncode == code, (proc.returncode, proc.stdout[-1500:], proc.stderr[-3000:])
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def logged_best(train_log: Path, metric: str = "val_mean_dice") -> float:
+    """The best validation value the run itself logged, epoch by epoch."""
+    values = [float(m.group(1)) for m in re.finditer(rf"{metric} ([0-9.]+)", train_log.read_text())]
+    assert values, train_log.read_text()
+    return max(values)
+
+
+def trials(sweep_dir: Path) -> list[dict]:
+    with open(sweep_dir / "trials.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+# ----------------------------------------------------------------------------- one run
+
+def test_train_an_mmar_from_another_folder_with_its_custom_code(tmp_path, mmar):
+    run_dir = tmp_path / "run"
+    proc = clara_train("--mmar", mmar, f"hydra.run.dir={run_dir}", cwd=tmp_path / "elsewhere")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    bundle = json.loads((run_dir / "bundle_config.json").read_text())
+    assert bundle["train"]["pre_transforms"]["transforms"][4]["_target_"] == "myflip.MyFlip"
+    log = (run_dir / "train.log").read_text()
+    final = re.search(r"key metric = ([0-9.]+)", log)
+    assert final, log
+    # the value the run returns is the best validation value it logged (not a constant)
+    assert float(final.group(1)) == pytest.approx(logged_best(run_dir / "train.log"), abs=1e-4)
+    assert "\r" not in log and "clara-hydra: epoch 2/2" in log
+    # quiet: no engine chatter, no library warnings the user cannot act on
+    assert "Engine run" not in proc.stdout and "UserWarning" not in proc.stderr and "Warning:" not in proc.stderr
+
+
+def test_python_train_py_with_config_dir_from_the_mmar(tmp_path, mmar):
+    run_dir = tmp_path / "run"
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "--config-dir", "conf", "--config-name",
+                           "config_train", f"hydra.run.dir={run_dir}", "epochs=1"], cwd=mmar, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "myflip.MyFlip" in (run_dir / "bundle_config.json").read_text()
+
+
+def test_an_undefined_datalist_is_an_error_not_synthetic_data(tmp_path, data):
+    mmar = make_mmar(tmp_path / "m", data, env_keys={"MY_DATA_ROOT": data["DATA_ROOT"]})
+    proc = clara_train("--mmar", mmar, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    line = one_error(proc)
+    assert "train.dataset" in line and "DATASET_JSON" in line, line
+    assert "synthetic" not in (proc.stdout + proc.stderr).lower()
+
+
+def test_a_missing_conf_folder_says_how_to_convert(tmp_path):
+    (tmp_path / "m" / "config").mkdir(parents=True)
+    line = one_error(clara_train("--mmar", tmp_path / "m", cwd=tmp_path))
+    assert "clara-hydra convert" in line and "conf" in line
+
+
+def test_help_shows_the_search_space_and_no_missing_values(tmp_path, mmar):
+    proc = clara_train("--mmar", mmar, "--help", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "== Search space: 7 parameter(s)" in proc.stdout
+    assert "flipProb: interval(0.0, 1.0)" in proc.stdout and "sets train.pre_transforms[4].args.prob" in proc.stdout
+    assert "???" not in proc.stdout
+    v3 = subprocess.run([sys.executable, str(ROOT / "train.py"), "--cfg", "job"], capture_output=True, text=True,
+                        cwd=tmp_path, timeout=120)
+    assert v3.returncode == 0 and "???" not in v3.stdout and "use_amp: false" in v3.stdout
+
+
+def test_shell_completion_outside_the_clone(tmp_path, mmar):
+    exe = BIN / "clara-hydra"
+    env = dict(os.environ, COMP_LINE=f"clara-hydra train --mmar {mmar} epo", COMP_POINT="0")
+    proc = subprocess.run([str(exe), "-sc", "query=bash"], capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "epochs=" in proc.stdout.split()
+
+
+def test_an_unwritable_run_folder_is_one_line(tmp_path, mmar):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    line = one_error(clara_train("--mmar", mmar, f"hydra.run.dir={blocker / 'run'}", cwd=tmp_path))
+    assert str(blocker) in line and "hydra.run.dir" in line
+
+
+def test_a_nan_loss_is_one_line_without_engine_tracebacks(tmp_path, mmar, data):
+    import nibabel as nib
+    import numpy as np
+    bad = tmp_path / "nan"
+    assert run_cli("synth-data", bad, "--shape", "32", "32", "32").returncode == 0
+    for img in (bad / "imagesTr").glob("*.nii.gz"):
+        vol = nib.load(img)
+        nib.save(nib.Nifti1Image(np.full(vol.shape, np.nan, dtype=np.float32), vol.affine), img)
+    proc = clara_train("--mmar", mmar, f"DATASET_JSON={bad / 'dataset.json'}", f"DATA_ROOT={bad}",
+                       f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    line = one_error(proc)
+    assert "train.loss: the loss is nan at epoch 1" in line
+    assert "terminating due to exception" not in proc.stdout + proc.stderr
+    assert "the loss is nan" in (tmp_path / "run" / "train.log").read_text()
+
+
+@pytest.mark.parametrize("override,wanted", [
+    pytest.param("train.model.args.num_res_units=abc", "train.model: cannot build UNet", id="model-arg"),
+    pytest.param("learning_rate=-1", "train.optimizer: cannot build", id="negative-lr"),
+])
+def test_build_errors_name_the_component(tmp_path, mmar, override, wanted):
+    assert wanted in one_error(clara_train("--mmar", mmar, override, f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path))
+
+
+def test_v3_arg_type_error_is_one_located_line(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "train.model.args.init_filters=abc",
+                           f"hydra.run.dir={tmp_path / 'r'}"], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=300)
+    assert "train.model: cannot map this v3 component" in one_error(proc)
+
+
+# ----------------------------------------------------------------------------- sweeps
+
+def test_sweep_with_gpu_workers_syntax_from_an_mmar(tmp_path, mmar):
+    """workers=0:0 (CPU workers here) with --config-dir: every worker finds the config and the
+    BYOC code; each trial's value is the best validation value its own log shows."""
+    sweep_dir = tmp_path / "sweep"
+    proc = clara_train("--mmar", mmar, "-m", "hydra.sweeper.n_trials=2", "hydra.sweeper.workers=0:0",
+                       "hydra.sweeper.pruner=none", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path / "work")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    rows = trials(sweep_dir)
+    assert [r["state"] for r in rows] == ["complete", "complete"], rows
+    for r in rows:
+        assert float(r["value"]) == pytest.approx(logged_best(Path(r["job_dir"]) / "train.log"), abs=1e-4)
+    assert "CLARA_HYDRA" not in proc.stdout  # no internal plumbing on the launch lines
+
+
+def test_sweep_values_match_the_logged_metric_in_process(tmp_path, mmar):
+    sweep_dir = tmp_path / "sweep"
+    proc = clara_train("--mmar", mmar, "-m", "hydra.sweeper.n_trials=2", "hydra.sweeper.pruner=none",
+                       f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path / "work")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    rows = trials(sweep_dir)
+    assert len(rows) == 2 and all(r["state"] == "complete" for r in rows)
+    for r in rows:
+        assert float(r["value"]) == pytest.approx(logged_best(Path(r["job_dir"]) / "train.log"), abs=1e-4)
+    assert "++hydra.job.env_set" not in proc.stdout and "hydra.sweep.subdir" not in proc.stdout
+
+
+@pytest.mark.parametrize("workers", [pytest.param([], id="in-process"), pytest.param(["hydra.sweeper.workers=1"],
+                                                                                      id="worker-process")])
+def test_a_sweep_in_which_every_trial_failed_exits_non_zero(tmp_path, mmar, workers):
+    sweep_dir = tmp_path / "sweep"
+    proc = clara_train("--mmar", mmar, "-m", "hydra.sweeper.n_trials=2", "DATASET_JSON=/nonexistent/dataset.json",
+                       f"hydra.sweep.dir={sweep_dir}", *workers, cwd=tmp_path)
+    line = one_error(proc, code=1)
+    assert "no trial completed: 2 ran, 2 failed" in line
+    rows = trials(sweep_dir)
+    assert [r["state"] for r in rows] == ["fail", "fail"]
+    assert all("datalist file not found: /nonexistent/dataset.json" in r["reason"] for r in rows), rows
+
+
+def test_pruning_through_train_py(tmp_path, mmar):
+    sweep_dir = tmp_path / "sweep"
+    proc = clara_train("--mmar", mmar, "-m", "hydra.sweeper.n_trials=1", f"hydra.sweep.dir={sweep_dir}",
+                       "hydra.sweeper.pruner={_target_: optuna.pruners.ThresholdPruner, lower: 2.0}",
+                       cwd=tmp_path)
+    assert "no trial completed: 1 ran, 0 failed, 1 pruned" in one_error(proc, code=1)
+    (row,) = trials(sweep_dir)
+    assert row["state"] == "pruned"
+
+
+def test_a_second_search_space_never_joins_the_first_study(tmp_path, data):
+    first = make_mmar(tmp_path / "a", data)
+    second = make_mmar(tmp_path / "b", data, drop_search=True)
+    work = tmp_path / "work"
+    proc = clara_train("--mmar", first, "-m", "hydra.sweeper.n_trials=0", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    line = one_error(clara_train("--mmar", second, "-m", "hydra.sweeper.n_trials=0", cwd=work))
+    assert "holds trials of another search space" in line and "train_model_channels" in line
+    assert "hydra.sweeper.study_name=" in line
+    again = clara_train("--mmar", second, "-m", "hydra.sweeper.n_trials=0", "hydra.sweeper.study_name=b", cwd=work)
+    assert again.returncode == 0, again.stderr
+
+
+@pytest.mark.parametrize("option,wanted", [
+    pytest.param("hydra.sweeper.workers=abc", "hydra.sweeper.workers: malformed workers 'abc'", id="workers-abc"),
+    pytest.param("hydra.sweeper.pruner=bogus", "unknown pruner 'bogus'", id="pruner-bogus"),
+    pytest.param("hydra.sweeper.max_failure_rate=-1", "max_failure_rate must be a number from 0 to 1",
+                 id="max-failure-rate-negative"),
+    pytest.param("hydra.sweeper.n_trials=-1", "n_trials must be a whole number >= 0", id="n-trials-negative"),
+    pytest.param("hydra.sweeper.study_trials=abc", "study_trials must be a whole number", id="study-trials-abc"),
+    pytest.param("hydra.sweeper.n_jobs=0", "n_jobs must be a whole number >= 1", id="n-jobs-zero"),
+    pytest.param("hydra.sweeper.storage=null hydra.sweeper.workers=2", "workers need a persistent storage",
+                 id="workers-without-storage"),
+])
+def test_sweeper_options_are_checked_in_one_line(tmp_path, mmar, option, wanted):
+    proc = clara_train("--mmar", mmar, "-m", *option.split(), cwd=tmp_path)
+    assert wanted in one_error(proc)
+    assert not list(tmp_path.glob("multirun/*/*/0"))  # nothing ran
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_a_corrupt_storage_is_one_line_at_once(tmp_path, mmar, kind):
+    bad = tmp_path / ("bad.db" if kind == "sqlite" else "bad.log")
+    bad.write_text("this is not a database\n")
+    spec = f"sqlite:///{bad}" if kind == "sqlite" else f"journal:{bad}"
+    start = time.time()
+    line = one_error(clara_train("--mmar", mmar, "-m", f"hydra.sweeper.storage={spec}", cwd=tmp_path))
+    assert str(bad) in line and "cannot" in line
+    assert time.time() - start < 30
+
+
+def test_a_locked_storage_says_what_it_waits_for(tmp_path, mmar):
+    db = tmp_path / "locked.db"
+    holder = sqlite3.connect(db)
+    holder.execute("CREATE TABLE x (a)")
+    holder.execute("BEGIN EXCLUSIVE")
+    exe = BIN / "clara-hydra"
+    proc = subprocess.Popen([str(exe), "train", "--mmar", str(mmar), "-m", "hydra.sweeper.n_trials=0",
+                             f"hydra.sweeper.storage=sqlite:///{db}"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    seen = []
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            line = proc.stdout.readline()
+            seen.append(line)
+            if "locked by another process" in line:
+                break
+        assert any("waiting for" in s and "locked by another process" in s for s in seen), seen
+    finally:
+        holder.rollback()
+        holder.close()
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, "".join(seen) + out
+
+
+def test_sigterm_records_the_running_trial_as_interrupted_at_once(tmp_path, mmar):
+    import optuna
+    db = tmp_path / "s.db"
+    sweep_dir = tmp_path / "sweep"
+    exe = BIN / "clara-hydra"
+    proc = subprocess.Popen([str(exe), "train", "--mmar", str(mmar), "-m", "hydra.sweeper.n_trials=3", "epochs=50",
+                             f"hydra.sweeper.storage=sqlite:///{db}", f"hydra.sweep.dir={sweep_dir}"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = sweep_dir / "0" / "train.log"
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and not (log.exists() and "epoch 1/50" in log.read_text()):
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out[-2000:]
+    study = optuna.load_study(study_name="config_train", storage=f"sqlite:///{db}")
+    (t,) = study.get_trials(deepcopy=False)
+    assert t.state == optuna.trial.TrialState.FAIL
+    assert t.user_attrs["clara_reason"].startswith("interrupted")
