@@ -277,9 +277,12 @@ class ClaraOptunaSweeper(Sweeper):
 
     def _base_command(self) -> list[str]:
         """The same Hydra app in a worker process, on the same config folder: ``--config-dir``
-        when the sweep was given one, else the app's own config folder."""
+        when the sweep was given one, else the app's own config folder (``python -m
+        clara_hydra.app`` for ``clara-hydra train``, which has no script file)."""
         hc = self.config.hydra
-        cmd = [sys.executable, "-m", "clara_hydra.app"]
+        script = sys.argv[0]  # python train.py (or any Hydra script): the same script; else clara-hydra's app
+        cmd = [sys.executable, os.path.abspath(script)] if script.endswith(".py") and os.path.isfile(script) \
+            else [sys.executable, "-m", "clara_hydra.app"]
         for provider in ("command-line", "main"):
             dirs = [s.path for s in hc.runtime.config_sources
                     if s.schema == "file" and s.provider == provider and s.path]

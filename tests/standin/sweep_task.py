@@ -56,4 +56,5 @@ def main(cfg: DictConfig):
 
 
 if __name__ == "__main__":
-    main()
+    from clara_hydra.app import run_app
+    run_app(main)  # failures end as one line, as in train.py
