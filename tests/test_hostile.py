@@ -61,14 +61,21 @@ REFUSED = [
 
 
 @pytest.mark.parametrize("doc,env,name,wanted", REFUSED)
-@pytest.mark.parametrize("command", ["convert", "space", "resolve"])
-def test_bad_input_is_one_located_line(tmp_path, doc, env, name, wanted, command):
+def test_bad_input_is_one_located_line(tmp_path, doc, env, name, wanted):
     src = _write(tmp_path, doc, name, env)
-    args = [command, src] + (["-o", tmp_path / "out"] if command == "convert" else [])
-    line = _one_error(run_cli(*args))
+    line = _one_error(run_cli("convert", src, "-o", tmp_path / "out"))
     for want in wanted:
         assert want in line, line
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("case", ["duplicate-search-key", "overflowing-number", "env-key-hydra", "disabled-maybe"])
+@pytest.mark.parametrize("command", ["space", "resolve"])
+def test_space_and_resolve_refuse_alike(tmp_path, case, command):
+    (doc, env, name, wanted), = [p.values for p in REFUSED if p.id == case]
+    line = _one_error(run_cli(command, _write(tmp_path, doc, name, env)))
+    for want in wanted:
+        assert want in line, line
 
 
 def test_too_deep_nesting_is_refused_in_one_line(tmp_path):

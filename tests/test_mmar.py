@@ -224,16 +224,18 @@ def test_sweep_values_match_the_logged_metric_in_process(tmp_path, mmar):
     assert "++hydra.job.env_set" not in proc.stdout and "hydra.sweep.subdir" not in proc.stdout
 
 
-@pytest.mark.parametrize("workers", [pytest.param([], id="in-process"), pytest.param(["hydra.sweeper.workers=1"],
-                                                                                      id="worker-process")])
-def test_a_sweep_in_which_every_trial_failed_exits_non_zero(tmp_path, mmar, workers):
+@pytest.mark.parametrize("workers,n", [pytest.param([], 2, id="in-process"),
+                                       pytest.param(["hydra.sweeper.workers=1"], 1, id="worker-process")])
+def test_a_sweep_in_which_every_trial_failed_exits_non_zero(tmp_path, mmar, workers, n):
+    """The failure reasons come through the real train.py (in-process, and through a worker's
+    outcome file)."""
     sweep_dir = tmp_path / "sweep"
-    proc = clara_train("--mmar", mmar, "-m", "hydra.sweeper.n_trials=2", "DATASET_JSON=/nonexistent/dataset.json",
+    proc = clara_train("--mmar", mmar, "-m", f"hydra.sweeper.n_trials={n}", "DATASET_JSON=/nonexistent/dataset.json",
                        f"hydra.sweep.dir={sweep_dir}", *workers, cwd=tmp_path)
     line = one_error(proc, code=1)
-    assert "no trial completed: 2 ran, 2 failed" in line
+    assert f"no trial completed: {n} ran, {n} failed" in line
     rows = trials(sweep_dir)
-    assert [r["state"] for r in rows] == ["fail", "fail"]
+    assert [r["state"] for r in rows] == ["fail"] * n
     assert all("datalist file not found: /nonexistent/dataset.json" in r["reason"] for r in rows), rows
 
 
