@@ -81,7 +81,7 @@ def test_corpus_config_trains_one_epoch(tmp_path, synth_sets, config):
     proc = train(tmp_path / "conf", config.stem, "epochs=1", f"DATASET_JSON={data / 'dataset.json'}",
                  f"DATA_ROOT={data}", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    m = re.search(r"finished 1 epoch\(s\) in [\d.]+s; key metric = ([\d.]+)", proc.stdout)
+    m = re.search(r"finished 1 epoch\(s\) in [\d.]+s[\s\S]*key metric = ([\d.]+)", proc.stdout)
     assert m, proc.stderr[-2000:]
     assert 0.0 <= float(m.group(1)) <= 1.0
     saved = json.loads((tmp_path / "run" / "config_train.json").read_text())
@@ -105,7 +105,7 @@ def test_byoc_without_its_code_is_refused(tmp_path, rel, module):
 def test_demo_trains_with_builtin_data(tmp_path, name):
     proc = train(ROOT / "conf", name, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert re.search(r"finished 2 epoch\(s\).*key metric = [\d.]+", proc.stdout)
+    assert re.search(r"finished 2 epoch\(s\)[\s\S]*key metric = [\d.]+", proc.stdout)
     run = tmp_path / "run"
     assert (run / "config_train.json").exists()
     assert list((run / "models").glob("*.pt")), "the best checkpoint is saved in the run folder"

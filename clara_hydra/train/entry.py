@@ -71,6 +71,8 @@ def run(cfg: DictConfig) -> float | None:
         if not math.isfinite(value):
             raise TrainingError(f"the key metric is {value}", location="validate",
                                 hint="check the metric's inputs (post transforms, labels)")
+        from ..logs import notice
+        notice(f"key metric = {value:.4f} (the best validation value; what this run returns)")
         _outcome(worker, {"state": "complete", "value": value})
         return value
     except ClaraHydraError as exc:

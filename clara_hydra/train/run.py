@@ -196,7 +196,7 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
         threading.excepthook = previous_hook
     elapsed = time.perf_counter() - start
     metric = _key_metric(evaluator if evaluator is not None else trainer)
-    notice(f"finished {trainer.state.epoch} epoch(s) in {elapsed:.1f}s; key metric = {metric:.4f}")
+    notice(f"finished {trainer.state.epoch} epoch(s) in {elapsed:.1f}s")
     return metric
 
 
