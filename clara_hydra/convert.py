@@ -405,6 +405,18 @@ def _entry(key: str, value: Any) -> str:
                      allow_unicode=True, width=2**30).rstrip()
 
 
+def study_name(config_file: str) -> str:
+    """The default study: the config's name, prefixed with its MMAR's folder name when it sits in
+    ``MMAR/config/`` (two MMARs swept from one folder get two studies, not one mixed study)."""
+    stem = os.path.splitext(os.path.basename(config_file))[0]
+    folder = os.path.dirname(os.path.abspath(config_file))
+    if os.path.basename(folder) == "config":
+        mmar = os.path.basename(os.path.dirname(folder))
+        if mmar:
+            return f"{mmar}-{stem}"
+    return stem
+
+
 def help_template(conv: Conversion, stem: str, source_label: str) -> str:
     """What ``--help`` shows: how to run it, the search space, the config, Hydra's flags."""
     lines = [f"== {stem}: a Clara config converted by clara-hydra "
@@ -454,7 +466,7 @@ def render(conv: Conversion, source_label: str) -> str:
         "    sampler:",
         "      seed: 0  # TPE (the default sampler), seeded",
         f"    direction: {direction}  # {_one_line(why)}",
-    ] + ["    " + ln for ln in _entry("study_name", stem).splitlines()] + [
+    ] + ["    " + ln for ln in _entry("study_name", study_name(cfg.file)).splitlines()] + [
         "    storage: sqlite:///clara_hydra_sweeps.db  # persistent: the same command resumes the study",
         "    n_trials: 20",
         "    max_failure_rate: 0.5",

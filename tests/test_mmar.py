@@ -249,17 +249,19 @@ def test_pruning_through_train_py(tmp_path, mmar):
     assert row["state"] == "pruned"
 
 
-def test_a_second_search_space_never_joins_the_first_study(tmp_path, data):
+def test_each_mmar_gets_its_own_study_and_never_joins_another_space(tmp_path, data):
     first = make_mmar(tmp_path / "a", data)
     second = make_mmar(tmp_path / "b", data, drop_search=True)
     work = tmp_path / "work"
-    proc = clara_train("--mmar", first, "-m", "hydra.sweeper.n_trials=0", cwd=work)
-    assert proc.returncode == 0, proc.stderr
-    line = one_error(clara_train("--mmar", second, "-m", "hydra.sweeper.n_trials=0", cwd=work))
+    for mmar in (first, second):  # by default: one study per MMAR, in one storage
+        proc = clara_train("--mmar", mmar, "-m", "hydra.sweeper.n_trials=0", cwd=work)
+        assert proc.returncode == 0, proc.stderr
+        assert f"study '{mmar.name}-config_train'" in proc.stdout
+    # naming the first MMAR's study for the second search space is refused in one line
+    line = one_error(clara_train("--mmar", second, "-m", "hydra.sweeper.n_trials=0",
+                                 "hydra.sweeper.study_name=a-config_train", cwd=work))
     assert "holds trials of another search space" in line and "train_model_channels" in line
     assert "hydra.sweeper.study_name=" in line
-    again = clara_train("--mmar", second, "-m", "hydra.sweeper.n_trials=0", "hydra.sweeper.study_name=b", cwd=work)
-    assert again.returncode == 0, again.stderr
 
 
 @pytest.mark.parametrize("option,wanted", [
@@ -334,7 +336,7 @@ def test_sigterm_records_the_running_trial_as_interrupted_at_once(tmp_path, mmar
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, out[-2000:]
-    study = optuna.load_study(study_name="config_train", storage=f"sqlite:///{db}")
+    study = optuna.load_study(study_name="spleen_mmar-config_train", storage=f"sqlite:///{db}")
     (t,) = study.get_trials(deepcopy=False)
     assert t.state == optuna.trial.TrialState.FAIL
     assert t.user_attrs["clara_reason"].startswith("interrupted")
