@@ -76,8 +76,8 @@ def tidy_library_loggers() -> None:
     for name, lg in list(logging.root.manager.loggerDict.items()):
         if not isinstance(lg, logging.Logger) or name.startswith(LOGGER):
             continue
-        if lg.handlers and not name.startswith(("hydra", "optuna")):
-            lg.handlers = []
+        if (lg.handlers or not lg.propagate) and not name.startswith(("hydra", "optuna")):
+            lg.handlers = []  # MONAI's get_logger gives StatsHandler's logger its own handler, no propagation
             lg.propagate = True
         if name.startswith("ignite.engine") or name in ("StatsHandler", "monai.handlers.StatsHandler"):
             lg.setLevel(logging.WARNING)

@@ -241,12 +241,12 @@ def test_a_sweep_in_which_every_trial_failed_exits_non_zero(tmp_path, mmar, work
 
 def test_pruning_through_train_py(tmp_path, mmar):
     sweep_dir = tmp_path / "sweep"
-    proc = clara_train("--mmar", mmar, "-m", "hydra.sweeper.n_trials=1", f"hydra.sweep.dir={sweep_dir}",
+    proc = clara_train("--mmar", mmar, "-m", "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={sweep_dir}",
                        "hydra.sweeper.pruner={_target_: optuna.pruners.ThresholdPruner, lower: 2.0}",
                        cwd=tmp_path)
-    assert "no trial completed: 1 ran, 0 failed, 1 pruned" in one_error(proc, code=1)
-    (row,) = trials(sweep_dir)
-    assert row["state"] == "pruned"
+    assert "no trial completed: 2 ran, 0 failed, 2 pruned" in one_error(proc, code=1)
+    assert [r["state"] for r in trials(sweep_dir)] == ["pruned", "pruned"]
+    assert "Exception:" not in proc.stdout + proc.stderr  # no engine traceback in the second trial either
 
 
 def test_each_mmar_gets_its_own_study_and_never_joins_another_space(tmp_path, data):

@@ -92,8 +92,7 @@ def run(cfg: DictConfig) -> float | None:
         if type(exc).__name__ != "TrialPruned":
             _outcome(worker, {"state": "fail", "reason": f"{type(exc).__name__}: {exc}"})
             raise
-        print(f"clara-hydra: {exc}", file=sys.stderr)
-        _outcome(worker, {"state": "pruned", "reason": str(exc)})
+        _outcome(worker, {"state": "pruned", "reason": str(exc)})  # the sweeper's trial line says it
         if worker:
             return None
         raise
