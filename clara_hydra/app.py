@@ -44,6 +44,8 @@ def describe(exc: BaseException) -> tuple[int, str]:
             if detail and detail not in text:
                 text = f"{text.rstrip('.')}: {detail}"
         return 2, f"error: {text}"
+    if isinstance(exc, (ValueError, TypeError)) and _raised_in(exc, ("hydra", "omegaconf")):
+        return 2, f"error: {first_line(exc)} (check the overrides: KEY=VALUE)"  # Hydra parsing the user's input
     if isinstance(exc, RecursionError):
         return 2, "error: the config nests too deeply to handle (flatten it)"
     if isinstance(exc, OSError):
@@ -52,6 +54,16 @@ def describe(exc: BaseException) -> tuple[int, str]:
             return 2, line
     return 1, (f"error: internal error ({type(exc).__name__}: {first_line(exc)}); "
                f"set CLARA_HYDRA_FULL_ERROR=1 for the traceback and please report it")
+
+
+def _raised_in(exc: BaseException, packages: tuple[str, ...]) -> bool:
+    """Was ``exc`` raised inside one of ``packages`` (its innermost frame)?"""
+    import traceback
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return False
+    path = frames[-1].filename.replace(os.sep, "/")
+    return any(f"/{p}/" in path for p in packages) and "/clara_hydra/" not in path
 
 
 def run_app(main: Callable[[], Any]) -> None:
@@ -84,9 +96,13 @@ def task(cfg) -> Any:
     return run(cfg)
 
 
+#: An empty folder: with config_path=None Hydra would search this package (train/, sweep/) for groups.
+EMPTY_CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "app_conf")
+
+
 def hydra_app(config_path: str | None = None, config_name: str | None = None) -> Callable[[], Any]:
     import hydra
-    return hydra.main(config_path=config_path, config_name=config_name)(task)
+    return hydra.main(config_path=config_path or EMPTY_CONF, config_name=config_name)(task)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -210,6 +210,10 @@ def _completion(argv: list[str]) -> int | None:
             mmar = rest[i:i + 2]
             i += 2
             continue
+        if rest[i].startswith("--mmar="):
+            mmar = [rest[i]]
+            i += 1
+            continue
         kept.append(rest[i])
         i += 1
     os.environ["COMP_LINE"] = " ".join(["clara-hydra"] + kept)

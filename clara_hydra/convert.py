@@ -12,6 +12,7 @@ Pure: no torch, no code from the config is executed.
 from __future__ import annotations
 
 import itertools
+from functools import lru_cache
 import os
 import re
 import string
@@ -27,11 +28,11 @@ from . import tree as T
 from .effective import META_KEY, effective, strip_meta
 from .errors import AlternativesError, ClaraHydraError
 from .paths import Loc, clara, dotted, get, put
-from .reader import ClaraConfig
+from .reader import RESERVED_TOP, ClaraConfig
 from .schema import defaults_entry
 from .space import Param, build
 
-_EXACT = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_EXACT = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}\Z")
 #: Largest number of combinations the exactly-one-of check enumerates.
 MAX_COMBINATIONS = 4096
 
@@ -57,13 +58,13 @@ def _is_code(s: str) -> bool:
     return s.startswith("@") or s.startswith("#") or s.lstrip().startswith("lambda")
 
 
-def _escape(s: str, before_interpolation: bool = False) -> str:
+def _escape(s: str, before_interpolation: bool = False, whole: bool = True) -> str:
     """``s`` as an OmegaConf string that reads back exactly as ``s``: ``${`` is escaped (with the
     backslashes in front of it doubled), a string that is ``???`` (OmegaConf's "missing") or
     backslashes before it gets one more backslash, and with ``before_interpolation`` the trailing
     backslashes are doubled (``C:\\{name}`` keeps its backslash before the value)."""
     out = re.sub(r"(\\*)\$\{", lambda m: m.group(1) * 2 + "\\${", s)
-    if re.fullmatch(r"\\*\?\?\?", out):
+    if whole and re.fullmatch(r"\\*\?\?\?", out):  # only a whole "???" is OmegaConf's "missing"
         return "\\" + out
     if before_interpolation:
         m = re.search(r"(\\+)$", out)
@@ -132,7 +133,7 @@ class _Values:
                 out.append(text)
             else:
                 nxt = merged[i + 1][0] if i + 1 < len(merged) else None
-                out.append(_escape(text, before_interpolation=nxt == "interp"))
+                out.append(_escape(text, before_interpolation=nxt == "interp", whole=len(merged) == 1))
         return "".join(out)
 
 
@@ -142,7 +143,7 @@ def convert(cfg: ClaraConfig, source_label: str | None = None) -> Conversion:
     params = build(cfg)
     defined = set(cfg.first_level) | set(cfg.new_params) | set(cfg.env)
     taken = set(cfg.aliases) | {p.name for p in params if p.generated} | set(cfg.sections) \
-        | {k for k in cfg.tree if k.startswith("_")}
+        | {k for k in cfg.tree if k.startswith("_")} | RESERVED_TOP
     values = _Values(defined, cfg.file, taken)
     warnings: list[str] = []
 
@@ -215,8 +216,9 @@ def convert(cfg: ClaraConfig, source_label: str | None = None) -> Conversion:
 
     for name, loc in values.undefined.items():
         if name in taken:
+            why = "a reserved name" if name in RESERVED_TOP else "an alias is not a {name}"
             warnings.append(f"warning: {cfg.file}: {clara(loc)}: nothing defines '{name}' as a first-level param "
-                            f"or environment.json key (an alias is not a {{name}}): \"{{{name}}}\" stays as written")
+                            f"or environment.json key ({why}): \"{{{name}}}\" stays as written")
             continue
         warnings.append(f"warning: {cfg.file}: {clara(loc)}: nothing defines '{name}' (no first-level param "
                         f"or environment.json key): \"{{{name}}}\" stays as written unless {name}=... is given")
@@ -267,8 +269,8 @@ def check_combinations(conv: Conversion) -> None:
     cfg = conv.cfg
     if not cfg.alternatives:
         return
-    member_disabled = {aloc + (i, "disabled") for aloc in cfg.alternatives
-                       for i in range(len(get(cfg.tree, aloc)))}
+    deciding = _deciding_paths(cfg)
+    member_disabled = set(deciding.values())
     relevant = [p for p in conv.params if any(s in member_disabled for s in p.sources)]
     combos: list[dict] = [{}]
     if relevant and all(p.type == "enum" or (p.type == "int" and p.entry.high - p.entry.low < 64)
@@ -299,7 +301,7 @@ def check_combinations(conv: Conversion) -> None:
     mini[META_KEY] = conv.meta
     for combo in combos:
         try:
-            _check_slots(cfg, mini, combo)
+            _check_slots(cfg, mini, combo, deciding)
         except AlternativesError as exc:
             where = "with the values written in the config" if not combo else \
                 "for the combination " + ", ".join(f"{k}={v}" for k, v in combo.items())
@@ -309,6 +311,18 @@ def check_combinations(conv: Conversion) -> None:
             return  # other problems show when the config is resolved
         except Exception:
             return  # e.g. an interpolation that only Hydra's command line can fill
+
+
+def _deciding_paths(cfg: ClaraConfig) -> dict[Loc, Loc]:
+    """Each alternatives member -> the ``disabled`` that decides it: its own, or for a ``ref``
+    member the one of the train component it names."""
+    ref_at = {ref.loc: ref.target for ref in cfg.refs if ref.target is not None}
+    out: dict[Loc, Loc] = {}
+    for aloc in cfg.alternatives:
+        for i, _ in enumerate(get(cfg.tree, aloc)):
+            member = aloc + (i,)
+            out[member] = ref_at.get(member, member) + ("disabled",)
+    return out
 
 
 def _skeleton_put(mini: dict, body: dict, path: Loc) -> None:
@@ -331,7 +345,7 @@ def _skeleton_put(mini: dict, body: dict, path: Loc) -> None:
         pass  # a member without `disabled`: enabled
 
 
-def _check_slots(cfg: ClaraConfig, mini: dict, combo: dict) -> None:
+def _check_slots(cfg: ClaraConfig, mini: dict, combo: dict, deciding: dict[Loc, Loc]) -> None:
     from omegaconf import OmegaConf
 
     from .effective import check_alternatives, to_bool
@@ -341,11 +355,25 @@ def _check_slots(cfg: ClaraConfig, mini: dict, combo: dict) -> None:
     for aloc in cfg.alternatives:
         members = []
         for i, member in enumerate(get(cfg.tree, aloc)):
-            if T.is_component(member):
-                value = OmegaConf.select(oc, dotted(aloc + (i, "disabled")), default=False)
-                member = dict(member, disabled=to_bool(value, aloc + (i, "disabled")))
+            path = deciding[aloc + (i,)]
+            component = get(cfg.tree, path[:-1])  # the member, or the train component a ref names
+            if T.is_component(component):
+                member = dict(component, disabled=to_bool(_select(oc, path), path))
             members.append(member)
         check_alternatives(aloc, members)
+
+
+def _select(oc: Any, path: Loc) -> Any:
+    """The value at ``path`` (keys may hold dots), resolved; a missing ``disabled`` is false."""
+    node = oc
+    for part in path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, AttributeError, TypeError):
+            return False
+        if node is None:
+            return False
+    return node
 
 
 # --------------------------------------------------------------------------- YAML
@@ -362,7 +390,28 @@ def _repr_list(dumper, data):
 
 def _repr_str(dumper, data):
     style = "|" if "\n" in data and not data.endswith((" ", "\n")) else None  # readable multi-line text
+    if style is None and _read_as_other(data):
+        style = "'"  # "1e5" is a string here, but OmegaConf's YAML loader would read a float
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+@lru_cache(maxsize=1)
+def _omegaconf_loader():
+    try:
+        from omegaconf._yaml import get_yaml_loader
+        return get_yaml_loader()
+    except ImportError:  # pragma: no cover - another OmegaConf layout
+        from omegaconf._utils import get_yaml_loader  # type: ignore[attr-defined,no-redef]
+        return get_yaml_loader()
+
+
+def _read_as_other(text: str) -> bool:
+    """Would the YAML loader that Hydra and OmegaConf use read the plain scalar ``text`` as
+    something other than a string?"""
+    if not text or not (text[0].isdigit() or text[0] in "+-.~"):
+        return False  # only numbers, .inf/.nan and ~ differ from PyYAML's own rules
+    loader = _omegaconf_loader()
+    return loader.resolve(loader, yaml.ScalarNode, text, (True, False)) != "tag:yaml.org,2002:str"
 
 
 _Dumper.add_representer(list, _repr_list)

@@ -20,7 +20,7 @@ from .errors import MAX_DEPTH, ConfigSyntaxError, ReferenceError_, SearchSpaceEr
 from .paths import Loc, clara
 from .schema import SCHEMA_NAME
 
-IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 SEARCH_TYPES = ("float", "int", "enum")
 #: Keys Hydra or this tool own at the top of a converted config.
 RESERVED_TOP = frozenset({"hydra", "defaults", "clara_hydra"})
@@ -134,6 +134,11 @@ def load_json(path: str, what: str = "config") -> Any:
     if depth > MAX_DEPTH:
         raise ConfigSyntaxError(f"the JSON nests {depth} levels deep, more than the {MAX_DEPTH} clara-hydra reads",
                                 file=path, hint="flatten the nesting") from None
+    bad = _first_surrogate(data)
+    if bad is not None:
+        raise ConfigSyntaxError("a string holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape without its pair), "
+                                "which is not text", file=path, location=clara(bad),
+                                hint="write the character itself, or both halves of its surrogate pair")
     dup = _first_duplicate(data, ())
     if dup is not None:
         loc, key = dup
@@ -191,6 +196,26 @@ class _Pairs(dict):
     def __init__(self, pairs: list) -> None:
         super().__init__(pairs)
         self.duplicates = [k for i, (k, _) in enumerate(pairs) if any(k == p[0] for p in pairs[:i])]
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _first_surrogate(node: Any) -> Loc | None:
+    stack: list[tuple[Any, Loc]] = [(node, ())]
+    while stack:
+        cur, loc = stack.pop()
+        if isinstance(cur, str):
+            if _SURROGATE.search(cur):
+                return loc
+        elif isinstance(cur, dict):
+            for k, v in cur.items():
+                if isinstance(k, str) and _SURROGATE.search(k):
+                    return loc + (k.encode("utf-8", "backslashreplace").decode("ascii", "replace"),)
+                stack.append((v, loc + (k,)))
+        elif isinstance(cur, list):
+            stack.extend((v, loc + (i,)) for i, v in enumerate(cur))
+    return None
 
 
 def _first_duplicate(node: Any, loc: Loc) -> tuple[Loc, str] | None:

@@ -23,7 +23,7 @@ from typing import Any
 from . import tree as T
 from .paths import Loc, clara, dotted, get
 from .errors import SearchSpaceError
-from .reader import ClaraConfig, SearchEntry
+from .reader import RESERVED_TOP, ClaraConfig, SearchEntry
 from .schema import WELL_KNOWN, check_value
 
 AS_WRITTEN = "as_written"
@@ -109,7 +109,7 @@ def key_is_overridable(key: str) -> bool:
         return False
 
 
-_LABEL_OK = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+_LABEL_OK = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*\Z")
 
 
 def _label_ok(label: str) -> bool:
@@ -145,7 +145,7 @@ def _truthy(value: Any) -> bool | None:
 # --------------------------------------------------------------------------- building
 
 def build(cfg: ClaraConfig) -> list[Param]:
-    taken = set(cfg.tree) | set(cfg.env) | set(cfg.aliases) | set(cfg.new_params)
+    taken = set(cfg.tree) | set(cfg.env) | set(cfg.aliases) | set(cfg.new_params) | RESERVED_TOP
     params = []
     for entry in cfg.entries:
         p = _param(cfg, entry, taken)

@@ -57,6 +57,12 @@ REFUSED = [
                  ["train.model.disabled", "must be true/false", '"maybe"'], id="disabled-maybe"),
     pytest.param({"epochs": 1, "train": {"model": dict(MODEL, disabled=2)}}, None, "config_train.json",
                  ["train.model.disabled"], id="disabled-2"),
+    pytest.param('{"epochs": 1, "train": {"model": {"name": "UNet", "args": {"x": "a\\ud800"}}}}', None,
+                 "config_train.json", ["train.model.args.x", "lone UTF-16 surrogate"], id="lone-surrogate"),
+    pytest.param({"epochs": 1, "train": {"pre_transforms": [{"name": "RandFlipd#a"}, {"name": "RandZoomd#b"}]},
+                  "validate": {"model": [{"ref": "a"}, {"ref": "b"}]}}, None, "config_train.json",
+                 ["validate.model", "exactly one of the 2 alternatives must be enabled, 2 are"],
+                 id="refs-as-alternatives-both-enabled"),
 ]
 
 
@@ -86,6 +92,29 @@ def test_too_deep_nesting_is_refused_in_one_line(tmp_path):
     assert "nests 602 levels deep" in _one_error(run_cli("convert", src, "-o", tmp_path / "out"))
 
 
+def test_output_folder_that_is_a_file_is_one_line(tmp_path):
+    src = _write(tmp_path, {"epochs": 1})
+    (tmp_path / "afile").write_text("")
+    assert "cannot write there" in _one_error(run_cli("convert", src, "-o", tmp_path / "afile"))
+
+
+@pytest.mark.parametrize("doc", [
+    pytest.param({"epochs": 1, "train": {"optimizer": [{"name": "Adam#optA"}, {"name": "SGD#optB", "disabled": True}]},
+                  "validate": {"optimizer": [{"ref": "optA"}, {"ref": "optB"}]}}, id="refs-follow-their-components"),
+    pytest.param({"epochs": 1, "train": {"my.opt": {"optimizer": [{"name": "Adam"}, {"name": "SGD", "disabled": True}]}}},
+                 id="a-dot-in-a-key-on-the-way"),
+    pytest.param({"clara": 1, "hydra_": 2, "search": [{"type": "enum", "args": ["clara", "hydra_"],
+                                                       "targets": [[1, 2], [3, 4]]}], "train": {"model": MODEL}},
+                 id="a-generated-name-never-a-reserved-one"),
+])
+def test_odd_but_valid_configs_convert_and_resolve(tmp_path, doc):
+    src = _write(tmp_path, doc)
+    proc = run_cli("convert", src, "-o", tmp_path / "conf")
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("resolve", tmp_path / "conf" / "config_train.yaml", "--json", "--enabled-only")
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_unwritable_output_folder_is_one_line(tmp_path):
     src = _write(tmp_path, {"epochs": 1})
     blocker = tmp_path / "file"
@@ -97,7 +126,8 @@ def test_unwritable_output_folder_is_one_line(tmp_path):
 # ----------------------------------------------------------------------------- strings as written
 
 STRINGS = ["${oc.env:HOME}", "\\${oc.env:HOME}", "\\\\${x}", "C:\\data\\", "???", "\\???", "$HOME/readers",
-           "%macro", "a::b", "@#x", "x${", "{{literal}}", "plain"]
+           "%macro", "a::b", "@#x", "x${", "{{literal}}", "plain", "1e5", "+1e5", "-2e3", "1e-4", "0x10", "~",
+           "{hydra}", "line\nbreak"]
 
 
 def test_every_string_comes_out_as_written(tmp_path):
@@ -127,10 +157,18 @@ def test_every_string_comes_out_as_written(tmp_path):
     assert oc.ENVSTR == "${oc.env:HOME}" and oc.ENVQ == "???"
 
 
-def test_a_backslash_before_a_name_is_kept(tmp_path):
-    src = _write(tmp_path, {"epochs": 3, "path": "C:\\{epochs}", "two": "\\\\{epochs}"})
-    out = json.loads(run_cli("resolve", src, "--json").stdout)
-    assert out["path"] == "C:\\3" and out["two"] == "\\\\3"
+@pytest.mark.parametrize("written,want", [
+    pytest.param("C:\\{epochs}", "C:\\3", id="backslash-before-a-name"),
+    pytest.param("\\\\{epochs}", "\\\\3", id="two-backslashes-before-a-name"),
+    pytest.param("???{epochs}", "???3", id="missing-marker-next-to-a-name"),
+    pytest.param("{epochs}\n", "3\n", id="name-then-newline"),
+    pytest.param("{epochs}{{x}}", "3{x}", id="name-and-braces-formatted-as-clara-did"),
+])
+def test_strings_with_names_are_formatted_as_clara_did(tmp_path, written, want):
+    src = _write(tmp_path, {"epochs": 3, "s": written})
+    proc = run_cli("resolve", src, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["s"] == want
 
 
 def test_literal_clara_strings_reach_monai_as_written():

@@ -149,13 +149,19 @@ def test_help_shows_the_search_space_and_no_missing_values(tmp_path, mmar):
     assert v3.returncode == 0 and "???" not in v3.stdout and "use_amp: false" in v3.stdout
 
 
-def test_shell_completion_outside_the_clone(tmp_path, mmar):
+@pytest.mark.parametrize("mmar_arg", ["--mmar {m}", "--mmar={m}"])
+def test_shell_completion_outside_the_clone(tmp_path, mmar, mmar_arg):
     exe = BIN / "clara-hydra"
-    env = dict(os.environ, COMP_LINE=f"clara-hydra train --mmar {mmar} epo", COMP_POINT="0")
+    line = f"clara-hydra train {mmar_arg.format(m=mmar)} "
+    env = dict(os.environ, COMP_LINE=line + "epo", COMP_POINT="0")
     proc = subprocess.run([str(exe), "-sc", "query=bash"], capture_output=True, text=True, cwd=tmp_path, env=env,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "epochs=" in proc.stdout.split()
+    env["COMP_LINE"] = line + "tr"  # the config's sections, not this package's folders
+    proc = subprocess.run([str(exe), "-sc", "query=bash"], capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=120)
+    assert "train." in proc.stdout.split() and "train" not in proc.stdout.split()
 
 
 def test_an_unwritable_run_folder_is_one_line(tmp_path, mmar):
@@ -274,6 +280,9 @@ def test_each_mmar_gets_its_own_study_and_never_joins_another_space(tmp_path, da
     pytest.param("hydra.sweeper.n_jobs=0", "n_jobs must be a whole number >= 1", id="n-jobs-zero"),
     pytest.param("hydra.sweeper.storage=null hydra.sweeper.workers=2", "workers need a persistent storage",
                  id="workers-without-storage"),
+    pytest.param("hydra.sweeper.direction=bogus", "direction must be minimize or maximize", id="direction-bogus"),
+    pytest.param("hydra.sweeper.storage=bogus", "not a storage URL", id="storage-not-a-url"),
+    pytest.param("=1", "Config group override", id="empty-key"),
 ])
 def test_sweeper_options_are_checked_in_one_line(tmp_path, mmar, option, wanted):
     proc = clara_train("--mmar", mmar, "-m", *option.split(), cwd=tmp_path)

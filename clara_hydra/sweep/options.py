@@ -31,7 +31,7 @@ def make_pruner(spec: Any):
                               hint="use " + ", ".join(PRUNERS) + ", or {_target_: optuna.pruners.X, ...}")
     if hasattr(spec, "items"):
         from hydra.utils import instantiate
-        return instantiate(dict(spec), _convert_="all")
+        return instantiate(dict(spec), _convert_="all", _execution_whitelist_=("optuna.pruners.*",))
     raise ClaraHydraError(f"cannot make a pruner of {spec!r}", location="hydra.sweeper.pruner")
 
 
