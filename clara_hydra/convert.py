@@ -271,6 +271,13 @@ def check_combinations(conv: Conversion) -> None:
         return
     deciding = _deciding_paths(cfg)
     member_disabled = set(deciding.values())
+    for path in list(member_disabled):  # "disabled": "{flag}" follows the first-level param flag
+        try:
+            m = _EXACT.match(get(cfg.tree, path)) if isinstance(get(cfg.tree, path), str) else None
+        except (KeyError, IndexError, TypeError):
+            m = None
+        if m:
+            member_disabled.add((m.group(1),))
     relevant = [p for p in conv.params if any(s in member_disabled for s in p.sources)]
     combos: list[dict] = [{}]
     if relevant and all(p.type == "enum" or (p.type == "int" and p.entry.high - p.entry.low < 64)

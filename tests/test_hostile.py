@@ -63,6 +63,11 @@ REFUSED = [
                   "validate": {"model": [{"ref": "a"}, {"ref": "b"}]}}, None, "config_train.json",
                  ["validate.model", "exactly one of the 2 alternatives must be enabled, 2 are"],
                  id="refs-as-alternatives-both-enabled"),
+    pytest.param({"useA": False, "useB": True, "search": [{"type": "enum", "args": ["useA", "useB"],
+                                                          "targets": [[False, True], [True, True]]}],
+                  "train": {"optimizer": [{"name": "Adam", "disabled": "{useA}"}, {"name": "SGD", "disabled": "{useB}"}]}},
+                 None, "config_train.json", ["train.optimizer", "0 are", "for the combination useA_useB=true-true"],
+                 id="name-driven-alternatives-combination"),
 ]
 
 

@@ -21,7 +21,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.trial import TrialState
 
 from clara_hydra.errors import ClaraHydraError, SweepError, first_line
@@ -57,6 +57,7 @@ class ClaraOptunaSweeper(Sweeper):
         self.workers = workers
         self.study_trials = study_trials
         _validate(n_trials, n_jobs, max_failure_rate, study_trials, workers, self.pruner_spec)
+        _validate_direction(direction)
         sampler_seed = sampler.get("seed") if hasattr(sampler, "get") else None
         sampler = instantiate(sampler, _execution_whitelist_=("hydra_plugins.hydra_optuna_sweeper.*",
                                                                "optuna.samplers.*"))
@@ -376,6 +377,16 @@ def _validate(n_trials, n_jobs, max_failure_rate, study_trials, workers, pruner_
         raise ClaraHydraError(f"cannot make the pruner: {first_line(exc)}", location="hydra.sweeper.pruner",
                               hint="use median, hyperband, successive_halving, percentile, none, or "
                                    "{_target_: optuna.pruners.X, ...} with that class's arguments") from None
+
+
+def _validate_direction(direction: Any) -> None:
+    values = list(direction) if isinstance(direction, (list, tuple, ListConfig)) else [direction]
+    for value in values:
+        name = getattr(value, "name", value)
+        if str(name).lower() not in ("minimize", "maximize"):
+            raise ClaraHydraError(f"direction must be minimize or maximize, got {value!r}",
+                                  location="hydra.sweeper.direction", hint="set hydra.sweeper.direction=maximize "
+                                                                           "(or minimize, or a list of them)")
 
 
 def _reseed(sampler, offset: int, seed: Any) -> None:
