@@ -283,6 +283,8 @@ def test_each_mmar_gets_its_own_study_and_never_joins_another_space(tmp_path, da
     pytest.param("hydra.sweeper.direction=bogus", "direction must be minimize or maximize", id="direction-bogus"),
     pytest.param("hydra.sweeper.storage=bogus", "not a storage URL", id="storage-not-a-url"),
     pytest.param("=1", "Config group override", id="empty-key"),
+    pytest.param("learning_rate=interval(1,0)", "hydra.sweeper.params: a sweep parameter cannot be made",
+                 id="empty-interval"),
 ])
 def test_sweeper_options_are_checked_in_one_line(tmp_path, mmar, option, wanted):
     proc = clara_train("--mmar", mmar, "-m", *option.split(), cwd=tmp_path)

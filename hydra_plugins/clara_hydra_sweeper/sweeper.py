@@ -80,7 +80,13 @@ class ClaraOptunaSweeper(Sweeper):
         impl = self.impl
         impl._process_searchspace_config()
         params_conf = impl._parse_sweeper_params_config() + list(arguments)
-        dists, fixed_params, fixed_overrides = create_params_from_overrides(params_conf)
+        try:
+            dists, fixed_params, fixed_overrides = create_params_from_overrides(params_conf)
+        except Exception as exc:  # interval(1, 0), choice() ...: the user's sweep expression
+            raise ClaraHydraError(f"a sweep parameter cannot be made: {first_line(exc)}",
+                                  location="hydra.sweeper.params",
+                                  hint="write choice(a, b, ...), interval(low, high) or int(interval(low, high)) "
+                                       "with low <= high") from None
         for name in fixed_params:
             dists.pop(name, None)
         self.dists, self.fixed_params, self.fixed_overrides = dists, fixed_params, fixed_overrides
