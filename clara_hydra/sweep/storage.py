@@ -67,6 +67,9 @@ def open_storage(spec: Any, *, must_exist: bool = False):
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
             raise StorageError(f"the journal file cannot be read: {first_line(exc)}", file=path,
                                hint="it is not an Optuna journal (or it is damaged): use another file") from None
+        except OSError as exc:
+            raise StorageError(f"cannot open the journal file: {exc.strerror}", file=path,
+                               hint="put it in a folder that exists and that you can write to") from None
     kwargs = {"engine_kwargs": {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}} if path else {}
     return retrying(lambda: optuna.storages.RDBStorage(text, **kwargs), what=text)
 
