@@ -25,7 +25,7 @@ import yaml
 
 from . import __version__
 from . import tree as T
-from .effective import META_KEY, effective, strip_meta
+from .effective import META_KEY, strip_meta
 from .errors import AlternativesError, ClaraHydraError
 from .paths import Loc, clara, dotted, get, put
 from .reader import RESERVED_TOP, ClaraConfig

@@ -11,6 +11,8 @@ from pathlib import Path
 import yaml
 from optuna.trial import TrialState
 
+from . import protocol as P
+
 
 def format_params(params: dict) -> str:
     return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
@@ -38,13 +40,13 @@ def write_all(study, sweep_dir: Path, param_names: list[str]) -> None:
     names = list(dict.fromkeys(param_names + [k for t in trials for k in t.params]))
     rows = []
     for t in trials:
-        duration = t.user_attrs.get("duration_s")
+        duration = t.user_attrs.get(P.ATTR_DURATION)
         if duration is None and t.datetime_start and t.datetime_complete:
             duration = (t.datetime_complete - t.datetime_start).total_seconds()
         rows.append([t.number, t.state.name.lower(), "" if t.value is None else t.value]
                     + [t.params.get(n, "") for n in names]
-                    + ["" if duration is None else duration, t.user_attrs.get("clara_reason", ""),
-                       t.user_attrs.get("job_dir", "")])
+                    + ["" if duration is None else duration, t.user_attrs.get(P.ATTR_REASON, ""),
+                       t.user_attrs.get(P.ATTR_JOB_DIR, "")])
     tmp = sweep_dir / ".trials.csv.tmp"
     with open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
@@ -52,7 +54,7 @@ def write_all(study, sweep_dir: Path, param_names: list[str]) -> None:
         w.writerows(rows)
     os.replace(tmp, sweep_dir / "trials.csv")
     if b is not None:
-        job = Path(b.user_attrs.get("job_dir", sweep_dir / str(b.number)))
+        job = Path(b.user_attrs.get(P.ATTR_JOB_DIR, sweep_dir / str(b.number)))
         for src, dst in ((job / "config_train.json", "best_config_train.json"),
                          (job / ".hydra" / "config.yaml", "best_config.yaml")):
             if src.exists():

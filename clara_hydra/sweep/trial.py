@@ -11,11 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-ENV_TRIAL = "CLARA_HYDRA_TRIAL"
-ENV_STUDY = "CLARA_HYDRA_STUDY"
-ENV_STORAGE = "CLARA_HYDRA_STORAGE"
-ENV_RESULT = "CLARA_HYDRA_RESULT"  # where a worker process writes its outcome
-ENV_PRUNER = "CLARA_HYDRA_PRUNER"  # the sweep's pruner (JSON), so other processes prune alike
+from .protocol import ENV_PRUNER, ENV_STORAGE, ENV_STUDY, ENV_TRIAL
 
 _REGISTRY: dict[tuple[str, int], Any] = {}
 

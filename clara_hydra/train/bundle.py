@@ -214,7 +214,8 @@ class Builder:
             dl["_target_"] = "monai.data.ThreadDataLoader"
             dl["num_workers"] = 0
             notice(f"{sec}.dataloader: cached data on CUDA: using ThreadDataLoader")
-        on_disk = self.share_cache and os.environ.get("CLARA_HYDRA_RESULT")  # a worker: cache shared on disk
+        from ..sweep.protocol import in_worker
+        on_disk = self.share_cache and in_worker()  # a worker: the cache is shared on disk
         if self.device == "cuda" and cached and not on_disk and self.gpu_free_bytes and dl.get(
                 "_target_", "").endswith("ThreadDataLoader") and isinstance(ds.get("data"), list):
             self._cache_on_gpu(sec, ds)

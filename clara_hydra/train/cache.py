@@ -15,7 +15,7 @@ import os
 from collections import OrderedDict
 from typing import Any
 
-ENV_CACHE_DIR = "CLARA_HYDRA_CACHE_DIR"
+from ..sweep.protocol import ENV_CACHE_DIR, in_worker
 _MEMORY: "OrderedDict[str, Any]" = OrderedDict()
 KEEP = 2  # cached datasets kept in memory per process
 
@@ -53,7 +53,7 @@ def shared_dataset(data, transform, key: str, dataset_class: str = "monai.data.C
         ds.transform = transform
         notice("reusing this sweep's cached data (same deterministic transforms and data)")
         return ds
-    if cache_dir and os.environ.get("CLARA_HYDRA_RESULT"):  # a worker process: share on disk
+    if cache_dir and in_worker():  # a worker process: share on disk
         from monai.data import PersistentDataset
         path = os.path.join(cache_dir, key)
         os.makedirs(path, exist_ok=True)

@@ -49,13 +49,14 @@ def run(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
     from ..effective import enabled_only
-    from ..sweep.trial import ENV_RESULT, current
+    from ..sweep import protocol as P
+    from ..sweep.trial import current
     from .run import TrainingError, train
 
     run_dir = HydraConfig.get().runtime.output_dir
     source = ((cfg.get("clara_hydra") or {}).get("source")) if "clara_hydra" in cfg else None
     multirun = HydraConfig.get().mode.name == "MULTIRUN"
-    worker = os.environ.get(ENV_RESULT)  # a worker process of the clara_optuna sweeper
+    worker = P.in_worker()  # a worker process of the clara_optuna sweeper: it answers with a file
     try:
         prepare(cfg, run_dir)
         full = effective_from_cfg(cfg, enabled_only=False)
@@ -67,20 +68,20 @@ def run(cfg: DictConfig) -> float | None:
             value = train(enabled_only(full), config_file=_config_file(source), run_dir=run_dir, trial=trial)
         finally:
             if trial is not None:
-                trial.set_user_attr("duration_s", round(time.time() - started, 3))
+                trial.set_user_attr(P.ATTR_DURATION, round(time.time() - started, 3))
         if not math.isfinite(value):
             raise TrainingError(f"the key metric is {value}", location="validate",
                                 hint="check the metric's inputs (post transforms, labels)")
         from ..logs import notice
         notice(f"key metric = {value:.4f} (the best validation value; what this run returns)")
-        _outcome(worker, {"state": "complete", "value": value})
+        P.write_outcome(P.COMPLETE, value=value)
         return value
     except ClaraHydraError as exc:
         if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
             raise
         if exc.file is None and source:
             exc.file = _config_file(source) or source
-        _outcome(worker, {"state": "fail", "reason": exc.format()})
+        P.write_outcome(P.FAIL, reason=exc.format())
         _to_log_file(exc.format())
         if multirun and not worker:
             raise  # the sweeper's line for this trial gives the reason
@@ -90,9 +91,9 @@ def run(cfg: DictConfig) -> float | None:
         raise SystemExit(2) from None
     except Exception as exc:
         if type(exc).__name__ != "TrialPruned":
-            _outcome(worker, {"state": "fail", "reason": f"{type(exc).__name__}: {exc}"})
+            P.write_outcome(P.FAIL, reason=f"{type(exc).__name__}: {exc}")
             raise
-        _outcome(worker, {"state": "pruned", "reason": str(exc)})  # the sweeper's trial line says it
+        P.write_outcome(P.PRUNED, reason=str(exc))  # the sweeper's trial line says it
         if worker:
             return None
         raise
@@ -104,14 +105,6 @@ def _to_log_file(line: str) -> None:
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
             handler.emit(logging.LogRecord("clara_hydra", logging.ERROR, __file__, 0, line, None, None))
-
-
-def _outcome(path: str | None, outcome: dict) -> None:
-    if path:
-        tmp = path + ".tmp"
-        with open(tmp, "w") as fh:
-            json.dump(outcome, fh)
-        os.replace(tmp, path)
 
 
 def _config_file(source: str | None) -> str | None:

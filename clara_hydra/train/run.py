@@ -147,7 +147,8 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
         set_determinism(seed=int(seed))
 
     t_build = time.perf_counter()
-    share = trial is not None and os.environ.get("CLARA_HYDRA_SHARED_CACHE", "1") != "0"
+    from ..sweep.protocol import ENV_SHARED_CACHE
+    share = trial is not None and os.environ.get(ENV_SHARED_CACHE, "1") != "0"
     parser, bundle, era = build(tree, config_file=config_file, device=device, amp=amp, share_cache=share)
     with open(os.path.join(run_dir, "bundle_config.json"), "w") as fh:
         json.dump(bundle, fh, indent=1, default=str)

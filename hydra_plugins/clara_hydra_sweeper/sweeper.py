@@ -27,10 +27,12 @@ from optuna.trial import TrialState
 from clara_hydra.errors import ClaraHydraError, SweepError, first_line
 from clara_hydra.logs import notice
 from clara_hydra.sweep import identity, results, trial as trial_ctx
+from clara_hydra.sweep.protocol import (ATTR_DURATION, ATTR_HOST, ATTR_JOB_DIR, ATTR_PID, ATTR_REASON as REASON,
+                                        ATTR_WORKER_PID, ENV_CACHE_DIR, ENV_PRUNER, ENV_RESULT, ENV_STORAGE, ENV_STUDY,
+                                        ENV_TRIAL, INTERRUPTED, RESULT_FILE, read_outcome)
 from clara_hydra.sweep.options import make_pruner, parse_workers
 from clara_hydra.sweep.storage import absolute, open_storage, retrying
 
-REASON = "clara_reason"
 LAUNCHER_LOGGERS = ("hydra._internal.core_plugins.basic_launcher",
                     "hydra_plugins.hydra_submitit_launcher.submitit_launcher")
 
@@ -45,7 +47,6 @@ class _HidePlumbing(logging.Filter):
         return True
 
 
-INTERRUPTED = "interrupted: the sweep stopped while this trial ran"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
@@ -138,9 +139,9 @@ class ClaraOptunaSweeper(Sweeper):
         """Trials a crash or kill -9 left RUNNING are failed, with the reason recorded."""
         marked = 0
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if t.user_attrs.get("clara_host") != os.uname().nodename:
+            if t.user_attrs.get(ATTR_HOST) != os.uname().nodename:
                 continue  # started on another machine (or by another tool): its liveness is unknown here
-            if _alive(t.user_attrs.get("clara_pid")) or _alive(t.user_attrs.get("clara_worker_pid")):
+            if _alive(t.user_attrs.get(ATTR_PID)) or _alive(t.user_attrs.get(ATTR_WORKER_PID)):
                 continue  # another sweep process (or its worker) on this machine is running it
             study._storage.set_trial_user_attr(t._trial_id, REASON, INTERRUPTED)
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
@@ -149,19 +150,19 @@ class ClaraOptunaSweeper(Sweeper):
 
     def _ask(self):
         trial = self.study.ask()
-        trial.set_user_attr("clara_pid", os.getpid())
-        trial.set_user_attr("clara_host", os.uname().nodename)
+        trial.set_user_attr(ATTR_PID, os.getpid())
+        trial.set_user_attr(ATTR_HOST, os.uname().nodename)
         overrides = self.impl._configure_trials([trial], self.dists, self.fixed_params, self.fixed_overrides)[0]
         job_dir = self.sweep_dir / str(trial.number)
-        trial.set_user_attr("job_dir", str(job_dir))
+        trial.set_user_attr(ATTR_JOB_DIR, str(job_dir))
         return trial, list(overrides), job_dir
 
     def _env(self, trial) -> dict[str, str]:
-        env = {trial_ctx.ENV_TRIAL: str(trial.number), trial_ctx.ENV_STUDY: self.study.study_name,
-               "CLARA_HYDRA_CACHE_DIR": str(self.sweep_dir / ".data_cache")}
+        env = {ENV_TRIAL: str(trial.number), ENV_STUDY: self.study.study_name,
+               ENV_CACHE_DIR: str(self.sweep_dir / ".data_cache")}
         if self.storage_spec:
-            env[trial_ctx.ENV_STORAGE] = str(self.storage_spec)
-        env[trial_ctx.ENV_PRUNER] = json.dumps(self.pruner_spec)
+            env[ENV_STORAGE] = str(self.storage_spec)
+        env[ENV_PRUNER] = json.dumps(self.pruner_spec)
         return env
 
     # -- through Hydra's launcher (in-process by default; SLURM with submitit) ---------------
@@ -229,9 +230,9 @@ class ClaraOptunaSweeper(Sweeper):
                 trial, overrides, job_dir = self._ask()
                 job_dir.mkdir(parents=True, exist_ok=True)
                 env = dict(os.environ, **self._env(trial))
-                result_file = job_dir / "clara_trial_result.json"
+                result_file = job_dir / RESULT_FILE
                 result_file.unlink(missing_ok=True)  # never read an outcome of an earlier sweep
-                env[trial_ctx.ENV_RESULT] = str(result_file)
+                env[ENV_RESULT] = str(result_file)
                 if not cuda:
                     env["CUDA_VISIBLE_DEVICES"] = ""
                 elif slots[slot]:
@@ -241,7 +242,7 @@ class ClaraOptunaSweeper(Sweeper):
                 logf = open(job_dir / "worker.log", "w")
                 proc = subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT, cwd=os.getcwd(),
                                         preexec_fn=_die_with_parent)
-                trial.set_user_attr("clara_worker_pid", proc.pid)
+                trial.set_user_attr(ATTR_WORKER_PID, proc.pid)
                 where = ("GPU " + ",".join(slots[slot]) if slots[slot] else "all GPUs") if cuda else "CPU"
                 notice(f"trial #{trial.number} on worker {slot} ({where}): {' '.join(overrides)}")
                 running[slot] = (trial, proc, time.time(), job_dir, logf)
@@ -300,9 +301,8 @@ class ClaraOptunaSweeper(Sweeper):
         return cmd
 
     def _tell_from_file(self, trial, job_dir: Path, returncode: int, start: float) -> None:
-        result_file = job_dir / "clara_trial_result.json"
-        if result_file.exists():
-            outcome = json.loads(result_file.read_text())
+        outcome = read_outcome(job_dir / RESULT_FILE)
+        if outcome is not None:
             self._tell(trial, outcome["state"], value=outcome.get("value"), reason=outcome.get("reason"),
                        started=start)
             return
@@ -325,8 +325,8 @@ class ClaraOptunaSweeper(Sweeper):
                     state, reason = "fail", f"the key metric is {value}"
         if reason:
             trial.set_user_attr(REASON, reason[:500])
-        if "duration_s" not in self.study._storage.get_trial(trial._trial_id).user_attrs:
-            trial.set_user_attr("duration_s", round(time.time() - started, 3))  # else the job timed itself
+        if ATTR_DURATION not in self.study._storage.get_trial(trial._trial_id).user_attrs:
+            trial.set_user_attr(ATTR_DURATION, round(time.time() - started, 3))  # else the job timed itself
         if state == "complete":
             self.study.tell(trial, value)
             self.completed += 1

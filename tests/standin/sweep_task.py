@@ -1,8 +1,8 @@
 """A stand-in task for sweeper tests: no training, a deterministic score from the searched
 ``x``, reported over 3 steps like a validation curve. Trial 1 raises, trial 2 returns NaN (when
-FAIL_TRIALS=1), and SLOW_TRIAL sleeps. Speaks the sweeper's protocols like train.py does."""
+FAIL_TRIALS=1), and SLOW_TRIAL sleeps. Speaks the sweeper's protocol (clara_hydra.sweep.protocol)
+as train.py does."""
 
-import json
 import os
 import time
 
@@ -11,14 +11,8 @@ import optuna
 from omegaconf import DictConfig
 
 from clara_hydra.resolve import effective_from_cfg
-from clara_hydra.sweep.trial import ENV_RESULT, ENV_TRIAL, current
-
-
-def outcome(state, **kw):
-    path = os.environ.get(ENV_RESULT)
-    if path:
-        with open(path, "w") as fh:
-            json.dump({"state": state, **kw}, fh)
+from clara_hydra.sweep.protocol import ENV_RESULT, ENV_TRIAL, write_outcome as outcome
+from clara_hydra.sweep.trial import current
 
 
 @hydra.main(config_path=None)

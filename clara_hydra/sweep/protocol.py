@@ -1,0 +1,71 @@
+"""The protocol between a sweep and its trials, in one place.
+
+The ``clara_optuna`` sweeper hands a job its trial through environment variables (in-process
+launchers, SLURM jobs and worker processes alike); a worker process answers with an outcome file;
+trial user attributes record what people read in ``trials.csv``. ``train.py`` (through
+``clara_hydra.train.entry``), the sweeper, ``sweep.results`` and the tests' stand-in task all use
+these names. Pure: no Optuna, no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Literal
+
+# -- environment of a job ------------------------------------------------------------------
+ENV_TRIAL = "CLARA_HYDRA_TRIAL"  # the trial number
+ENV_STUDY = "CLARA_HYDRA_STUDY"  # the study name
+ENV_STORAGE = "CLARA_HYDRA_STORAGE"  # the storage URL, for jobs in other processes
+ENV_PRUNER = "CLARA_HYDRA_PRUNER"  # the sweep's pruner (JSON), so other processes prune alike
+ENV_RESULT = "CLARA_HYDRA_RESULT"  # a worker process: where it writes its outcome
+ENV_CACHE_DIR = "CLARA_HYDRA_CACHE_DIR"  # the sweep's data cache folder (shared across workers)
+ENV_SHARED_CACHE = "CLARA_HYDRA_SHARED_CACHE"  # "0": trials do not share cached data
+
+# -- the outcome a worker process writes -----------------------------------------------------
+RESULT_FILE = "clara_trial_result.json"
+State = Literal["complete", "pruned", "fail"]
+COMPLETE: State = "complete"
+PRUNED: State = "pruned"
+FAIL: State = "fail"
+
+# -- trial user attributes -------------------------------------------------------------------
+ATTR_REASON = "clara_reason"  # why a trial failed or was pruned
+ATTR_DURATION = "duration_s"  # how long its job ran (the job times itself where it can)
+ATTR_JOB_DIR = "job_dir"  # its run folder
+ATTR_PID = "clara_pid"  # the sweep process that asked for it
+ATTR_HOST = "clara_host"  # the machine of that process
+ATTR_WORKER_PID = "clara_worker_pid"  # the worker process that runs it
+INTERRUPTED = "interrupted: the sweep stopped while this trial ran"
+
+
+def in_worker() -> bool:
+    """Is this job a worker process of the clara_optuna sweeper (it answers with a file)?"""
+    return bool(os.environ.get(ENV_RESULT))
+
+
+def write_outcome(state: State, *, value: float | None = None, reason: str | None = None,
+                  path: str | None = None) -> None:
+    """A worker's outcome, written atomically (no-op outside a worker process)."""
+    path = path or os.environ.get(ENV_RESULT)
+    if not path:
+        return
+    outcome: dict[str, Any] = {"state": state}
+    if value is not None:
+        outcome["value"] = value
+    if reason is not None:
+        outcome["reason"] = reason
+    tmp = path + ".tmp"
+    with open(tmp, "w") as fh:
+        json.dump(outcome, fh)
+    os.replace(tmp, path)
+
+
+def read_outcome(path: str | os.PathLike) -> dict | None:
+    """The outcome a worker wrote, or None when it wrote none (it crashed first)."""
+    try:
+        with open(path) as fh:
+            outcome = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return outcome if isinstance(outcome, dict) and outcome.get("state") in (COMPLETE, PRUNED, FAIL) else None
