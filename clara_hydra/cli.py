@@ -131,7 +131,7 @@ def _resolve(args) -> int:
             text = json.dumps(tree, indent=2, allow_nan=False)
         except ValueError:
             from .errors import ClaraHydraError
-            where = _non_finite(tree, ())
+            where = _non_finite(tree)
             raise ClaraHydraError(f"the value is {where[1]}, which JSON cannot hold", location=where[0],
                                   hint="give a finite number, or print YAML (without --json)") from None
         print(text)
@@ -221,21 +221,13 @@ def _completion(argv: list[str]) -> int | None:
     return _train(mmar + list(argv))
 
 
-def _non_finite(node, loc: tuple) -> tuple[str, float]:
+def _non_finite(tree) -> tuple[str, float]:
     """(place, value) of the first NaN or infinite number in a resolved tree."""
     import math
 
-    from .paths import clara
-    stack = [(node, loc)]
-    while stack:
-        cur, at = stack.pop()
-        if isinstance(cur, float) and not math.isfinite(cur):
-            return clara(at), cur
-        if isinstance(cur, dict):
-            stack.extend((v, at + (k,)) for k, v in reversed(list(cur.items())))
-        elif isinstance(cur, list):
-            stack.extend((v, at + (i,)) for i, v in reversed(list(enumerate(cur))))
-    return "<top level>", float("nan")
+    from .paths import clara, nodes
+    return next(((clara(loc), v) for loc, v in nodes(tree) if isinstance(v, float) and not math.isfinite(v)),
+                ("<top level>", float("nan")))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

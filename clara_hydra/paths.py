@@ -8,7 +8,7 @@ interpolations (``dotted``).
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Tuple, Union
+from typing import Any, Iterable, Iterator, Tuple, Union
 
 Loc = Tuple[Union[str, int], ...]
 
@@ -42,3 +42,16 @@ def put(tree: Any, loc: Loc, value: Any) -> None:
             node[part] = {}
         node = node[part]
     node[loc[-1]] = value
+
+
+def nodes(tree: Any) -> Iterator[tuple[Loc, Any]]:
+    """Every node of a JSON-like tree with its location, in document order (the tree itself
+    first, at ``()``), without recursion: deeply nested configs never hit Python's limit."""
+    stack: list[tuple[Loc, Any]] = [((), tree)]
+    while stack:
+        loc, node = stack.pop()
+        yield loc, node
+        if isinstance(node, dict):
+            stack.extend((loc + (k,), v) for k, v in reversed(list(node.items())))
+        elif isinstance(node, list):
+            stack.extend((loc + (i,), v) for i, v in reversed(list(enumerate(node))))

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import tree as T
 from .errors import MAX_DEPTH, ConfigSyntaxError, ReferenceError_, SearchSpaceError, did_you_mean
-from .paths import Loc, clara
+from .paths import Loc, clara, nodes
 from .schema import SCHEMA_NAME
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -115,9 +115,18 @@ def load_json(path: str, what: str = "config") -> Any:
                                 hint="check the path") from None
     except OSError as exc:
         raise ConfigSyntaxError(f"cannot read the {what} file: {exc.strerror}", file=path) from None
+    duplicates: dict[int, str] = {}  # id of a JSON object -> its first key written twice
+
+    def pairs(items: list) -> dict:
+        obj = dict(items)
+        if len(obj) != len(items):  # JSON readers keep the last value silently
+            seen: set = set()
+            duplicates[id(obj)] = next(k for k, _ in items if k in seen or seen.add(k))
+        return obj
+
     try:
         data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float,
-                          object_pairs_hook=_Pairs)
+                          object_pairs_hook=pairs)
     except _NotFinite as exc:
         line, col = _locate_number(text, exc.token)
         raise ConfigSyntaxError(f"malformed JSON: {exc.token} is not a finite number", file=path,
@@ -130,32 +139,36 @@ def load_json(path: str, what: str = "config") -> Any:
     except RecursionError:
         raise ConfigSyntaxError("the JSON nests too deeply to read", file=path,
                                 hint="flatten the nesting (Python's JSON reader stops near 1,000 levels)") from None
-    depth = _depth(data)
+    _check_parsed(data, duplicates, path)
+    return data
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_parsed(data: Any, duplicates: dict[int, str], path: str) -> None:
+    """One pass over the parsed JSON: how deep it nests, the first lone surrogate (in a key or a
+    string), the first object with a key written twice; refused in that order."""
+    depth, surrogate, duplicate = 0, None, None
+    for loc, node in nodes(data):
+        if isinstance(node, (dict, list)):
+            depth = max(depth, len(loc) + 1)
+        if surrogate is None and loc and isinstance(loc[-1], str) and _SURROGATE.search(loc[-1]):
+            surrogate = loc[:-1] + (loc[-1].encode("utf-8", "backslashreplace").decode("ascii"),)
+        if surrogate is None and isinstance(node, str) and _SURROGATE.search(node):
+            surrogate = loc
+        if duplicate is None and id(node) in duplicates and isinstance(node, dict):
+            duplicate = loc + (duplicates[id(node)],)
     if depth > MAX_DEPTH:
         raise ConfigSyntaxError(f"the JSON nests {depth} levels deep, more than the {MAX_DEPTH} clara-hydra reads",
-                                file=path, hint="flatten the nesting") from None
-    bad = _first_surrogate(data)
-    if bad is not None:
+                                file=path, hint="flatten the nesting")
+    if surrogate is not None:
         raise ConfigSyntaxError("a string holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape without its pair), "
-                                "which is not text", file=path, location=clara(bad),
+                                "which is not text", file=path, location=clara(surrogate),
                                 hint="write the character itself, or both halves of its surrogate pair")
-    dup = _first_duplicate(data, ())
-    if dup is not None:
-        loc, key = dup
-        raise ConfigSyntaxError(f"key '{key}' is written twice in one object (JSON readers keep only the last one)",
-                                file=path, location=clara(loc + (key,)),
-                                hint="merge the two, or delete one")
-    return _plain(data)
-
-
-def _depth(node: Any) -> int:
-    deepest, stack = 0, [(node, 1)]
-    while stack:
-        cur, d = stack.pop()
-        if isinstance(cur, (dict, list)):
-            deepest = max(deepest, d)
-            stack.extend((v, d + 1) for v in (cur.values() if isinstance(cur, dict) else cur))
-    return deepest
+    if duplicate is not None:
+        raise ConfigSyntaxError(f"key '{duplicate[-1]}' is written twice in one object (JSON readers keep only the "
+                                f"last one)", file=path, location=clara(duplicate), hint="merge the two, or delete one")
 
 
 class _NotFinite(ValueError):
@@ -188,67 +201,6 @@ def _locate_number(text: str, token: str) -> tuple[int, int]:
             before = text[:m.start(1)]
             return before.count("\n") + 1, m.start(1) - (before.rfind("\n") + 1) + 1
     return 1, 1
-
-
-class _Pairs(dict):
-    """A JSON object that remembers the keys written twice (json.loads keeps the last silently)."""
-
-    def __init__(self, pairs: list) -> None:
-        super().__init__(pairs)
-        self.duplicates = [k for i, (k, _) in enumerate(pairs) if any(k == p[0] for p in pairs[:i])]
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _first_surrogate(node: Any) -> Loc | None:
-    stack: list[tuple[Any, Loc]] = [(node, ())]
-    while stack:
-        cur, loc = stack.pop()
-        if isinstance(cur, str):
-            if _SURROGATE.search(cur):
-                return loc
-        elif isinstance(cur, dict):
-            for k, v in cur.items():
-                if isinstance(k, str) and _SURROGATE.search(k):
-                    return loc + (k.encode("utf-8", "backslashreplace").decode("ascii", "replace"),)
-                stack.append((v, loc + (k,)))
-        elif isinstance(cur, list):
-            stack.extend((v, loc + (i,)) for i, v in enumerate(cur))
-    return None
-
-
-def _first_duplicate(node: Any, loc: Loc) -> tuple[Loc, str] | None:
-    from collections import deque
-    stack = deque([(node, loc)])
-    while stack:  # document order, without recursion (deeply nested files)
-        node, loc = stack.popleft()
-        if isinstance(node, _Pairs) and node.duplicates:
-            return loc, node.duplicates[0]
-        if isinstance(node, dict):
-            stack.extendleft(reversed([(v, loc + (k,)) for k, v in node.items() if isinstance(v, (dict, list))]))
-        elif isinstance(node, list):
-            stack.extendleft(reversed([(v, loc + (i,)) for i, v in enumerate(node) if isinstance(v, (dict, list))]))
-    return None
-
-
-def _plain(node: Any) -> Any:
-    """Plain dicts again (the rest of the code, and YAML dumpers, want ``dict``)."""
-    stack = [node]
-    out_root = node
-    if isinstance(node, _Pairs):
-        out_root = dict(node)
-        stack = [out_root]
-    while stack:
-        cur = stack.pop()
-        items = cur.items() if isinstance(cur, dict) else enumerate(cur) if isinstance(cur, list) else []
-        for k, v in list(items):
-            if isinstance(v, _Pairs):
-                v = dict(v)
-                cur[k] = v
-            if isinstance(v, (dict, list)):
-                stack.append(v)
-    return out_root
 
 
 def read(path: str, env_path: str | None = None) -> ClaraConfig:
