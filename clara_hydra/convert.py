@@ -12,20 +12,20 @@ Pure: no torch, no code from the config is executed.
 from __future__ import annotations
 
 import itertools
-from functools import lru_cache
 import os
 import re
 import string
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import yaml
 
 from . import __version__
 from . import tree as T
-from .effective import META_KEY, strip_meta
+from .effective import META_KEY
 from .errors import AlternativesError, ClaraHydraError
 from .paths import Loc, clara, dotted, get, put
 from .reader import RESERVED_TOP, ClaraConfig
@@ -44,12 +44,6 @@ class Conversion:
     body: dict
     meta: dict
     warnings: list[str] = field(default_factory=list)
-
-    def document(self) -> dict:
-        """The config as OmegaConf sees it (without defaults/hydra)."""
-        doc = dict(self.body)
-        doc[META_KEY] = self.meta
-        return doc
 
 
 # --------------------------------------------------------------------------- values
@@ -249,16 +243,6 @@ def _param_meta(p: Param) -> dict:
 
 # --------------------------------------------------------------------------- checking
 
-def resolve_document(doc: dict, overrides: dict[str, Any] | None = None) -> dict:
-    """Resolve the converted document with OmegaConf alone (no Hydra), for checks."""
-    from omegaconf import OmegaConf
-    oc = OmegaConf.create(doc)
-    for key, value in (overrides or {}).items():
-        OmegaConf.update(oc, key, value, merge=False)
-    tree = OmegaConf.to_container(oc, resolve=True)
-    return strip_meta(tree, tree.get(META_KEY))
-
-
 def check_combinations(conv: Conversion) -> None:
     """Every alternatives slot has exactly one enabled member, in the default run and in every
     combination of the params that touch the members' ``disabled`` (when enumerable).
@@ -272,10 +256,8 @@ def check_combinations(conv: Conversion) -> None:
     deciding = _deciding_paths(cfg)
     member_disabled = set(deciding.values())
     for path in list(member_disabled):  # "disabled": "{flag}" follows the first-level param flag
-        try:
-            m = _EXACT.match(get(cfg.tree, path)) if isinstance(get(cfg.tree, path), str) else None
-        except (KeyError, IndexError, TypeError):
-            m = None
+        written = _get_or(cfg.tree, path, None)
+        m = _EXACT.match(written) if isinstance(written, str) else None
         if m:
             member_disabled.add((m.group(1),))
     relevant = [p for p in conv.params if any(s in member_disabled for s in p.sources)]
@@ -336,7 +318,7 @@ def _skeleton_put(mini: dict, body: dict, path: Loc) -> None:
     """Copy the value at ``path`` of ``body`` into ``mini``, creating the dicts and lists on the
     way (lists as long as in ``body``, other members empty)."""
     node, src = mini, body
-    for part, nxt in zip(path[:-1], path[1:]):
+    for part in path[:-1]:
         src = src[part]
         if isinstance(node, list):
             child = node[part]
@@ -346,10 +328,9 @@ def _skeleton_put(mini: dict, body: dict, path: Loc) -> None:
             child = [{} for _ in src] if isinstance(src, list) else {}
             node[part] = child
         node = child
-    try:
-        node[path[-1]] = get(body, path)
-    except (KeyError, IndexError):
-        pass  # a member without `disabled`: enabled
+    value = _get_or(body, path, _NONE)
+    if value is not _NONE:  # a member without `disabled` stays without: enabled
+        node[path[-1]] = value
 
 
 def _check_slots(cfg: ClaraConfig, mini: dict, combo: dict, deciding: dict[Loc, Loc]) -> None:
@@ -365,22 +346,21 @@ def _check_slots(cfg: ClaraConfig, mini: dict, combo: dict, deciding: dict[Loc, 
             path = deciding[aloc + (i,)]
             component = get(cfg.tree, path[:-1])  # the member, or the train component a ref names
             if T.is_component(component):
-                member = dict(component, disabled=to_bool(_select(oc, path), path))
+                value = _get_or(oc, path, False)  # resolved; a missing `disabled` is false
+                member = dict(component, disabled=to_bool(False if value is None else value, path))
             members.append(member)
         check_alternatives(aloc, members)
 
 
-def _select(oc: Any, path: Loc) -> Any:
-    """The value at ``path`` (keys may hold dots), resolved; a missing ``disabled`` is false."""
-    node = oc
-    for part in path:
-        try:
-            node = node[part]
-        except (KeyError, IndexError, AttributeError, TypeError):
-            return False
-        if node is None:
-            return False
-    return node
+_NONE = object()
+
+
+def _get_or(tree: Any, path: Loc, default: Any) -> Any:
+    """The value at ``path`` (keys may hold dots), or ``default`` where there is none."""
+    try:
+        return get(tree, path)
+    except (KeyError, IndexError, AttributeError, TypeError):
+        return default
 
 
 # --------------------------------------------------------------------------- YAML
@@ -455,10 +435,12 @@ def _one_line(text: Any) -> str:
     return str(text).replace("\r", "\\r").replace("\n", "\\n")
 
 
-def _entry(key: str, value: Any) -> str:
-    """``key: value`` as one YAML line, however long (a folded line would not load back)."""
-    return yaml.dump({key: value}, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+def _entry(key: str, value: Any, indent: int) -> list[str]:
+    """``key: value`` at ``indent`` spaces, on one line however long (a folded line would not load
+    back); a multi-line string gets its block lines indented too."""
+    text = yaml.dump({key: value}, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
                      allow_unicode=True, width=2**30).rstrip()
+    return [" " * indent + line for line in text.splitlines()]
 
 
 def study_name(config_file: str) -> str:
@@ -522,7 +504,7 @@ def render(conv: Conversion, source_label: str) -> str:
         "    sampler:",
         "      seed: 0  # TPE (the default sampler), seeded",
         f"    direction: {direction}  # {_one_line(why)}",
-    ] + ["    " + ln for ln in _entry("study_name", study_name(cfg.file)).splitlines()] + [
+    ] + _entry("study_name", study_name(cfg.file), 4) + [
         "    storage: sqlite:///clara_hydra_sweeps.db  # persistent: the same command resumes the study",
         "    n_trials: 20",
         "    max_failure_rate: 0.5",
@@ -534,11 +516,11 @@ def render(conv: Conversion, source_label: str) -> str:
             lines.append(f"      # {p.type}, domain {_one_line(p.domain or '-')}; sets {_one_line(sets)}")
             if p.mode == "label":
                 lines.append("      #   " + _one_line("; ".join(f"{lab} = {_flow(v)}" for lab, v in p.choices.items())))
-            lines.extend("      " + ln for ln in _entry(p.name, p.sweep).splitlines())
+            lines.extend(_entry(p.name, p.sweep, 6))
     else:
         lines.append("    params: {}")
     lines.append("  help:")
-    lines.extend("    " + ln for ln in _entry("template", help_template(conv, stem, source_label)).splitlines())
+    lines.extend(_entry("template", help_template(conv, stem, source_label), 4))
     lines.append("")
     lines.append("# The Clara config, with searched values, aliases, apply, refs and {names} as interpolations")
     lines.append(_dump(conv.body).rstrip() if conv.body else "{}")
@@ -578,4 +560,4 @@ def emit_warnings(conv: Conversion) -> None:
         print(w, file=sys.stderr)
 
 
-__all__ = ["convert", "write", "render", "Conversion", "resolve_document"]
+__all__ = ["convert", "write", "render", "Conversion"]
