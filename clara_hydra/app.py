@@ -17,19 +17,26 @@ from .errors import ClaraHydraError, allow_large_configs, first_line, os_error_l
 
 #: Set by run_app so that Hydra lets exceptions through (and workers know it was not the user).
 _WRAPPED = "CLARA_HYDRA_WRAPPED"
+#: Where a user changes the folder a run writes to (the hint of an OSError line).
+RUN_DIRS = "hydra.run.dir=... or hydra.sweep.dir=..."
+
+
 def full_error_wanted() -> bool:
     if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
         return True
     return os.environ.get("HYDRA_FULL_ERROR") == "1" and os.environ.get(_WRAPPED) != "1"
 
 
-def describe(exc: BaseException) -> tuple[int, str]:
-    """(exit code, one line) for an exception that ended a run."""
+def describe(exc: BaseException, *, os_hint: str = RUN_DIRS, file: str | None = None) -> tuple[int, str]:
+    """(exit code, one line) for an exception that ended a run or a command; ``file`` is the
+    config the command read, ``os_hint`` how to pick another output folder."""
     from omegaconf.errors import OmegaConfBaseException
 
     inner: BaseException | None = exc
     while inner is not None:  # Hydra wraps what a plugin raised (InstantiationException, ...)
         if isinstance(inner, ClaraHydraError):
+            if inner.file is None and file:
+                inner.file = file
             return inner.exit_code, inner.format()
         inner = inner.__cause__ or inner.__context__
     try:
@@ -47,9 +54,9 @@ def describe(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, (ValueError, TypeError)) and _raised_in(exc, ("hydra", "omegaconf")):
         return 2, f"error: {first_line(exc)} (check the overrides: KEY=VALUE)"  # Hydra parsing the user's input
     if isinstance(exc, RecursionError):
-        return 2, "error: the config nests too deeply to handle (flatten it)"
+        return 2, "error: " + (f"{file}: " if file else "") + "the config nests too deeply to handle (flatten it)"
     if isinstance(exc, OSError):
-        line = os_error_line(exc, "hydra.run.dir=... or hydra.sweep.dir=...")
+        line = os_error_line(exc, os_hint)
         if line:
             return 2, line
     return 1, (f"error: internal error ({type(exc).__name__}: {first_line(exc)}); "
@@ -66,6 +73,19 @@ def _raised_in(exc: BaseException, packages: tuple[str, ...]) -> bool:
     return any(f"/{p}/" in path for p in packages) and "/clara_hydra/" not in path
 
 
+def fail(exc: BaseException, *, full: bool, os_hint: str = RUN_DIRS, file: str | None = None) -> int:
+    """Print the one line for ``exc`` and give the exit code (re-raise it when the traceback is
+    wanted)."""
+    if full:
+        raise exc
+    if isinstance(exc, KeyboardInterrupt):
+        print("interrupted", file=sys.stderr)
+        return 130
+    code, line = describe(exc, os_hint=os_hint, file=file)
+    print(line, file=sys.stderr)
+    return code
+
+
 def run_app(main: Callable[[], Any]) -> None:
     """Run a ``@hydra.main`` function; every failure ends as one line on stderr and an exit code."""
     full = full_error_wanted()
@@ -78,17 +98,8 @@ def run_app(main: Callable[[], Any]) -> None:
         main()
     except SystemExit:
         raise
-    except KeyboardInterrupt:
-        if full:
-            raise
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes one line
-        if full:
-            raise
-        code, line = describe(exc)
-        print(line, file=sys.stderr)
-        sys.exit(code)
+        sys.exit(fail(exc, full=full))
 
 
 def task(cfg) -> Any:

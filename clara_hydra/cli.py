@@ -8,8 +8,6 @@ import os
 import sys
 from typing import Sequence
 
-EXIT_USER_ERROR = 2
-
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -248,42 +246,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     handler = {"convert": _convert, "space": _space, "resolve": _resolve, "synth-data": _synth,
                "report": _report}[args.command]
-    from .errors import ClaraHydraError, allow_large_configs
+    from .app import fail, full_error_wanted
+    from .errors import allow_large_configs
 
     allow_large_configs()
     try:
         return handler(args)
-    except ClaraHydraError as exc:
-        if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
-            raise
-        if exc.file is None:
-            exc.file = getattr(args, "config", None)
-        print(exc.format(), file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:
         return 0
-    except RecursionError:
-        if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"error: {getattr(args, 'config', '')}: the config nests too deeply to handle (flatten it)",
-              file=sys.stderr)
-        return EXIT_USER_ERROR
-    except OSError as exc:
-        from .errors import os_error_line
-        line = os_error_line(exc, "-o DIR")
-        if line is None or os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
-            raise
-        print(line, file=sys.stderr)
-        return EXIT_USER_ERROR
-    except Exception as exc:  # a bug, not the user's input
-        if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"error: internal error ({type(exc).__name__}: {exc}); "
-              f"set CLARA_HYDRA_FULL_ERROR=1 for the traceback and please report it", file=sys.stderr)
-        return 1
+    except Exception as exc:  # every failure is one line (a bug: "internal error", exit 1)
+        return fail(exc, full=full_error_wanted(), os_hint="-o DIR", file=getattr(args, "config", None))
+    except KeyboardInterrupt as exc:
+        return fail(exc, full=full_error_wanted())
 
 
 if __name__ == "__main__":  # pragma: no cover
