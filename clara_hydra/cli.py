@@ -139,26 +139,32 @@ def _resolve(args) -> int:
     return 0
 
 
+def _split_mmar(words: list[str]) -> tuple[str | None, list[str]]:
+    """(the folder of ``--mmar DIR`` / ``--mmar=DIR``, or None; ``""`` when it has none) and the
+    other words."""
+    mmar, rest, i = None, [], 0
+    while i < len(words):
+        word = words[i]
+        if word == "--mmar":
+            mmar = words[i + 1] if i + 1 < len(words) else ""
+            i += 2
+            continue
+        if word.startswith("--mmar="):
+            mmar = word.split("=", 1)[1]
+        else:
+            rest.append(word)
+        i += 1
+    return mmar, rest
+
+
 def train_argv(argv: list[str]) -> list[str]:
     """``[--mmar DIR] [Hydra args]`` -> the Hydra app's argv: ``--config-dir DIR/conf`` and
     ``--config-name config_train`` unless given."""
     from .errors import ClaraHydraError
 
-    args, mmar = [], None
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        if a == "--mmar" or a.startswith("--mmar="):
-            if a == "--mmar":
-                if i + 1 >= len(argv):
-                    raise ClaraHydraError("--mmar needs a folder", location="--mmar", hint="--mmar path/to/MMAR")
-                mmar = argv[i + 1]
-                i += 2
-                continue
-            mmar = a.split("=", 1)[1]
-        else:
-            args.append(a)
-        i += 1
+    mmar, args = _split_mmar(argv)
+    if mmar == "":
+        raise ClaraHydraError("--mmar needs a folder", location="--mmar", hint="--mmar path/to/MMAR")
     root = mmar or "."
     if mmar is not None and not os.path.isdir(mmar):
         raise ClaraHydraError("no such MMAR folder", file=mmar, hint="give the folder that holds config/ and conf/")
@@ -201,22 +207,10 @@ def _completion(argv: list[str]) -> int | None:
     words = line.split(" ")
     if len(words) < 2 or words[1] != "train":
         return None
-    rest = words[2:]
-    kept, i, mmar = [], 0, []
-    while i < len(rest):
-        if rest[i] == "--mmar" and i + 1 < len(rest):
-            mmar = rest[i:i + 2]
-            i += 2
-            continue
-        if rest[i].startswith("--mmar="):
-            mmar = [rest[i]]
-            i += 1
-            continue
-        kept.append(rest[i])
-        i += 1
+    mmar, kept = _split_mmar(words[2:])
     os.environ["COMP_LINE"] = " ".join(["clara-hydra"] + kept)
     os.environ["COMP_POINT"] = str(len(os.environ["COMP_LINE"]))
-    return _train(mmar + list(argv))
+    return _train((["--mmar", mmar] if mmar else []) + list(argv))
 
 
 def _non_finite(tree) -> tuple[str, float]:
