@@ -27,19 +27,21 @@ def _in_hydra_app() -> bool:
     return HydraConfig.initialized() and bool(logging.getLogger().handlers)
 
 
-def notice(message: str) -> None:
+def _emit(level: int, line: str) -> None:
     if _in_hydra_app():  # Hydra configured logging: the console and train.log
-        logging.getLogger(LOGGER).info(f"clara-hydra: {message}")
+        logging.getLogger(LOGGER).log(level, line)
     else:
-        print(f"clara-hydra: {message}", file=sys.stderr, flush=True)
+        print(line, file=sys.stderr, flush=True)
+
+
+def notice(message: str) -> None:
+    """A ``clara-hydra: ...`` line."""
+    _emit(logging.INFO, f"clara-hydra: {message}")
 
 
 def warn(message: str) -> None:
-    """A warning line: ``warning: ...`` on stderr (and in train.log inside a Hydra app)."""
-    if _in_hydra_app():
-        logging.getLogger(LOGGER).warning(f"warning: {message}")
-    else:
-        print(f"warning: {message}", file=sys.stderr, flush=True)
+    """A ``warning: ...`` line."""
+    _emit(logging.WARNING, f"warning: {message}")
 
 
 def quiet() -> None:

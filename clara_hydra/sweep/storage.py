@@ -65,13 +65,17 @@ def open_storage(spec: Any, *, must_exist: bool = False):
             storage.get_all_studies()  # reads the whole journal now: a damaged one fails here
             return storage
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-            raise StorageError(f"the journal file cannot be read: {first_line(exc)}", file=path,
-                               hint="it is not an Optuna journal (or it is damaged): use another file") from None
+            raise _unreadable_journal(exc, path) from None
         except OSError as exc:
             raise StorageError(f"cannot open the journal file: {exc.strerror}", file=path,
                                hint="put it in a folder that exists and that you can write to") from None
     kwargs = {"engine_kwargs": {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}} if path else {}
     return retrying(lambda: optuna.storages.RDBStorage(text, **kwargs), what=text)
+
+
+def _unreadable_journal(exc: BaseException, where: str | None) -> StorageError:
+    return StorageError(f"the journal file cannot be read: {first_line(exc)}", file=where,
+                        hint="it is not an Optuna journal (or it is damaged): use another file")
 
 
 def retrying(make, attempts: int = 8, what: str = "the storage"):
@@ -118,8 +122,7 @@ def retrying(make, attempts: int = 8, what: str = "the storage"):
                                    hint="it is not an Optuna database (or it is damaged): use another "
                                         "storage, or move the file away") from None
         except json.JSONDecodeError as exc:  # a journal that is not one (Optuna reads it lazily)
-            raise StorageError(f"the journal cannot be read: {first_line(exc)}", file=what,
-                               hint="it is not an Optuna journal (or it is damaged): use another file") from None
+            raise _unreadable_journal(exc, what) from None
         except DBAPIError as exc:
             if attempt >= attempts - 1:
                 raise StorageError(f"the storage keeps failing: {first_line(exc)}", file=what) from None

@@ -57,8 +57,8 @@ class ClaraOptunaSweeper(Sweeper):
         self.pruner_spec = OmegaConf.to_container(pruner) if isinstance(pruner, DictConfig) else pruner
         self.workers = workers
         self.study_trials = study_trials
-        _validate(n_trials, n_jobs, max_failure_rate, study_trials, workers, self.pruner_spec)
-        _validate_direction(direction)
+        self.pruner = _validate(n_trials, n_jobs, max_failure_rate, study_trials, workers, self.pruner_spec,
+                                direction)
         sampler_seed = sampler.get("seed") if hasattr(sampler, "get") else None
         sampler = instantiate(sampler, _execution_whitelist_=("hydra_plugins.hydra_optuna_sweeper.*",
                                                                "optuna.samplers.*"))
@@ -95,7 +95,7 @@ class ClaraOptunaSweeper(Sweeper):
         self.storage_spec = absolute(impl.storage)
         storage = open_storage(self.storage_spec)
         study = retrying(lambda: optuna.create_study(
-            study_name=impl.study_name, storage=storage, sampler=impl.sampler, pruner=make_pruner(self.pruner_spec),
+            study_name=impl.study_name, storage=storage, sampler=impl.sampler, pruner=self.pruner,
             directions=directions, load_if_exists=True), what=str(self.storage_spec))
         self.study = study
         identity.check(study, dists, directions, impl.storage)
@@ -279,7 +279,7 @@ class ClaraOptunaSweeper(Sweeper):
             if self.study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING:
                 return
             trial.set_user_attr(REASON, INTERRUPTED)
-            self.study.tell(trial, state=TrialState.FAIL)
+            self.study.tell(trial, state=TrialState.FAIL)  # tells the sampler too (a live trial of this run)
         except Exception:  # the storage itself is gone: the next run marks it (see _recover)
             pass
 
@@ -356,8 +356,8 @@ class ClaraOptunaSweeper(Sweeper):
                          hint=f"see the reasons in {self.sweep_dir / 'trials.csv'}")
 
 
-def _validate(n_trials, n_jobs, max_failure_rate, study_trials, workers, pruner_spec) -> None:
-    """Every sweeper option a user can mistype is one line before anything runs."""
+def _validate(n_trials, n_jobs, max_failure_rate, study_trials, workers, pruner_spec, direction):
+    """Every sweeper option a user can mistype is one line before anything runs; gives the pruner."""
 
     def bad(key: str, got: Any, want: str) -> ClaraHydraError:
         return ClaraHydraError(f"{key} must be {want}, got {got!r}", location=f"hydra.sweeper.{key}",
@@ -375,24 +375,20 @@ def _validate(n_trials, n_jobs, max_failure_rate, study_trials, workers, pruner_
     if study_trials is not None and (not whole(study_trials) or study_trials < 0):
         raise bad("study_trials", study_trials, "a whole number >= 0, or null")
     parse_workers(workers)
+    directions = list(direction) if isinstance(direction, (list, tuple, ListConfig)) else [direction]
+    for value in directions:
+        if str(getattr(value, "name", value)).lower() not in ("minimize", "maximize"):
+            raise ClaraHydraError(f"direction must be minimize or maximize, got {value!r}",
+                                  location="hydra.sweeper.direction", hint="set hydra.sweeper.direction=maximize "
+                                                                           "(or minimize, or a list of them)")
     try:
-        make_pruner(pruner_spec)
+        return make_pruner(pruner_spec)
     except ClaraHydraError:
         raise
     except Exception as exc:
         raise ClaraHydraError(f"cannot make the pruner: {first_line(exc)}", location="hydra.sweeper.pruner",
                               hint="use median, hyperband, successive_halving, percentile, none, or "
                                    "{_target_: optuna.pruners.X, ...} with that class's arguments") from None
-
-
-def _validate_direction(direction: Any) -> None:
-    values = list(direction) if isinstance(direction, (list, tuple, ListConfig)) else [direction]
-    for value in values:
-        name = getattr(value, "name", value)
-        if str(name).lower() not in ("minimize", "maximize"):
-            raise ClaraHydraError(f"direction must be minimize or maximize, got {value!r}",
-                                  location="hydra.sweeper.direction", hint="set hydra.sweeper.direction=maximize "
-                                                                           "(or minimize, or a list of them)")
 
 
 def _reseed(sampler, offset: int, seed: Any) -> None:
