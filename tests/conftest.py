@@ -70,12 +70,25 @@ def run_cli(*args: str, cwd: str | os.PathLike | None = None, env: dict | None =
                           text=True, timeout=timeout)
 
 
+def one_error(proc: subprocess.CompletedProcess, code: int = 2) -> str:
+    """The one ``error:`` line a refused command printed, having checked its exit code and that no
+    traceback or internal error came with it."""
+    assert proc.returncode == code, (proc.returncode, proc.stdout[-1500:], proc.stderr[-3000:])
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    assert "internal error" not in proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
 @pytest.fixture
 def write_config(tmp_path):
-    """write_config(data, name='config_train.json', env=None) -> path of a Clara config on disk."""
+    """write_config(data, name='config_train.json', env=None) -> path of a Clara config on disk
+    (``data`` a JSON value, or the file's text as a string)."""
     def _write(data, name: str = "config_train.json", env: dict | None = None, raw: str | None = None) -> Path:
         path = tmp_path / name
-        path.write_text(raw if raw is not None else json.dumps(data, indent=2))
+        text = raw if raw is not None else data if isinstance(data, str) else json.dumps(data, indent=2)
+        path.write_text(text)
         if env is not None:
             (tmp_path / "environment.json").write_text(json.dumps(env))
         return path

@@ -5,30 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, one_error, run_cli
 
 MODEL = {"name": "UNet", "args": {"spatial_dims": 3}}
-
-
-def _write(tmp_path: Path, doc, name: str = "config_train.json", env: dict | None = None) -> Path:
-    path = tmp_path / name
-    path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
-    if env is not None:
-        (tmp_path / "environment.json").write_text(json.dumps(env))
-    return path
-
-
-def _one_error(proc) -> str:
-    assert proc.returncode == 2, (proc.returncode, proc.stdout[-500:], proc.stderr[-2000:])
-    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
-    assert len(lines) == 1, proc.stderr
-    return lines[0]
 
 
 REFUSED = [
@@ -72,9 +55,9 @@ REFUSED = [
 
 
 @pytest.mark.parametrize("doc,env,name,wanted", REFUSED)
-def test_bad_input_is_one_located_line(tmp_path, doc, env, name, wanted):
-    src = _write(tmp_path, doc, name, env)
-    line = _one_error(run_cli("convert", src, "-o", tmp_path / "out"))
+def test_bad_input_is_one_located_line(write_config, tmp_path, doc, env, name, wanted):
+    src = write_config(doc, name, env)
+    line = one_error(run_cli("convert", src, "-o", tmp_path / "out"))
     for want in wanted:
         assert want in line, line
     assert not (tmp_path / "out").exists()
@@ -82,25 +65,25 @@ def test_bad_input_is_one_located_line(tmp_path, doc, env, name, wanted):
 
 @pytest.mark.parametrize("case", ["duplicate-search-key", "overflowing-number", "env-key-hydra", "disabled-maybe"])
 @pytest.mark.parametrize("command", ["space", "resolve"])
-def test_space_and_resolve_refuse_alike(tmp_path, case, command):
+def test_space_and_resolve_refuse_alike(write_config, tmp_path, case, command):
     (doc, env, name, wanted), = [p.values for p in REFUSED if p.id == case]
-    line = _one_error(run_cli(command, _write(tmp_path, doc, name, env)))
+    line = one_error(run_cli(command, write_config(doc, name, env)))
     for want in wanted:
         assert want in line, line
 
 
-def test_too_deep_nesting_is_refused_in_one_line(tmp_path):
+def test_too_deep_nesting_is_refused_in_one_line(write_config, tmp_path):
     deep: dict = {"x": 1}
     for _ in range(600):
         deep = {"k": deep}
-    src = _write(tmp_path, {"epochs": 1, "deep": deep})
-    assert "nests 602 levels deep" in _one_error(run_cli("convert", src, "-o", tmp_path / "out"))
+    src = write_config({"epochs": 1, "deep": deep})
+    assert "nests 602 levels deep" in one_error(run_cli("convert", src, "-o", tmp_path / "out"))
 
 
-def test_output_folder_that_is_a_file_is_one_line(tmp_path):
-    src = _write(tmp_path, {"epochs": 1})
+def test_output_folder_that_is_a_file_is_one_line(write_config, tmp_path):
+    src = write_config({"epochs": 1})
     (tmp_path / "afile").write_text("")
-    assert "cannot write there" in _one_error(run_cli("convert", src, "-o", tmp_path / "afile"))
+    assert "cannot write there" in one_error(run_cli("convert", src, "-o", tmp_path / "afile"))
 
 
 @pytest.mark.parametrize("doc", [
@@ -112,19 +95,19 @@ def test_output_folder_that_is_a_file_is_one_line(tmp_path):
                                                        "targets": [[1, 2], [3, 4]]}], "train": {"model": MODEL}},
                  id="a-generated-name-never-a-reserved-one"),
 ])
-def test_odd_but_valid_configs_convert_and_resolve(tmp_path, doc):
-    src = _write(tmp_path, doc)
+def test_odd_but_valid_configs_convert_and_resolve(write_config, tmp_path, doc):
+    src = write_config(doc)
     proc = run_cli("convert", src, "-o", tmp_path / "conf")
     assert proc.returncode == 0, proc.stderr
     proc = run_cli("resolve", tmp_path / "conf" / "config_train.yaml", "--json", "--enabled-only")
     assert proc.returncode == 0, proc.stderr
 
 
-def test_unwritable_output_folder_is_one_line(tmp_path):
-    src = _write(tmp_path, {"epochs": 1})
+def test_unwritable_output_folder_is_one_line(write_config, tmp_path):
+    src = write_config({"epochs": 1})
     blocker = tmp_path / "file"
     blocker.write_text("")
-    line = _one_error(run_cli("convert", src, "-o", blocker / "conf"))
+    line = one_error(run_cli("convert", src, "-o", blocker / "conf"))
     assert str(blocker / "conf") in line and "cannot write there" in line
 
 
@@ -135,13 +118,13 @@ STRINGS = ["${oc.env:HOME}", "\\${oc.env:HOME}", "\\\\${x}", "C:\\data\\", "???"
            "{hydra}", "line\nbreak"]
 
 
-def test_every_string_comes_out_as_written(tmp_path):
+def test_every_string_comes_out_as_written(write_config, tmp_path):
     """Values, keys, environment.json values and enum options: through resolve and through the YAML."""
     os.environ.setdefault("HOME", "/root")
     doc = {"epochs": 1, "strs": STRINGS, "train": {"model": {"name": "UNet", "args": {
         "opt": "x", **{f"k{i}": s for i, s in enumerate(STRINGS)}},
         "search": [{"type": "enum", "args": ["opt"], "targets": ["${oc.env:HOME}", "\\${y}", "plain"]}]}}}
-    src = _write(tmp_path, doc, env={"ENVSTR": "${oc.env:HOME}", "ENVQ": "???"})
+    src = write_config(doc, env={"ENVSTR": "${oc.env:HOME}", "ENVQ": "???"})
     proc = run_cli("resolve", src, "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
@@ -169,8 +152,8 @@ def test_every_string_comes_out_as_written(tmp_path):
     pytest.param("{epochs}\n", "3\n", id="name-then-newline"),
     pytest.param("{epochs}{{x}}", "3{x}", id="name-and-braces-formatted-as-clara-did"),
 ])
-def test_strings_with_names_are_formatted_as_clara_did(tmp_path, written, want):
-    src = _write(tmp_path, {"epochs": 3, "s": written})
+def test_strings_with_names_are_formatted_as_clara_did(write_config, tmp_path, written, want):
+    src = write_config({"epochs": 3, "s": written})
     proc = run_cli("resolve", src, "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["s"] == want
@@ -193,10 +176,10 @@ def test_literal_clara_strings_reach_monai_as_written():
 
 # ----------------------------------------------------------------------------- YAML that loads
 
-def test_long_lines_load(tmp_path):
+def test_long_lines_load(write_config, tmp_path):
     floats = [round(0.1 * i + 0.123456789, 9) for i in range(13)]
     name = "config_" + "x" * 150
-    src = _write(tmp_path, {"epochs": 1, "train": {"model": dict(MODEL, search=[
+    src = write_config({"epochs": 1, "train": {"model": dict(MODEL, search=[
         {"type": "enum", "args": ["dropout"], "targets": floats}])}}, name=name + ".json")
     proc = run_cli("convert", src, "-o", tmp_path / "conf")
     assert proc.returncode == 0, proc.stderr
@@ -210,7 +193,7 @@ def test_long_lines_load(tmp_path):
 
 
 @pytest.mark.parametrize("shape", ["10000-components", "10000-element-list", "400-levels"])
-def test_large_configs_convert_and_resolve(tmp_path, shape):
+def test_large_configs_convert_and_resolve(write_config, tmp_path, shape):
     if shape == "10000-components":
         doc = {"epochs": 1, "train": {"pre_transforms": [
             {"name": "RandFlipd", "args": {"keys": ["image"], "prob": 0.5}} for _ in range(10_000)]}}
@@ -221,7 +204,7 @@ def test_large_configs_convert_and_resolve(tmp_path, shape):
         for _ in range(398):
             deep = {"k": deep}
         doc = {"epochs": 1, "deep": deep, "train": {"model": MODEL}}
-    src = _write(tmp_path, doc)
+    src = write_config(doc)
     proc = run_cli("convert", src, "-o", tmp_path / "conf")
     assert proc.returncode == 0, proc.stderr
     proc = run_cli("resolve", tmp_path / "conf" / "config_train.yaml", "--json")
@@ -231,8 +214,8 @@ def test_large_configs_convert_and_resolve(tmp_path, shape):
 
 # ----------------------------------------------------------------------------- names and overrides
 
-def test_an_arg_with_a_dot_gets_an_overridable_name(tmp_path):
-    src = _write(tmp_path, {"epochs": 1, "train": {"model": dict(MODEL, args={"a.b": 1}, search=[
+def test_an_arg_with_a_dot_gets_an_overridable_name(write_config, tmp_path):
+    src = write_config({"epochs": 1, "train": {"model": dict(MODEL, args={"a.b": 1}, search=[
         {"type": "float", "args": ["a.b"], "targets": [0, 2]}])}})
     (param,) = json.loads(run_cli("space", src, "--json").stdout)
     assert "." not in param["name"], param
@@ -271,11 +254,11 @@ def test_an_override_inside_the_domain_is_quiet():
     pytest.param("learning_rate=inf", "which JSON cannot hold", id="inf-in-json"),
 ])
 def test_bad_overrides_are_one_line(override, wanted):
-    line = _one_error(run_cli("resolve", ROOT / "examples" / "demo.json", override, "--json"))
+    line = one_error(run_cli("resolve", ROOT / "examples" / "demo.json", override, "--json"))
     assert wanted in line, line
 
 
 def test_report_never_creates_a_database(tmp_path):
-    line = _one_error(run_cli("report", "demo", "--storage", "sqlite:///typo.db", cwd=tmp_path))
+    line = one_error(run_cli("report", "demo", "--storage", "sqlite:///typo.db", cwd=tmp_path))
     assert "no such storage file" in line and "typo.db" in line
     assert not (tmp_path / "typo.db").exists()

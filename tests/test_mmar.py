@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, ROOT, run_cli
+from conftest import ROOT, clara_cli, one_error, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -67,22 +67,9 @@ def mmar(tmp_path, data) -> Path:
     return make_mmar(tmp_path / "spleen_mmar", data)
 
 
-def clara_train(*args, cwd: Path, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    exe = BIN / "clara-hydra"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "clara_hydra"]
-    full = dict(os.environ, **(env or {}))
-    full.pop("CLARA_HYDRA_FULL_ERROR", None)
+def clara_train(*args, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     cwd.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(cmd + ["train", *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=full)
-
-
-def one_error(proc, code: int = 2) -> str:
-    assert proc.returncode == code, (proc.returncode, proc.stdout[-1500:], proc.stderr[-3000:])
-    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
-    assert len(lines) == 1, proc.stderr
-    return lines[0]
+    return run_cli("train", *args, cwd=cwd, timeout=timeout)
 
 
 def logged_best(train_log: Path, metric: str = "val_mean_dice") -> float:
@@ -151,15 +138,14 @@ def test_help_shows_the_search_space_and_no_missing_values(tmp_path, mmar):
 
 @pytest.mark.parametrize("mmar_arg", ["--mmar {m}", "--mmar={m}"])
 def test_shell_completion_outside_the_clone(tmp_path, mmar, mmar_arg):
-    exe = BIN / "clara-hydra"
     line = f"clara-hydra train {mmar_arg.format(m=mmar)} "
     env = dict(os.environ, COMP_LINE=line + "epo", COMP_POINT="0")
-    proc = subprocess.run([str(exe), "-sc", "query=bash"], capture_output=True, text=True, cwd=tmp_path, env=env,
+    proc = subprocess.run(clara_cli() + ["-sc", "query=bash"], capture_output=True, text=True, cwd=tmp_path, env=env,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "epochs=" in proc.stdout.split()
     env["COMP_LINE"] = line + "tr"  # the config's sections, not this package's folders
-    proc = subprocess.run([str(exe), "-sc", "query=bash"], capture_output=True, text=True, cwd=tmp_path, env=env,
+    proc = subprocess.run(clara_cli() + ["-sc", "query=bash"], capture_output=True, text=True, cwd=tmp_path, env=env,
                           timeout=120)
     assert "train." in proc.stdout.split() and "train" not in proc.stdout.split()
 
@@ -308,8 +294,7 @@ def test_a_locked_storage_says_what_it_waits_for(tmp_path, mmar):
     holder = sqlite3.connect(db)
     holder.execute("CREATE TABLE x (a)")
     holder.execute("BEGIN EXCLUSIVE")
-    exe = BIN / "clara-hydra"
-    proc = subprocess.Popen([str(exe), "train", "--mmar", str(mmar), "-m", "hydra.sweeper.n_trials=0",
+    proc = subprocess.Popen(clara_cli() + ["train", "--mmar", str(mmar), "-m", "hydra.sweeper.n_trials=0",
                              f"hydra.sweeper.storage=sqlite:///{db}"], cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     seen = []
@@ -332,8 +317,7 @@ def test_sigterm_records_the_running_trial_as_interrupted_at_once(tmp_path, mmar
     import optuna
     db = tmp_path / "s.db"
     sweep_dir = tmp_path / "sweep"
-    exe = BIN / "clara-hydra"
-    proc = subprocess.Popen([str(exe), "train", "--mmar", str(mmar), "-m", "hydra.sweeper.n_trials=3", "epochs=50",
+    proc = subprocess.Popen(clara_cli() + ["train", "--mmar", str(mmar), "-m", "hydra.sweeper.n_trials=3", "epochs=50",
                              f"hydra.sweeper.storage=sqlite:///{db}", f"hydra.sweep.dir={sweep_dir}"],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log = sweep_dir / "0" / "train.log"
