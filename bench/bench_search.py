@@ -64,7 +64,7 @@ def main() -> None:
     import optuna
     import yaml
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra_plugins.hydra_optuna_sweeper._impl import create_optuna_distribution_from_override
+    from clara_hydra.sweep.upstream import distribution as create_optuna_distribution_from_override
 
     from clara_hydra.synth import write
     logging.disable(logging.WARNING)

@@ -149,7 +149,7 @@ def _all_params():
 @pytest.mark.parametrize("param", _all_params())
 def test_sweep_expression_becomes_intended_optuna_distribution(param):
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra_plugins.hydra_optuna_sweeper._impl import create_optuna_distribution_from_override
+    from clara_hydra.sweep.upstream import distribution as create_optuna_distribution_from_override
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     override = OverridesParser.create().parse_override(f"{param.name}={param.sweep}")

@@ -262,7 +262,11 @@ def test_each_mmar_gets_its_own_study_and_never_joins_another_space(tmp_path, da
     pytest.param("hydra.sweeper.max_failure_rate=-1", "max_failure_rate must be a number from 0 to 1",
                  id="max-failure-rate-negative"),
     pytest.param("hydra.sweeper.n_trials=-1", "n_trials must be a whole number >= 0", id="n-trials-negative"),
-    pytest.param("hydra.sweeper.study_trials=abc", "study_trials must be a whole number", id="study-trials-abc"),
+    pytest.param("hydra.sweeper.study_trials=abc", "hydra.sweeper.study_trials=abc: Value 'abc' of type 'str' could "
+                 "not be converted to Integer", id="study-trials-abc"),  # typed: refused while Hydra composes
+    pytest.param("hydra.sweeper.study_trials=-2", "study_trials must be a whole number >= 0", id="study-trials-neg"),
+    pytest.param("hydra.sweeper.workers=[0,1]", "hydra.sweeper.workers=[0,1]: Value '[0, 1]' of type 'list' is "
+                 "incompatible", id="workers-list"),
     pytest.param("hydra.sweeper.n_jobs=0", "n_jobs must be a whole number >= 1", id="n-jobs-zero"),
     pytest.param("hydra.sweeper.storage=null hydra.sweeper.workers=2", "workers need a persistent storage",
                  id="workers-without-storage"),

@@ -1,32 +1,7 @@
 """The ``clara_optuna`` Hydra sweeper: hydra-optuna-sweeper's config keys and params grammar,
 plus pruning, resume, recorded failures, Clara's GPU workers and result files.
-Select it with ``hydra/sweeper=clara_optuna`` (converted configs do)."""
+Select it with ``hydra/sweeper=clara_optuna`` (converted configs do).
 
-from dataclasses import dataclass, field
-from typing import Any
-
-from hydra.core.config_store import ConfigStore
-from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
-
-
-@dataclass
-class ClaraOptunaSweeperConf(OptunaSweeperConf):
-    _target_: str = "hydra_plugins.clara_hydra_sweeper.sweeper.ClaraOptunaSweeper"
-    # median | hyperband | successive_halving | percentile | none, or {_target_: optuna.pruners.X, ...}
-    pruner: Any = "median"
-    # Clara's workers: "0:0:1:1" = two trials at a time on each of GPUs 0 and 1; "0,1:2,3" = two
-    # trials with two GPUs each; an integer N = N workers. null: trials go through Hydra's launcher.
-    workers: Any = None
-    # n_trials: the trials THIS sweep process runs (as in the stock sweeper and Optuna), so several
-    # processes on one study add up. study_trials: a cap on the study's finished trials, so that a
-    # resumed command continues to the same total (null: no cap).
-    study_trials: Any = None
-    # one trial at a time through the launcher (the stock default of 2 runs batches)
-    n_jobs: int = 1
-    # a sweep stops when more than this share of its trials fail
-    max_failure_rate: float = 0.5
-    defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}])
-
-
-ConfigStore.instance().store(group="hydra/sweeper", name="clara_optuna", node=ClaraOptunaSweeperConf,
-                             provider="clara_hydra")
+Laid out as hydra-optuna-sweeper is: ``config`` (the typed config, in Hydra's ConfigStore),
+``sweeper`` (the class Hydra finds when it scans plugins, light to import) and ``_impl`` (the work,
+imported only when a sweep starts, so that Hydra apps that do not sweep never import Optuna)."""

@@ -1,0 +1,109 @@
+"""Every use clara-hydra makes of private (underscored) API of Optuna and hydra-optuna-sweeper,
+in one place.
+
+The public APIs cannot do these things: build hydra-optuna-sweeper's distributions and trial
+overrides from a ``params`` block, set an attribute on (or fail) a trial another process started,
+move a seeded sampler's random state on. Each function below names what it relies on;
+``tests/test_upstream.py`` calls every one against the installed versions, so an upgrade that
+changes one fails there, by name, instead of somewhere in a sweep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import optuna
+from hydra.core.utils import JobReturn
+from hydra_plugins.hydra_optuna_sweeper import _impl as stock
+from omegaconf import DictConfig
+from optuna.distributions import BaseDistribution
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+#: What this module reaches into, by owner: the upgrade test checks each is still there.
+PRIVATE_NAMES: dict[str, tuple[str, ...]] = {
+    "hydra_plugins.hydra_optuna_sweeper._impl": (
+        "OptunaSweeperImpl", "create_params_from_overrides", "create_optuna_distribution_from_override"),
+    "hydra_plugins.hydra_optuna_sweeper._impl.OptunaSweeperImpl": (
+        "_process_searchspace_config", "_parse_sweeper_params_config", "_get_directions", "_configure_trials"),
+    "hydra.core.utils.JobReturn": ("_return_value",),
+    "optuna.study.Study": ("_storage",),
+    "optuna.trial.Trial": ("_trial_id",),
+    "optuna.trial.FrozenTrial": ("_trial_id",),
+    "optuna.samplers.TPESampler": ("_rng", "_random_sampler"),
+    "optuna.samplers.RandomSampler": ("_rng",),
+}
+
+
+def stock_sweeper(sampler: Any, direction: Any, storage: Any, study_name: str | None, n_trials: int, n_jobs: int,
+                  max_failure_rate: float, custom_search_space: str | None,
+                  params: DictConfig | None) -> stock.OptunaSweeperImpl:
+    """hydra-optuna-sweeper's own sweeper: its params grammar, directions, search-space function and
+    trial overrides are used as they are (its ``sweep`` loop is not)."""
+    return stock.OptunaSweeperImpl(sampler, direction, storage, study_name, n_trials, n_jobs, max_failure_rate,
+                                   custom_search_space, params)
+
+
+def search_space(impl: stock.OptunaSweeperImpl,
+                 arguments: list[str]) -> tuple[dict[str, BaseDistribution], dict[str, Any], list[str]]:
+    """(distributions, fixed params, fixed overrides) of ``hydra.sweeper.params`` plus the command
+    line's sweep overrides, after the user's ``custom_search_space`` check. Raises what the stock
+    code raises for an expression it cannot build."""
+    impl._process_searchspace_config()
+    params_conf = impl._parse_sweeper_params_config() + list(arguments)
+    dists, fixed_params, fixed_overrides = stock.create_params_from_overrides(params_conf)
+    for name in fixed_params:
+        dists.pop(name, None)
+    return dists, fixed_params, list(fixed_overrides)
+
+
+def distribution(override: Any) -> BaseDistribution:
+    """The Optuna distribution hydra-optuna-sweeper makes of one parsed sweep override."""
+    return stock.create_optuna_distribution_from_override(override)
+
+
+def directions(impl: stock.OptunaSweeperImpl) -> list[str]:
+    """The sweep's direction(s) as names (``maximize``), one per objective."""
+    return list(impl._get_directions())
+
+
+def trial_overrides(impl: stock.OptunaSweeperImpl, trial: Trial, dists: dict[str, BaseDistribution],
+                    fixed_params: dict[str, Any], fixed_overrides: list[str]) -> list[str]:
+    """The overrides of one asked trial: its sampled values (suggested on the trial) and the fixed
+    ones, formatted as the stock sweeper formats them."""
+    return list(impl._configure_trials([trial], dists, fixed_params, fixed_overrides)[0])
+
+
+def job_exception(ret: JobReturn) -> Any:
+    """What a failed Hydra job raised. (The public ``return_value`` re-raises it, after writing an
+    "Error executing job" line to stderr that the sweeper's own trial line replaces.)"""
+    return ret._return_value
+
+
+def stored_trial(study: optuna.Study, trial: Trial) -> FrozenTrial:
+    """The trial as its storage holds it now (state, user attributes), without copying the study."""
+    return study._storage.get_trial(trial._trial_id)
+
+
+def fail_orphan(study: optuna.Study, frozen: FrozenTrial, key: str, reason: str) -> None:
+    """Fail a RUNNING trial that no live process owns (it was started by a process that died),
+    recording ``reason`` under ``key``. Study.tell would do it only for a trial asked here."""
+    study._storage.set_trial_user_attr(frozen._trial_id, key, reason)
+    study._storage.set_trial_state_values(frozen._trial_id, TrialState.FAIL)
+
+
+def live_trial(study: optuna.Study, frozen: FrozenTrial) -> Trial:
+    """A Trial to report to (``report``/``should_prune``) for a trial asked by another process."""
+    return Trial(study, frozen._trial_id)
+
+
+def sampler_rngs(sampler: optuna.samplers.BaseSampler) -> Iterator[tuple[Any, np.random.RandomState | None]]:
+    """(holder, its NumPy RandomState or None) for the sampler and the random sampler it falls back
+    to (TPE, GP ...), so a restarted seeded sampler can be moved on instead of replaying."""
+    for holder in (sampler, getattr(sampler, "_random_sampler", None)):
+        if holder is None:
+            continue
+        rng = getattr(holder, "_rng", None)
+        target = getattr(rng, "rng", rng)  # optuna's LazyRandomState wraps the RandomState
+        yield holder, target if isinstance(target, np.random.RandomState) else None

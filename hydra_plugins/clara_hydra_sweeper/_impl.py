@@ -1,0 +1,440 @@
+"""The clara_optuna sweeper's work: built on hydra-optuna-sweeper's pieces (its params grammar,
+distributions and trial overrides, reached through :mod:`clara_hydra.sweep.upstream`), Optuna's
+public study API and Hydra's launchers. Imported only when a sweep starts."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+from hydra.core.utils import JobStatus
+from hydra.types import HydraContext, TaskFunction
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from optuna.trial import TrialState
+
+from clara_hydra.errors import ClaraHydraError, SweepError, first_line
+from clara_hydra.logs import notice
+from clara_hydra.sweep import identity, results, trial as trial_ctx, upstream
+from clara_hydra.sweep.protocol import (ATTR_DURATION, ATTR_HOST, ATTR_JOB_DIR, ATTR_PID, ATTR_REASON as REASON,
+                                        ATTR_WORKER_PID, ENV_CACHE_DIR, ENV_PRUNER, ENV_RESULT, ENV_STORAGE, ENV_STUDY,
+                                        ENV_TRIAL, INTERRUPTED, RESULT_FILE, read_outcome)
+from clara_hydra.sweep.options import make_pruner, parse_workers
+from clara_hydra.sweep.storage import absolute, open_storage, retrying
+
+LAUNCHER_LOGGERS = ("hydra._internal.core_plugins.basic_launcher",
+                    "hydra_plugins.hydra_submitit_launcher.submitit_launcher")
+
+
+class _HidePlumbing(logging.Filter):
+    """Drop the sweeper's internal overrides (job environment, job folder) from launch lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and "hydra." in record.msg:
+            record.msg = re.sub(r" ?\+\+hydra\.job\.env_set\.CLARA_HYDRA_\w+=(?:'(?:[^'\\]|\\.)*'|\S+)|"
+                                r" ?hydra\.sweep\.subdir=\S+", "", record.msg)
+        return True
+
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+class ClaraOptunaSweeperImpl:
+    def __init__(self, *, sampler: Any, direction: Any, storage: Any, study_name: str | None, n_trials: int,
+                 n_jobs: int, max_failure_rate: float, custom_search_space: str | None, params: DictConfig | None,
+                 pruner: Any, workers: int | str | None, study_trials: int | None) -> None:
+        self.pruner_spec = OmegaConf.to_container(pruner) if isinstance(pruner, DictConfig) else pruner
+        self.workers = workers
+        self.study_trials = study_trials
+        self.pruner = _validate(n_trials, n_jobs, max_failure_rate, study_trials, workers, self.pruner_spec,
+                                direction)
+        sampler_seed = sampler.get("seed") if hasattr(sampler, "get") else None
+        sampler = instantiate(sampler, _execution_whitelist_=("hydra_plugins.hydra_optuna_sweeper.*",
+                                                               "optuna.samplers.*"))
+        self.impl = upstream.stock_sweeper(sampler, direction, storage, study_name, n_trials, n_jobs,
+                                           max_failure_rate, custom_search_space, params)
+        self.seed = sampler_seed
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.impl.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        self.config = config
+        optuna.logging.disable_default_handler()  # Optuna's lines in the run's one log format
+        optuna.logging.enable_propagation()
+        for name in LAUNCHER_LOGGERS:  # the user's overrides in "#N : ..." lines, not our plumbing
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, _HidePlumbing) for f in logger.filters):
+                logger.addFilter(_HidePlumbing())
+
+    # ------------------------------------------------------------------------------ sweep
+    def sweep(self, arguments: list[str]) -> None:
+        impl = self.impl
+        try:
+            dists, fixed_params, fixed_overrides = upstream.search_space(impl, arguments)
+        except ClaraHydraError:
+            raise
+        except Exception as exc:  # interval(1, 0), choice() ...: the user's sweep expression
+            raise ClaraHydraError(f"a sweep parameter cannot be made: {first_line(exc)}",
+                                  location="hydra.sweeper.params",
+                                  hint="write choice(a, b, ...), interval(low, high) or int(interval(low, high)) "
+                                       "with low <= high") from None
+        self.dists, self.fixed_params, self.fixed_overrides = dists, fixed_params, fixed_overrides
+        directions = upstream.directions(impl)
+        self.storage_spec = absolute(impl.storage)
+        storage = open_storage(self.storage_spec)
+        study = retrying(lambda: optuna.create_study(
+            study_name=impl.study_name, storage=storage, sampler=impl.sampler, pruner=self.pruner,
+            directions=directions, load_if_exists=True), what=str(self.storage_spec))
+        self.study = study
+        identity.check(study, dists, directions, impl.storage)
+        self.sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        marked = self._recover(study)
+        done = [t for t in study.get_trials(deepcopy=False)
+                if t.state in FINISHED and t.user_attrs.get(REASON) != INTERRUPTED]
+        to_go = impl.n_trials
+        if self.study_trials is not None:
+            to_go = max(0, min(to_go, int(self.study_trials) - len(done)))
+        if study.get_trials(deepcopy=False):
+            _reseed(study.sampler, len(study.get_trials(deepcopy=False)), self.seed)  # no replay of samples
+        notice(f"study '{study.study_name}' in {impl.storage or 'memory'}: {len(done)} finished trial(s)"
+                 + (f", {marked} interrupted one(s) marked failed" if marked else "")
+                 + f"; this run: {to_go} trial(s)"
+                 + (f" (study_trials={self.study_trials})" if self.study_trials is not None else ""))
+        self.failed = 0
+        self.finished = 0
+        self.completed = 0
+        if to_go:
+            previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+            try:
+                if self.workers is not None:
+                    self._run_workers(to_go)
+                else:
+                    self._run_launcher(to_go)
+            finally:
+                signal.signal(signal.SIGTERM, previous)
+        results.write_all(study, self.sweep_dir, list(dists))
+        best = results.best(study)
+        if best is not None:
+            notice(f"best trial: #{best.number}, value {best.value:.4f}, {results.format_params(best.params)}; "
+                   f"results in {self.sweep_dir}")
+        if to_go and self.completed == 0:
+            raise SweepError(f"no trial completed: {self.finished} ran, {self.failed} failed, "
+                             f"{self.finished - self.failed - self.completed} pruned", location="hydra.sweeper",
+                             hint=f"see the reasons in {self.sweep_dir / 'trials.csv'}")
+
+    def _recover(self, study) -> int:
+        """Trials a crash or kill -9 left RUNNING are failed, with the reason recorded."""
+        marked = 0
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t.user_attrs.get(ATTR_HOST) != os.uname().nodename:
+                continue  # started on another machine (or by another tool): its liveness is unknown here
+            if _alive(t.user_attrs.get(ATTR_PID)) or _alive(t.user_attrs.get(ATTR_WORKER_PID)):
+                continue  # another sweep process (or its worker) on this machine is running it
+            upstream.fail_orphan(study, t, REASON, INTERRUPTED)
+            marked += 1
+        return marked
+
+    def _ask(self):
+        trial = self.study.ask()
+        trial.set_user_attr(ATTR_PID, os.getpid())
+        trial.set_user_attr(ATTR_HOST, os.uname().nodename)
+        overrides = upstream.trial_overrides(self.impl, trial, self.dists, self.fixed_params, self.fixed_overrides)
+        job_dir = self.sweep_dir / str(trial.number)
+        trial.set_user_attr(ATTR_JOB_DIR, str(job_dir))
+        return trial, overrides, job_dir
+
+    def _env(self, trial) -> dict[str, str]:
+        env = {ENV_TRIAL: str(trial.number), ENV_STUDY: self.study.study_name,
+               ENV_CACHE_DIR: str(self.sweep_dir / ".data_cache")}
+        if self.storage_spec:
+            env[ENV_STORAGE] = str(self.storage_spec)
+        env[ENV_PRUNER] = json.dumps(self.pruner_spec)
+        return env
+
+    # -- through Hydra's launcher (in-process by default; SLURM with submitit) ---------------
+    def _run_launcher(self, to_go: int) -> None:
+        """Batches of n_jobs trials through Hydra's launcher (in-process by default; a SLURM array
+        with hydra-submitit-launcher). Each job's folder is its trial number."""
+        launcher = self.impl.launcher
+        while to_go > 0:
+            batch = []
+            for _ in range(min(to_go, max(1, int(self.impl.n_jobs)))):
+                trial, overrides, job_dir = self._ask()
+                overrides += [f"++hydra.job.env_set.{k}={_quote(v)}" for k, v in self._env(trial).items()]
+                overrides.append(f"hydra.sweep.subdir={trial.number}")
+                trial_ctx.register(self.study.study_name, trial)
+                batch.append((trial, overrides))
+            start = time.time()
+            try:
+                returns = launcher.launch([ov for _, ov in batch], initial_job_idx=batch[0][0].number)
+            except BaseException:  # Ctrl-C, SIGTERM, a launcher failure: never leave a trial RUNNING
+                for trial, _ in batch:
+                    self._interrupted(trial)
+                results.write_all(self.study, self.sweep_dir, list(self.dists))
+                raise
+            finally:
+                for trial, _ in batch:
+                    trial_ctx.unregister(self.study.study_name, trial.number)
+            to_go -= len(batch)
+            for (trial, _), ret in zip(batch, returns):
+                if ret.status == JobStatus.COMPLETED:
+                    self._tell(trial, "complete", value=ret.return_value, started=start)
+                else:
+                    exc = upstream.job_exception(ret)
+                    if isinstance(exc, optuna.TrialPruned):
+                        self._tell(trial, "pruned", reason=str(exc), started=start)
+                    else:
+                        self._tell(trial, "fail", reason=first_line(exc), started=start)
+            self._check_failure_rate()
+
+    # -- Clara's workers: asynchronous subprocesses, each with its own GPUs -----------------
+    def _run_workers(self, to_go: int) -> None:
+        slots = parse_workers(self.workers)
+        if not self.storage_spec:
+            raise ClaraHydraError("workers need a persistent storage, so that worker processes can report to "
+                                  "their trials; storage is null", location="hydra.sweeper.storage",
+                                  hint="set hydra.sweeper.storage=sqlite:///clara_hydra_sweeps.db (or postgresql://..., "
+                                       "journal:PATH)")
+        cuda = _cuda_count() > 0
+        if not cuda:
+            notice(f"no CUDA: running {len(slots)} CPU worker(s)")
+        base = self._base_command()
+        running: dict[int, tuple] = {}
+        try:
+            self._worker_loop(to_go, slots, cuda, base, running)
+        except BaseException:
+            self._stop_workers(running)
+            results.write_all(self.study, self.sweep_dir, list(self.dists))
+            raise
+
+    def _worker_loop(self, to_go: int, slots, cuda: bool, base: list, running: dict) -> None:
+        stop = False
+        while (to_go > 0 and not stop) or running:
+            for slot in range(len(slots)):
+                if slot in running or to_go <= 0 or stop:
+                    continue
+                trial, overrides, job_dir = self._ask()
+                job_dir.mkdir(parents=True, exist_ok=True)
+                env = dict(os.environ, **self._env(trial))
+                result_file = job_dir / RESULT_FILE
+                result_file.unlink(missing_ok=True)  # never read an outcome of an earlier sweep
+                env[ENV_RESULT] = str(result_file)
+                if not cuda:
+                    env["CUDA_VISIBLE_DEVICES"] = ""
+                elif slots[slot]:
+                    env["CUDA_VISIBLE_DEVICES"] = ",".join(slots[slot])
+                # (a worker given as a count keeps the GPUs this process sees)
+                cmd = base + overrides + [f"hydra.run.dir={_quote(str(job_dir))}"]
+                logf = open(job_dir / "worker.log", "w")
+                proc = subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT, cwd=os.getcwd(),
+                                        preexec_fn=_die_with_parent)
+                trial.set_user_attr(ATTR_WORKER_PID, proc.pid)
+                where = ("GPU " + ",".join(slots[slot]) if slots[slot] else "all GPUs") if cuda else "CPU"
+                notice(f"trial #{trial.number} on worker {slot} ({where}): {' '.join(overrides)}")
+                running[slot] = (trial, proc, time.time(), job_dir, logf)
+                to_go -= 1
+            time.sleep(0.2)
+            for slot, (trial, proc, start, job_dir, logf) in list(running.items()):
+                if proc.poll() is None:
+                    continue
+                logf.close()
+                del running[slot]
+                self._tell_from_file(trial, job_dir, proc.returncode, start)
+                if self._failure_rate_exceeded():
+                    stop = True
+        if stop:
+            self._raise_failure_rate()
+
+    def _stop_workers(self, running: dict) -> None:
+        """Ctrl-C or SIGTERM: stop the workers and record their trials as interrupted."""
+        for trial, proc, _, _, logf in running.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for trial, proc, _, _, logf in running.values():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            logf.close()
+            self._interrupted(trial)
+        running.clear()
+
+    def _interrupted(self, trial) -> None:
+        """Record a trial the stop cut short as failed, reason ``interrupted``, at once."""
+        try:
+            if upstream.stored_trial(self.study, trial).state != TrialState.RUNNING:
+                return
+            trial.set_user_attr(REASON, INTERRUPTED)
+            self.study.tell(trial, state=TrialState.FAIL)  # tells the sampler too (a live trial of this run)
+        except Exception:  # the storage itself is gone: the next run marks it (see _recover)
+            pass
+
+    def _base_command(self) -> list[str]:
+        """The same Hydra app in a worker process, on the same config folder: ``--config-dir``
+        when the sweep was given one, else the app's own config folder (``python -m
+        clara_hydra.app`` for ``clara-hydra train``, which has no script file)."""
+        hc = self.config.hydra
+        script = sys.argv[0]  # python train.py (or any Hydra script): the same script; else clara-hydra's app
+        cmd = [sys.executable, os.path.abspath(script)] if script.endswith(".py") and os.path.isfile(script) \
+            else [sys.executable, "-m", "clara_hydra.app"]
+        for provider in ("command-line", "main"):
+            dirs = [s.path for s in hc.runtime.config_sources
+                    if s.schema == "file" and s.provider == provider and s.path]
+            if dirs:
+                cmd += ["--config-dir", os.path.abspath(dirs[0])]
+                break
+        cmd += ["--config-name", hc.job.config_name]
+        return cmd
+
+    def _tell_from_file(self, trial, job_dir: Path, returncode: int, start: float) -> None:
+        outcome = read_outcome(job_dir / RESULT_FILE)
+        if outcome is not None:
+            self._tell(trial, outcome["state"], value=outcome.get("value"), reason=outcome.get("reason"),
+                       started=start)
+            return
+        lines = (job_dir / "worker.log").read_text(errors="replace").strip().splitlines() \
+            if (job_dir / "worker.log").exists() else []
+        telling = [ln for ln in lines if re.match(r"^(error:|[\w.]*(Error|Exception)\b|Cannot |Could not )", ln)]
+        tail = (telling or lines)[-1:]
+        self._tell(trial, "fail", reason=f"the worker exited with code {returncode}"
+                   + (f": {tail[0].strip()}" if tail else ""), started=start)
+
+    # -- outcomes --------------------------------------------------------------------------
+    def _tell(self, trial, state: str, value: Any = None, reason: str | None = None, started: float = 0.0) -> None:
+        if state == "complete":
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                state, reason = "fail", f"the task returned {value!r}, not a number"
+            else:
+                if not math.isfinite(value):
+                    state, reason = "fail", f"the key metric is {value}"
+        if reason:
+            trial.set_user_attr(REASON, reason[:500])
+        if ATTR_DURATION not in trial.user_attrs:
+            trial.set_user_attr(ATTR_DURATION, round(time.time() - started, 3))  # else the job timed itself
+        if state == "complete":
+            self.study.tell(trial, value)
+            self.completed += 1
+        elif state == "pruned":
+            self.study.tell(trial, state=TrialState.PRUNED)
+        else:
+            self.study.tell(trial, state=TrialState.FAIL)
+            self.failed += 1
+        self.finished += 1
+        best = results.best(self.study)
+        shown = f"{value:.4f}" if state == "complete" else state.upper() + (f" ({reason})" if reason else "")
+        best_text = f"best so far {best.value:.4f} (trial #{best.number})" if best is not None else "no best yet"
+        notice(f"trial #{trial.number}: {shown} | {results.format_params(trial.params)} | {best_text}")
+        results.write_all(self.study, self.sweep_dir, list(self.dists))
+
+    def _failure_rate_exceeded(self) -> bool:
+        return self.finished >= 4 and self.failed / self.finished > self.impl.max_failure_rate
+
+    def _check_failure_rate(self) -> None:
+        if self._failure_rate_exceeded():
+            self._raise_failure_rate()
+
+    def _raise_failure_rate(self) -> None:
+        results.write_all(self.study, self.sweep_dir, list(self.dists))
+        raise SweepError(f"{self.failed} of {self.finished} trials failed, more than max_failure_rate="
+                         f"{self.impl.max_failure_rate}: the sweep stops", location="hydra.sweeper.max_failure_rate",
+                         hint=f"see the reasons in {self.sweep_dir / 'trials.csv'}")
+
+
+def _validate(n_trials, n_jobs, max_failure_rate, study_trials, workers, pruner_spec, direction):
+    """Every sweeper option a user can mistype is one line before anything runs; gives the pruner."""
+
+    def bad(key: str, got: Any, want: str) -> ClaraHydraError:
+        return ClaraHydraError(f"{key} must be {want}, got {got!r}", location=f"hydra.sweeper.{key}",
+                               hint=f"set hydra.sweeper.{key}=<{want}>")
+
+    def whole(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if not whole(n_trials) or n_trials < 0:
+        raise bad("n_trials", n_trials, "a whole number >= 0")
+    if not whole(n_jobs) or n_jobs < 1:
+        raise bad("n_jobs", n_jobs, "a whole number >= 1")
+    rate = max_failure_rate
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= float(rate) <= 1.0:
+        raise bad("max_failure_rate", rate, "a number from 0 to 1")
+    if study_trials is not None and (not whole(study_trials) or study_trials < 0):
+        raise bad("study_trials", study_trials, "a whole number >= 0, or null")
+    parse_workers(workers)
+    directions = list(direction) if isinstance(direction, (list, tuple, ListConfig)) else [direction]
+    for value in directions:
+        if str(getattr(value, "name", value)).lower() not in ("minimize", "maximize"):
+            raise ClaraHydraError(f"direction must be minimize or maximize, got {value!r}",
+                                  location="hydra.sweeper.direction", hint="set hydra.sweeper.direction=maximize "
+                                                                           "(or minimize, or a list of them)")
+    try:
+        return make_pruner(pruner_spec)
+    except ClaraHydraError:
+        raise
+    except Exception as exc:
+        raise ClaraHydraError(f"cannot make the pruner: {first_line(exc)}", location="hydra.sweeper.pruner",
+                              hint="use median, hyperband, successive_halving, percentile, none, or "
+                                   "{_target_: optuna.pruners.X, ...} with that class's arguments") from None
+
+
+def _reseed(sampler, offset: int, seed: Any) -> None:
+    """A seeded sampler restarted on a study with trials would replay its first samples: move its
+    random state on, deterministically (from the seed and the number of trials) where the sampler
+    allows it; an unseeded sampler gets fresh randomness."""
+    if seed is None:
+        if hasattr(sampler, "reseed_rng"):
+            sampler.reseed_rng()
+        return
+    for holder, state in upstream.sampler_rngs(sampler):
+        if state is not None:
+            state.seed((int(seed) * 1_000_003 + offset + (holder is not sampler)) % 2**32)
+        elif hasattr(holder, "reseed_rng"):
+            holder.reseed_rng()
+
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _die_with_parent() -> None:
+    """Linux: a worker gets SIGTERM when its sweep process dies, even by kill -9."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def _quote(value: str) -> str:
+    return value if all(c.isalnum() or c in "/._-:" for c in value) else "'" + value.replace("'", "\\'") + "'"
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int):
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _cuda_count() -> int:
+    try:
+        import torch
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # pragma: no cover
+        return 0

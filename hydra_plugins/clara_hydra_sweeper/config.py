@@ -1,0 +1,32 @@
+"""The ``clara_optuna`` sweeper's config: hydra-optuna-sweeper's keys, plus clara-hydra's."""
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+from hydra.core.config_store import ConfigStore
+from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
+
+
+@dataclass
+class ClaraOptunaSweeperConf(OptunaSweeperConf):
+    _target_: str = "hydra_plugins.clara_hydra_sweeper.sweeper.ClaraOptunaSweeper"
+    # median | hyperband | successive_halving | percentile | none, or {_target_: optuna.pruners.X, ...}.
+    # Typed Any because OmegaConf has no "string or mapping" type; checked when the sweeper is set up.
+    pruner: Any = "median"
+    # Clara's workers: "0:0:1:1" = two trials at a time on each of GPUs 0 and 1; "0,1:2,3" = two
+    # trials with two GPUs each; an integer N = N workers. null: trials go through Hydra's launcher.
+    # (In YAML, quote a single-pair string: YAML 1.1 reads 1:1 as the number 61.)
+    workers: Optional[Union[int, str]] = None
+    # n_trials: the trials THIS sweep process runs (as in the stock sweeper and Optuna), so several
+    # processes on one study add up. study_trials: a cap on the study's finished trials, so that a
+    # resumed command continues to the same total (null: no cap).
+    study_trials: Optional[int] = None
+    # one trial at a time through the launcher (the stock default of 2 runs batches)
+    n_jobs: int = 1
+    # a sweep stops when more than this share of its trials fail
+    max_failure_rate: float = 0.5
+    defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}])
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="clara_optuna", node=ClaraOptunaSweeperConf,
+                             provider="clara_hydra")

@@ -1,0 +1,130 @@
+"""The private Optuna / hydra-optuna-sweeper API clara-hydra uses, all of it reached through
+clara_hydra.sweep.upstream: each adapter is called on the installed versions, so an upgrade that
+renames or reshapes one fails here, by name, instead of in the middle of a user's sweep."""
+
+from __future__ import annotations
+
+import importlib
+
+import optuna
+import pytest
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import OmegaConf
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+from clara_hydra.sweep import upstream
+
+
+def _owner(dotted: str):
+    for cut in range(dotted.count(".") + 1, 0, -1):
+        module = ".".join(dotted.split(".")[:cut])
+        try:
+            obj = importlib.import_module(module)
+        except ImportError:
+            continue
+        for attr in dotted.split(".")[cut:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(dotted)
+
+
+def _instance_of(owner):
+    """A real instance for names set in __init__ (Study._storage, Trial._trial_id, ...)."""
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    trial = study.ask()
+    made = {optuna.study.Study: study, optuna.trial.Trial: trial,
+            optuna.trial.FrozenTrial: study.get_trials(deepcopy=False)[0],
+            optuna.samplers.TPESampler: study.sampler, optuna.samplers.RandomSampler: optuna.samplers.RandomSampler(),
+            JobReturn: JobReturn(_return_value=ValueError("x"), status=JobStatus.FAILED)}
+    return made.get(owner)
+
+
+@pytest.mark.parametrize("owner,name", [pytest.param(o, n, id=f"{o}.{n}") for o, names in
+                                        upstream.PRIVATE_NAMES.items() for n in names])
+def test_each_private_name_is_still_there(owner, name):
+    obj = _owner(owner)
+    target = obj if hasattr(obj, name) else _instance_of(obj)
+    assert target is not None and hasattr(target, name), (
+        f"{owner} has no {name} any more: an upgrade changed the private API that "
+        f"clara_hydra/sweep/upstream.py relies on; adapt that module (and only it)")
+
+
+def _stock(params: dict, direction="maximize"):
+    return upstream.stock_sweeper(optuna.samplers.TPESampler(seed=0), direction, None, "s", 3, 1, 0.5, None,
+                                  OmegaConf.create(params))
+
+
+def test_search_space_from_params_and_command_line():
+    impl = _stock({"lr": "tag(log, interval(0.0001, 0.1))", "mode": "choice(a, b)", "fixed": "3"})
+    dists, fixed_params, fixed_overrides = upstream.search_space(impl, ["n=range(1, 4)"])
+    assert isinstance(dists["lr"], FloatDistribution) and dists["lr"].log and dists["lr"].low == 0.0001
+    assert isinstance(dists["mode"], CategoricalDistribution) and dists["mode"].choices == ("a", "b")
+    assert isinstance(dists["n"], IntDistribution) and (dists["n"].low, dists["n"].high) == (1, 3)
+    assert "fixed" not in dists and fixed_params == {"fixed": "3"}
+    assert isinstance(fixed_overrides, list)
+
+
+def test_a_bad_sweep_expression_raises():
+    with pytest.raises(Exception):
+        upstream.search_space(_stock({"x": "interval(1, 0)"}), [])
+
+
+@pytest.mark.parametrize("direction,want", [
+    pytest.param("maximize", ["maximize"], id="one"),
+    pytest.param(["minimize", "maximize"], ["minimize", "maximize"], id="two"),
+])
+def test_directions(direction, want):
+    assert upstream.directions(_stock({}, direction)) == want
+
+
+def test_trial_overrides_suggest_on_the_trial():
+    impl = _stock({"lr": "interval(0.1, 0.2)", "mode": "choice(a, b)", "k": "7"})
+    dists, fixed_params, fixed_overrides = upstream.search_space(impl, [])
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    overrides = upstream.trial_overrides(impl, trial, dists, fixed_params, fixed_overrides)
+    assert sorted(o.split("=")[0] for o in overrides) == ["k", "lr", "mode"]
+    assert f"lr={trial.params['lr']}" in overrides and f"mode={trial.params['mode']}" in overrides
+    assert "k=7" in overrides
+
+
+def test_distribution_of_one_override():
+    override = OverridesParser.create().parse_override("x=int(interval(1, 5))")
+    dist = upstream.distribution(override)
+    assert isinstance(dist, IntDistribution) and (dist.low, dist.high) == (1, 5)
+
+
+def test_stored_trial_fail_orphan_and_live_trial():
+    study = optuna.create_study()
+    asked = study.ask()
+    frozen = upstream.stored_trial(study, asked)
+    assert frozen.state == TrialState.RUNNING and frozen.number == asked.number
+    live = upstream.live_trial(study, frozen)
+    live.report(0.5, step=1)
+    assert upstream.stored_trial(study, asked).intermediate_values == {1: 0.5}
+    upstream.fail_orphan(study, frozen, "reason", "interrupted")
+    after = upstream.stored_trial(study, asked)
+    assert after.state == TrialState.FAIL and after.user_attrs == {"reason": "interrupted"}
+
+
+def test_job_exception_without_writing_to_stderr(capsys):
+    error = ValueError("boom")
+    assert upstream.job_exception(JobReturn(_return_value=error, status=JobStatus.FAILED)) is error
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda: optuna.samplers.TPESampler(seed=1), id="tpe"),
+    pytest.param(lambda: optuna.samplers.RandomSampler(seed=1), id="random"),
+])
+def test_sampler_random_states_can_be_moved_on(make):
+    def first_after_reseed(seed):
+        sampler = make()
+        for _, state in upstream.sampler_rngs(sampler):
+            assert state is not None
+            state.seed(seed)
+        study = optuna.create_study(sampler=sampler)
+        return study.ask().suggest_float("x", 0, 1)
+    assert first_after_reseed(5) == first_after_reseed(5) != first_after_reseed(6)
