@@ -31,6 +31,7 @@ def effective_tree(config: str, overrides: list[str], data_env: dict) -> dict:
 def ours(tree: dict, device: str, run_dir: str):
     """The objects train.py trains with (built by clara-hydra), and a function that runs them."""
     import torch
+
     from clara_hydra.train.run import _defaults, _parsed, _progress, build
     parser, bundle, _ = build(tree, config_file=None, device=device, amp=device == "cuda")
     torch.manual_seed(0)
@@ -101,6 +102,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
+
     from clara_hydra.synth import write
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     tmp = tempfile.mkdtemp(prefix="clara-bench-")

@@ -21,6 +21,7 @@ sys.path.insert(0, ROOT)
 def run(method: str, seed: int, budget: int, epochs: int, env: dict, dists: dict, tmp: str) -> list[tuple[int, float]]:
     """[(epochs spent so far, best so far)] after each trial."""
     import optuna
+
     from clara_hydra.effective import enabled_only
     from clara_hydra.resolve import compose, effective_from_cfg
     from clara_hydra.train.run import train
@@ -61,11 +62,12 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=4)
     a = ap.parse_args()
     import logging
+
     import optuna
     import yaml
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from clara_hydra.sweep.upstream import distribution as create_optuna_distribution_from_override
 
+    from clara_hydra.sweep.upstream import distribution as create_optuna_distribution_from_override
     from clara_hydra.synth import write
     logging.disable(logging.WARNING)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -86,8 +88,9 @@ def main() -> None:
         print(f"| seed {seed} | {rnd[-1][1]:.4f} | {tpe[-1][1]:.4f} | "
               f"{reach if reach is not None else 'not reached'} of {a.budget} |", flush=True)
     reached = [r[3] for r in rows if r[3] is not None]
+    median_epochs = statistics.median(reached) if reached else "-"
     print(f"| median | {statistics.median(r[1] for r in rows):.4f} | {statistics.median(r[2] for r in rows):.4f} | "
-          f"reached in {len(reached)}/{len(rows)} seeds; median {statistics.median(reached) if reached else '-'} epochs |")
+          f"reached in {len(reached)}/{len(rows)} seeds; median {median_epochs} epochs |")
 
 
 if __name__ == "__main__":

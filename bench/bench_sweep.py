@@ -34,10 +34,10 @@ def sweep_seconds(n: int, tmp: str, extra: list[str]) -> float:
 def overhead(trials: int) -> None:
     import optuna
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from clara_hydra.sweep.upstream import distribution as create_optuna_distribution_from_override
 
     from bench.build_task import build_only
     from clara_hydra.resolve import compose
+    from clara_hydra.sweep.upstream import distribution as create_optuna_distribution_from_override
     from clara_hydra.synth import builtin
 
     builtin()

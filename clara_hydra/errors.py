@@ -68,7 +68,7 @@ class ClaraHydraError(Exception):
         self.location = location
         self.hint = hint
 
-    def with_file(self, file: str) -> "ClaraHydraError":
+    def with_file(self, file: str) -> ClaraHydraError:
         if self.file is None:
             self.file = file
         return self

@@ -8,12 +8,13 @@ interpolations (``dotted``).
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Tuple, Union
+from collections.abc import Iterable, Iterator
+from typing import Any
 
-Loc = Tuple[Union[str, int], ...]
+Loc = tuple[str | int, ...]
 
 
-def clara(loc: Iterable[Union[str, int]]) -> str:
+def clara(loc: Iterable[str | int]) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
@@ -23,7 +24,7 @@ def clara(loc: Iterable[Union[str, int]]) -> str:
     return out or "<top level>"
 
 
-def dotted(loc: Iterable[Union[str, int]]) -> str:
+def dotted(loc: Iterable[str | int]) -> str:
     return ".".join(str(p) for p in loc)
 
 

@@ -225,7 +225,7 @@ def read(path: str, env_path: str | None = None) -> ClaraConfig:
     try:
         return analyse(data, env, file=path, env_file=env_path)
     except SearchSpaceError as exc:
-        raise exc.with_file(path)
+        raise exc.with_file(path) from None
 
 
 def _kind(value: Any) -> str:
@@ -538,9 +538,8 @@ class _Reader:
                                          f"'{arg.alias}'", "aliases and first-level params share one "
                                                            "namespace; rename the alias")
                 if arg.alias in self.env or arg.alias in self.data:
-                    raise self.err(aloc, f"alias '{arg.alias}' clashes with "
-                                         f"{'an environment.json key' if arg.alias in self.env else 'a top-level key'} of that name",
-                                   "rename the alias")
+                    clash = "an environment.json key" if arg.alias in self.env else "a top-level key"
+                    raise self.err(aloc, f"alias '{arg.alias}' clashes with {clash} of that name", "rename the alias")
                 self.aliases[arg.alias] = (e, i)
         names = set(self.aliases) | set(self.first_level) | set(self.new_params)
         for ap in self.applies:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .effective import META_KEY, effective, strip_meta
 from .errors import ClaraHydraError, OverrideError, first_line
@@ -43,7 +44,7 @@ def effective_from_cfg(cfg: Any, *, enabled_only: bool = False, file: str | None
     try:
         return effective(tree, enabled_only=enabled_only)
     except ClaraHydraError as exc:
-        raise exc.with_file(file) if file else exc
+        raise (exc.with_file(file) if file else exc) from None
 
 
 def warn_outside_domain(cfg: Any, meta: Any, file: str | None) -> None:

@@ -17,12 +17,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from . import tree as T
-from .paths import Loc, clara, dotted, get
 from .errors import SearchSpaceError
+from .paths import Loc, clara, dotted, get
 from .reader import RESERVED_TOP, ClaraConfig, SearchEntry
 from .schema import WELL_KNOWN, check_value
 
@@ -63,7 +63,7 @@ class Param:
 
 # --------------------------------------------------------------------------- literals
 
-@lru_cache(maxsize=None)
+@cache
 def _parser():
     from hydra.core.override_parser.overrides_parser import OverridesParser
     return OverridesParser.create()

@@ -7,8 +7,9 @@ Pure: no Hydra, no torch.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from .paths import Loc
 

@@ -104,3 +104,9 @@ def space(path) -> list[dict]:
     from clara_hydra.reader import read
     from clara_hydra.space import build
     return [p.as_json() for p in build(read(str(path)))]
+
+
+def cases(rows) -> list:
+    """A test table whose rows start with their name: one ``pytest.param(*row, id=row[0])`` each
+    (the name stays the first value, for tests that look things up by it)."""
+    return [pytest.param(*row, id=row[0]) for row in rows]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 
 import pytest
-
 from conftest import CORPUS, corpus_or_skip, run_cli
 
 ROWS = []
@@ -35,12 +34,16 @@ def test_v3_row_targets_a_real_class_with_real_args(name, i, row):
 
 
 @pytest.mark.parametrize("conv,value,want", [
-    ("sqrt", 0.04, 0.2), ("deg2rad", 180, 3.141592653589793), ("not", True, False),
-    ("int_tuple", "1,2,2,4", [1, 2, 2, 4]), ("label_mode", True, "nearest"), ("label_mode", False, "bilinear"),
-], ids=lambda x: str(x))
+    pytest.param("sqrt", 0.04, pytest.approx(0.2), id="sqrt"),
+    pytest.param("deg2rad", 180, pytest.approx(3.141592653589793), id="deg2rad"),
+    pytest.param("not", True, False, id="not"),
+    pytest.param("int_tuple", "1,2,2,4", [1, 2, 2, 4], id="int-tuple"),
+    pytest.param("label_mode", True, "nearest", id="label-mode-true"),
+    pytest.param("label_mode", False, "bilinear", id="label-mode-false"),
+])
 def test_value_converters(conv, value, want):
     from clara_hydra.train.v3 import CONVERTERS
-    assert CONVERTERS[conv](value) == pytest.approx(want) if isinstance(want, float) else CONVERTERS[conv](value) == want
+    assert CONVERTERS[conv](value) == want
 
 
 def test_searched_v3_arg_maps_like_a_written_one():
@@ -54,12 +57,13 @@ def test_searched_v3_arg_maps_like_a_written_one():
 
 
 def _build(rel: str, data):
-    from clara_hydra.convert import convert
-    from clara_hydra.convert import write
-    from clara_hydra.resolve import compose, effective_from_cfg
+    import os
+    import tempfile
+
+    from clara_hydra.convert import convert, write
     from clara_hydra.reader import read
+    from clara_hydra.resolve import compose, effective_from_cfg
     from clara_hydra.train.run import _parsed, build
-    import tempfile, os
     conv = convert(read(str(CORPUS / rel)))
     with tempfile.TemporaryDirectory() as tmp:
         path = write(conv, tmp)
@@ -87,14 +91,15 @@ def test_v40_implicit_wiring_gives_the_objects_v41_writes(tmp_path):
 
 
 @pytest.mark.parametrize("tree,where,words", [
-    ({"train": {"model": {"name": "UNet", "args": {"spatial_dims": 3, "in_channels": 1, "out_channels": 2,
-                                                   "chanels": [8, 16], "strides": [2]}}}},
-     "train.model.args.chanels", "UNet has no argument 'chanels' (did you mean channels,"),
-    ({"train": {"loss": {"name": "DiceLos", "args": {}}}}, "train.loss", "no MONAI, torch or ignite class is called "
-                                                                        "'DiceLos' (did you mean DiceLoss"),
-    ({"train": {"optimizer": {"name": "Adam", "args": {"params": "@nothing"}}}}, "train.optimizer.args.params",
-     "'@nothing' names no slot of train or validate"),
-], ids=["unknown-arg", "unknown-class", "unknown-ref"])
+    pytest.param({"train": {"model": {"name": "UNet", "args": {"spatial_dims": 3, "in_channels": 1, "out_channels": 2,
+                                                               "chanels": [8, 16], "strides": [2]}}}},
+                 "train.model.args.chanels", "UNet has no argument 'chanels' (did you mean channels,",
+                 id="unknown-arg"),
+    pytest.param({"train": {"loss": {"name": "DiceLos", "args": {}}}}, "train.loss",
+                 "no MONAI, torch or ignite class is called 'DiceLos' (did you mean DiceLoss", id="unknown-class"),
+    pytest.param({"train": {"optimizer": {"name": "Adam", "args": {"params": "@nothing"}}}},
+                 "train.optimizer.args.params", "'@nothing' names no slot of train or validate", id="unknown-ref"),
+])
 def test_build_errors_are_located(tree, where, words):
     from clara_hydra.errors import ClaraHydraError
     from clara_hydra.train.bundle import Builder

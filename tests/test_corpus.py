@@ -7,13 +7,21 @@ from __future__ import annotations
 import json
 import random
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
-
-from conftest import (CORPUS, CORPUS_IS_TRIMMED, FULL_CORPUS, ROOT, TRIMMED_CORPUS, corpus_or_skip, run_cli, space,
-                      training_configs)
+from conftest import (
+    CORPUS,
+    CORPUS_IS_TRIMMED,
+    FULL_CORPUS,
+    ROOT,
+    TRIMMED_CORPUS,
+    corpus_or_skip,
+    run_cli,
+    space,
+    training_configs,
+)
 
 REFUSED = {"test_json_extracted.json"}  # the NVFlare scanner fixture: see test_errors
 CONFIGS = [p for p in training_configs() if p.name not in REFUSED]
@@ -149,8 +157,9 @@ def _all_params():
 @pytest.mark.parametrize("param", _all_params())
 def test_sweep_expression_becomes_intended_optuna_distribution(param):
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from clara_hydra.sweep.upstream import distribution as create_optuna_distribution_from_override
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    from clara_hydra.sweep.upstream import distribution as create_optuna_distribution_from_override
 
     override = OverridesParser.create().parse_override(f"{param.name}={param.sweep}")
     assert override.key_or_group == param.name
@@ -218,7 +227,7 @@ def _float_cases():
 FLOAT_CASES = _float_cases()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _space_cli(path: Path) -> list[dict]:
     proc = run_cli("space", path, "--json")
     assert proc.returncode == 0, proc.stderr

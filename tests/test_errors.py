@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from conftest import run_cli
+from conftest import cases, run_cli
 
 FLIP = {"name": "RandomAxisFlip", "args": {"fields": ["image"], "probability": 0.0}}
 
@@ -72,23 +71,27 @@ ERRORS = [
         dict(FLIP, search=[entry()], apply={"probability": "epochs"})]}},
      f"{P0}.apply.probability", "set both by search"),
     ("bad-lr-search", {"lr_search": [0.1], "train": {"model": FLIP}}, "lr_search.targets", "[low, high]"),
-    ("ref-unknown", {"epochs": 1, "train": {"pre_transforms": [FLIP]}, "validate": {"pre_transforms": [{"ref": "RandomAxisFlp"}]}},
+    ("ref-unknown", {"epochs": 1, "train": {"pre_transforms": [FLIP]},
+                     "validate": {"pre_transforms": [{"ref": "RandomAxisFlp"}]}},
      "validate.pre_transforms[0].ref", "did you mean 'RandomAxisFlip'"),
     ("alternatives-broken-combination", {"epochs": 1, "search": [
         {"domain": "net", "type": "enum", "args": ["a", "b"], "targets": [[False, True], [False, False]]}],
-        "train": {"optimizer": [{"name": "Adam", "apply": {"@disabled": "a"}}, {"name": "SGD", "apply": {"@disabled": "b"}}]}},
+        "train": {"optimizer": [{"name": "Adam", "apply": {"@disabled": "a"}},
+                                {"name": "SGD", "apply": {"@disabled": "b"}}]}},
      "train.optimizer", "combination a_b=Adam-SGD"),
     ("alternatives-broken-as-written", {"epochs": 1, "train": {"loss": [{"name": "Dice"}, {"name": "Focal"}]}},
      "train.loss", "2 are"),
     ("top-search-names-section", {"epochs": 1, "search": [{"domain": "t", "type": "float", "args": ["train"],
                                                             "targets": [0, 1]}], "train": {"model": FLIP}},
      "search[0].args[0]", "'train' is not a first-level param"),
-    ("search-in-plain-dict-in-args", {"epochs": 1, "train": {"model": dict(FLIP, args={"opts": {"search": [entry()]}})}},
+    ("search-in-plain-dict-in-args",
+     {"epochs": 1, "train": {"model": dict(FLIP, args={"opts": {"search": [entry()]}})}},
      "train.model.args.opts.search", "outside a component"),
     ("disabled-options-not-boolean", with_search(entry(type="enum", args=["@disabled"], targets=["yes", "no"])),
      f"{P0}.search[0].targets[0]", "is not a boolean"),
     ("disabled-float-range", with_search(entry(args=["@disabled"])), f"{P0}.search[0].type", "not a float range"),
-    ("nan-is-not-json", '{"epochs": NaN, "train": {}}', "line 1, column 12", "malformed JSON: NaN is not a finite number"),
+    ("nan-is-not-json", '{"epochs": NaN, "train": {}}', "line 1, column 12",
+     "malformed JSON: NaN is not a finite number"),
     ("search-not-list", {"epochs": 1, "train": {"model": dict(FLIP, search={"args": ["x"]})}}, "train.model.search",
      "must be a list"),
     ("well-known-param-wrong-type", {"epochs": "ten", "train": {"model": FLIP}}, "epochs", "must be an integer"),
@@ -110,7 +113,7 @@ SPACE_LISTS_ANYWAY = {"alternatives-broken-combination": {"a_b": "choice(Adam, A
 
 
 @pytest.mark.parametrize("command", ["convert", "space", "resolve"])
-@pytest.mark.parametrize("cid,data,location,words", ERRORS, ids=[e[0] for e in ERRORS])
+@pytest.mark.parametrize("cid,data,location,words", cases(ERRORS))
 def test_error_is_one_located_line(tmp_path, command, cid, data, location, words):
     if command == "space" and cid in SPACE_LISTS_ANYWAY:
         src = tmp_path / "config_train.json"
@@ -144,7 +147,7 @@ RESOLVE_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("cid,overrides,location,words", RESOLVE_ERRORS, ids=[e[0] for e in RESOLVE_ERRORS])
+@pytest.mark.parametrize("cid,overrides,location,words", cases(RESOLVE_ERRORS))
 def test_resolve_errors(tmp_path, cid, overrides, location, words):
     src = tmp_path / "config_train.json"
     src.write_text(json.dumps({"epochs": 1, "search": [

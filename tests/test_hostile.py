@@ -8,7 +8,6 @@ import os
 
 import pytest
 import yaml
-
 from conftest import ROOT, one_error, run_cli
 
 MODEL = {"name": "UNet", "args": {"spatial_dims": 3}}
@@ -48,7 +47,8 @@ REFUSED = [
                  id="refs-as-alternatives-both-enabled"),
     pytest.param({"useA": False, "useB": True, "search": [{"type": "enum", "args": ["useA", "useB"],
                                                           "targets": [[False, True], [True, True]]}],
-                  "train": {"optimizer": [{"name": "Adam", "disabled": "{useA}"}, {"name": "SGD", "disabled": "{useB}"}]}},
+                  "train": {"optimizer": [{"name": "Adam", "disabled": "{useA}"},
+                                          {"name": "SGD", "disabled": "{useB}"}]}},
                  None, "config_train.json", ["train.optimizer", "0 are", "for the combination useA_useB=true-true"],
                  id="name-driven-alternatives-combination"),
 ]
@@ -89,7 +89,8 @@ def test_output_folder_that_is_a_file_is_one_line(write_config, tmp_path):
 @pytest.mark.parametrize("doc", [
     pytest.param({"epochs": 1, "train": {"optimizer": [{"name": "Adam#optA"}, {"name": "SGD#optB", "disabled": True}]},
                   "validate": {"optimizer": [{"ref": "optA"}, {"ref": "optB"}]}}, id="refs-follow-their-components"),
-    pytest.param({"epochs": 1, "train": {"my.opt": {"optimizer": [{"name": "Adam"}, {"name": "SGD", "disabled": True}]}}},
+    pytest.param({"epochs": 1,
+                  "train": {"my.opt": {"optimizer": [{"name": "Adam"}, {"name": "SGD", "disabled": True}]}}},
                  id="a-dot-in-a-key-on-the-way"),
     pytest.param({"clara": 1, "hydra_": 2, "search": [{"type": "enum", "args": ["clara", "hydra_"],
                                                        "targets": [[1, 2], [3, 4]]}], "train": {"model": MODEL}},

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, clara_cli, one_error, run_cli
 
 pytestmark = pytest.mark.slow

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import string
 
+from conftest import resolve, space
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from conftest import resolve, space
 
 SINGULAR = {"model", "loss", "optimizer", "lr_policy", "lr_scheduler", "inferer", "dataset", "dataloader",
             "image_pipeline", "trainer", "evaluator"}
@@ -82,7 +82,8 @@ def reference(config, env, cli, chosen):
             if entry["type"] == "enum":
                 vals = ref_option_values(e, vals)
         else:
-            first = ref_option_values(e, entry["targets"][0]) if entry["type"] == "enum" else [entry["targets"][0]] * len(args)
+            first = (ref_option_values(e, entry["targets"][0]) if entry["type"] == "enum"
+                     else [entry["targets"][0]] * len(args))
             vals = []
             for i, a in enumerate(args):
                 name = a.split("#")[0].lstrip("@")
@@ -127,7 +128,7 @@ def reference(config, env, cli, chosen):
     # 4. drop search/apply, disabled -> bool, refs -> the train component
     train = {}
     for sec in sections:
-        for slot, val in out.get(sec, {}).items():
+        for val in out.get(sec, {}).values():
             for m in (val if isinstance(val, list) else [val]):
                 if isinstance(m, dict):
                     m.pop("search", None)
@@ -286,8 +287,8 @@ def overrides_for(params, entries, chosen, cli):
     return out
 
 
-@settings(max_examples=int(__import__("os").environ.get("CLARA_HYDRA_PROPERTY_EXAMPLES", "80")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("CLARA_HYDRA_PROPERTY_EXAMPLES", "80")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(configs_and_choices())
 def test_resolve_matches_reference_interpreter(tmp_path_factory, case):
     config, env, chosen, entries, cli = case

@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
-
-from conftest import resolve, space
+from conftest import cases, resolve, space
 
 
 def at(tree, path: str):
@@ -89,11 +88,15 @@ CASES = [
         {"domain": "transform", "type": "enum", "args": ["@disabled#d"], "targets": [0.0, 1.0]}]},
         {**ROT, "apply": {"@disabled": "d"}}),
      None, ["d=1.0"], False, {"train.pre_transforms[0].disabled": True, "train.pre_transforms[1].disabled": True}),
-    ("top-level-tags-mutually-exclusive", cfg({**FLIP, "apply": {"@disabled": "d1"}}, {**ROT, "apply": {"@disabled": "d2"}},
-        search=[{"domain": "transform", "type": "enum", "args": ["d1", "d2"], "targets": [[True, False], [False, True]]}]),
-     None, ["d1_d2=false-true"], True, {"train.pre_transforms": [{**FLIP, "disabled": False}], "d1": False, "d2": True}),
+    ("top-level-tags-mutually-exclusive",
+     cfg({**FLIP, "apply": {"@disabled": "d1"}}, {**ROT, "apply": {"@disabled": "d2"}},
+         search=[{"domain": "transform", "type": "enum", "args": ["d1", "d2"],
+                  "targets": [[True, False], [False, True]]}]),
+     None, ["d1_d2=false-true"], True,
+     {"train.pre_transforms": [{**FLIP, "disabled": False}], "d1": False, "d2": True}),
     ("top-level-at-tag", cfg({**FLIP, "apply": {"@disabled": "myTransformDisable"}},
-        search=[{"domain": "transform", "type": "enum", "args": ["@myTransformDisable"], "targets": [[True], [False]]}]),
+        search=[{"domain": "transform", "type": "enum", "args": ["@myTransformDisable"],
+                 "targets": [[True], [False]]}]),
      None, [], False, {"myTransformDisable": True, "train.pre_transforms[0].disabled": True}),
     ("top-level-existing-param", cfg(top={"use_amp": False, "epochs": 1},
         search=[{"domain": "net", "type": "enum", "args": ["use_amp"], "targets": [[True], [False]]}]),
@@ -108,7 +111,8 @@ CASES = [
     ("first-level-alias-applied", cfg({**FLIP, "apply": {"probability": "lr"}}, top={"learning_rate": 0.5},
         search=[{"domain": "lr", "type": "float", "args": ["learning_rate#lr"], "targets": [0.1, 0.9]}]),
      None, ["learning_rate=0.7"], False, {"train.pre_transforms[0].args.probability": 0.7}),
-    ("apply-names-unsearched-param", cfg({"name": "Trainer", "args": {"max_epochs": 1}, "apply": {"max_epochs": "epochs"}}),
+    ("apply-names-unsearched-param",
+     cfg({"name": "Trainer", "args": {"max_epochs": 1}, "apply": {"max_epochs": "epochs"}}),
      None, ["epochs=9"], False, {"train.pre_transforms[0].args.max_epochs": 9}),
     ("multi-arg-float-shares-value", cfg({"name": "Shift", "args": {"a": 0.1, "b": 0.1}, "search": [
         {"domain": "transform", "type": "float", "args": ["a", "b"], "targets": [0.0, 1.0]}]}),
@@ -132,7 +136,8 @@ CASES = [
      None, ["off=false"], False, {"validate.pre_transforms[1].disabled": False}),
     ("name-ref-typed-int", cfg({"name": "Trainer", "args": {"max_epochs": "{epochs}"}}), None, [], False,
      {"train.pre_transforms[0].args.max_epochs": 3}),
-    ("name-ref-follows-override", cfg({"name": "Trainer", "args": {"max_epochs": "{epochs}"}}), None, ["epochs=7"], False,
+    ("name-ref-follows-override", cfg({"name": "Trainer", "args": {"max_epochs": "{epochs}"}}), None, ["epochs=7"],
+     False,
      {"train.pre_transforms[0].args.max_epochs": 7}),
     ("name-ref-format-string", cfg({"name": "Saver", "args": {"dir": "{MMAR_CKPT_DIR}/run_{epochs}"}}),
      {"MMAR_CKPT_DIR": "/ckpt"}, [], False, {"train.pre_transforms[0].args.dir": "/ckpt/run_3"}),
@@ -140,7 +145,8 @@ CASES = [
      {"train.pre_transforms[0].args.max_epochs": 11, "epochs": 11}),
     ("command-line-beats-env", cfg({"name": "DS", "args": {"root": "{DATA_ROOT}"}}), {"DATA_ROOT": "/env"},
      ["DATA_ROOT=/cli"], False, {"train.pre_transforms[0].args.root": "/cli", "DATA_ROOT": MISSING}),
-    ("undefined-name-stays-literal", cfg({"name": "DS", "args": {"root": "{NOWHERE}", "f": "{NOWHERE}/x"}}), None, [], False,
+    ("undefined-name-stays-literal", cfg({"name": "DS", "args": {"root": "{NOWHERE}", "f": "{NOWHERE}/x"}}), None, [],
+     False,
      {"train.pre_transforms[0].args.root": "{NOWHERE}", "train.pre_transforms[0].args.f": "{NOWHERE}/x"}),
     ("code-strings-kept", cfg({"name": "Opt", "args": {"params": "#@model.parameters()", "net": "@model",
                                                       "ot": "lambda x: {'a': x['loss']}", "d": "$x"}}), None, [], False,
@@ -157,7 +163,8 @@ CASES = [
     ("extra-component-keys-kept", cfg(dataset={"name": "CacheDataset", "data_list_file_path": "{DATASET_JSON}",
                                                "data_list_key": "training", "rank": 0, "args": {}}),
      {"DATASET_JSON": "/d.json"}, [], False,
-     {"train.dataset.data_list_file_path": "/d.json", "train.dataset.rank": 0, "train.dataset.data_list_key": "training"}),
+     {"train.dataset.data_list_file_path": "/d.json", "train.dataset.rank": 0,
+      "train.dataset.data_list_key": "training"}),
     ("components-inside-args", cfg(iteration={"name": "Interaction", "args": {"transforms": [
         {**FLIP, "search": [{"domain": "transform", "type": "float", "args": ["probability"], "targets": [0, 1]}]}]}}),
      None, ["train.iteration.args.transforms.0.args.probability=0.5"], False,
@@ -181,7 +188,7 @@ for case in CASES:  # a model with list-valued and scalar enums, used by the enu
             {"domain": "net", "type": "enum", "args": ["norm"], "targets": [["batch"], ["INSTANCE"]]}]}
 
 
-@pytest.mark.parametrize("cid,data,env,overrides,enabled_only,expect", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("cid,data,env,overrides,enabled_only,expect", cases(CASES))
 def test_resolve_semantics(write_config, cid, data, env, overrides, enabled_only, expect):
     path = write_config(data, env=env)
     tree = resolve(path, overrides, enabled_only=enabled_only)
@@ -224,7 +231,7 @@ SPACE_CASES = [
 ]
 
 
-@pytest.mark.parametrize("cid,data,want", SPACE_CASES, ids=[c[0] for c in SPACE_CASES])
+@pytest.mark.parametrize("cid,data,want", cases(SPACE_CASES))
 def test_space_json(write_config, cid, data, want):
     params = space(write_config(data))
     assert len(params) == 1

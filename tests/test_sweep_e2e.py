@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT, corpus_or_skip
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -121,13 +120,6 @@ def test_workers_run_asynchronously_on_cpu(tmp_path, conf):
     assert seen.strip() == "1:"  # CPU workers: no GPU visible
 
 
-@pytest.mark.parametrize("spec,want", [("0:0:1:1", [["0"], ["0"], ["1"], ["1"]]), ("0,1:2,3", [["0", "1"], ["2", "3"]]),
-                                       (3, [[], [], []])], ids=["two-per-gpu", "two-gpus-each", "count"])
-def test_parse_workers(spec, want):
-    from clara_hydra.sweep.options import parse_workers
-    assert parse_workers(spec) == want
-
-
 def test_journal_storage(tmp_path, conf):
     proc = sweep(conf, tmp_path, "hydra.sweeper.n_trials=3", f"hydra.sweeper.storage=journal:{tmp_path / 'j.log'}",
                  "hydra.sweeper.pruner=none")
@@ -146,7 +138,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def postgres(tmp_path_factory):
     """A real PostgreSQL server on loopback (Debian's package, installed when missing)."""
-    bindir = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None) if Path("/usr/lib/postgresql").exists() else None
+    pg = Path("/usr/lib/postgresql")
+    bindir = next(iter(sorted(pg.glob("*/bin"))), None) if pg.exists() else None
     if bindir is None:
         if shutil.which("apt-get") is None or os.geteuid() != 0:
             pytest.skip("PostgreSQL is not installed and cannot be installed here")
@@ -226,18 +219,6 @@ def test_report_writes_plots_and_prints_top_trials(tmp_path):
     assert "top 5 trials:" in proc.stdout and f"#{study.best_trial.number}" in proc.stdout
     missing = run_cli("report", "nope", "--storage", storage)
     assert missing.returncode == 2 and "no study 'nope'" in missing.stderr and "its studies: demo" in missing.stderr
-
-
-@pytest.mark.parametrize("validate,want", [
-    ({"key_metric": {"name": "MeanDice", "log_label": "val_mean_dice"}}, "maximize"),
-    ({"metrics": [{"name": "Accuracy", "log_label": "acc"}, {"name": "X", "log_label": "val_loss", "is_key_metric": True}]},
-     "minimize"),
-    ({"metrics": [{"name": "ComputeAverage", "args": {"name": "neg_loss", "is_key_metric": True}}]}, "maximize"),
-    ({}, "maximize"),
-], ids=["dice", "loss-v40", "negloss-v3", "none"])
-def test_direction_follows_the_key_metric(validate, want):
-    from clara_hydra.convert import key_metric_direction
-    assert key_metric_direction({"validate": validate})[0] == want
 
 
 def test_best_config_trains_again_to_the_same_metric(tmp_path):

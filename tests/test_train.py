@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import CORPUS, ROOT, run_cli, training_configs
 
 pytestmark = pytest.mark.slow

@@ -67,7 +67,7 @@ def test_search_space_from_params_and_command_line():
 
 
 def test_a_bad_sweep_expression_raises():
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError):
         upstream.search_space(_stock({"x": "interval(1, 0)"}), [])
 
 

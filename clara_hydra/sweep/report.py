@@ -22,8 +22,8 @@ def report(study_name: str, storage: str, out_dir: str, top: int = 5) -> list[st
         study = optuna.load_study(study_name=study_name, storage=open_storage(storage, must_exist=True))
     except KeyError:
         names = [s.study_name for s in optuna.get_all_study_summaries(open_storage(storage, must_exist=True))]
-        raise ClaraHydraError(f"no study '{study_name}' in {storage}", location="STUDY",
-                              hint=("its studies: " + ", ".join(names)) if names else "the storage has no study") from None
+        hint = ("its studies: " + ", ".join(names)) if names else "the storage has no study"
+        raise ClaraHydraError(f"no study '{study_name}' in {storage}", location="STUDY", hint=hint) from None
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         raise ClaraHydraError(f"study '{study_name}' has no complete trial yet", location="STUDY")

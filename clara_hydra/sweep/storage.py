@@ -85,8 +85,15 @@ def retrying(make, attempts: int = 8, what: str = "the storage"):
     import random
     import time
 
-    from sqlalchemy.exc import (ArgumentError, DatabaseError, DBAPIError, IntegrityError, NoSuchModuleError,
-                                OperationalError, ProgrammingError)
+    from sqlalchemy.exc import (
+        ArgumentError,
+        DatabaseError,
+        DBAPIError,
+        IntegrityError,
+        NoSuchModuleError,
+        OperationalError,
+        ProgrammingError,
+    )
 
     from ..logs import notice
     locked = 0
@@ -95,7 +102,8 @@ def retrying(make, attempts: int = 8, what: str = "the storage"):
             return make()
         except (ArgumentError, NoSuchModuleError) as exc:
             raise StorageError(f"not a storage URL: {first_line(exc)}", file=what,
-                               hint="write sqlite:///FILE.db, postgresql://USER@HOST/DB, journal:FILE, or null") from None
+                               hint="write sqlite:///FILE.db, postgresql://USER@HOST/DB, journal:FILE, "
+                                    "or null") from None
         except OperationalError as exc:
             text = str(exc.orig) if getattr(exc, "orig", None) is not None else first_line(exc)
             if "locked" in text:

@@ -40,11 +40,12 @@ def current():
 
     import optuna
 
+    from . import upstream
     from .options import make_pruner
     from .storage import open_storage
     pruner = make_pruner(json.loads(os.environ[ENV_PRUNER])) if ENV_PRUNER in os.environ else None
     study = optuna.load_study(study_name=study_name, storage=open_storage(storage), pruner=pruner)
     for frozen in study.get_trials(deepcopy=False):
         if frozen.number == int(number):
-            return optuna.trial.Trial(study, frozen._trial_id)
+            return upstream.live_trial(study, frozen)
     return None

@@ -16,7 +16,8 @@ from collections import OrderedDict
 from typing import Any
 
 from ..sweep.protocol import ENV_CACHE_DIR, in_worker
-_MEMORY: "OrderedDict[str, Any]" = OrderedDict()
+
+_MEMORY: OrderedDict[str, Any] = OrderedDict()
 KEEP = 2  # cached datasets kept in memory per process
 
 

@@ -6,7 +6,7 @@ import importlib
 import inspect
 import os
 import sys
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from ..errors import ClaraHydraError, did_you_mean
@@ -33,7 +33,7 @@ class BuildError(ClaraHydraError):
 from ..logs import notice  # noqa: E402,F401  (re-exported: the train modules' notices)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _module(name: str):
     try:
         return importlib.import_module(name)
@@ -41,7 +41,7 @@ def _module(name: str):
         return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def all_names() -> tuple[str, ...]:
     names = set()
     for mod in NAME_MODULES:

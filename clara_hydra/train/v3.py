@@ -14,8 +14,9 @@ same builder as v4 turns into MONAI objects.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .. import tree as T
 from ..errors import did_you_mean, first_line
@@ -72,7 +73,8 @@ TABLE: dict[str, list[Row]] = {
                               defaults={"mode": "bilinear"})],
     "ScaleByFactor": [Row(M + "Zoomd", {**K, "factor": "zoom"}, {"keep_size": False})],
     "ScaleToShape": [Row(M + "Resized", {**K, "target_shape": "spatial_size"})],
-    "SymmetricPadderDiv": [Row(M + "DivisiblePadd", {**K, "div_int": "k"}, {"method": "symmetric", "mode": "constant"})],
+    "SymmetricPadderDiv": [Row(M + "DivisiblePadd", {**K, "div_int": "k"},
+                               {"method": "symmetric", "mode": "constant"})],
     "CropFixedSizeRandomCenter": [Row(M + "SpatialPadd", {**K, "size": "spatial_size"}),
                                   Row(M + "RandSpatialCropd", {**K, "size": "roi_size"},
                                       {"random_center": True, "random_size": False})],

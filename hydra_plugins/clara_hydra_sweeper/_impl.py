@@ -25,11 +25,26 @@ from optuna.trial import TrialState
 
 from clara_hydra.errors import ClaraHydraError, SweepError, first_line
 from clara_hydra.logs import notice
-from clara_hydra.sweep import identity, results, trial as trial_ctx, upstream
-from clara_hydra.sweep.protocol import (ATTR_DURATION, ATTR_HOST, ATTR_JOB_DIR, ATTR_PID, ATTR_REASON as REASON,
-                                        ATTR_WORKER_PID, ENV_CACHE_DIR, ENV_PRUNER, ENV_RESULT, ENV_STORAGE, ENV_STUDY,
-                                        ENV_TRIAL, INTERRUPTED, RESULT_FILE, read_outcome)
+from clara_hydra.sweep import identity, results, upstream
+from clara_hydra.sweep import trial as trial_ctx
 from clara_hydra.sweep.options import make_pruner, parse_workers
+from clara_hydra.sweep.protocol import (
+    ATTR_DURATION,
+    ATTR_HOST,
+    ATTR_JOB_DIR,
+    ATTR_PID,
+    ATTR_WORKER_PID,
+    ENV_CACHE_DIR,
+    ENV_PRUNER,
+    ENV_RESULT,
+    ENV_STORAGE,
+    ENV_STUDY,
+    ENV_TRIAL,
+    INTERRUPTED,
+    RESULT_FILE,
+    read_outcome,
+)
+from clara_hydra.sweep.protocol import ATTR_REASON as REASON
 from clara_hydra.sweep.storage import absolute, open_storage, retrying
 
 LAUNCHER_LOGGERS = ("hydra._internal.core_plugins.basic_launcher",
@@ -203,8 +218,8 @@ class ClaraOptunaSweeperImpl:
         if not self.storage_spec:
             raise ClaraHydraError("workers need a persistent storage, so that worker processes can report to "
                                   "their trials; storage is null", location="hydra.sweeper.storage",
-                                  hint="set hydra.sweeper.storage=sqlite:///clara_hydra_sweeps.db (or postgresql://..., "
-                                       "journal:PATH)")
+                                  hint="set hydra.sweeper.storage=sqlite:///clara_hydra_sweeps.db (or "
+                                       "postgresql://..., journal:PATH)")
         cuda = _cuda_count() > 0
         if not cuda:
             notice(f"no CUDA: running {len(slots)} CPU worker(s)")
@@ -257,7 +272,7 @@ class ClaraOptunaSweeperImpl:
 
     def _stop_workers(self, running: dict) -> None:
         """Ctrl-C or SIGTERM: stop the workers and record their trials as interrupted."""
-        for trial, proc, _, _, logf in running.values():
+        for _, proc, _, _, _ in running.values():
             if proc.poll() is None:
                 proc.terminate()
         for trial, proc, _, _, logf in running.values():

@@ -11,7 +11,8 @@ import optuna
 from omegaconf import DictConfig
 
 from clara_hydra.resolve import effective_from_cfg
-from clara_hydra.sweep.protocol import ENV_RESULT, ENV_TRIAL, write_outcome as outcome
+from clara_hydra.sweep.protocol import ENV_RESULT, ENV_TRIAL
+from clara_hydra.sweep.protocol import write_outcome as outcome
 from clara_hydra.sweep.trial import current
 
 

@@ -1,0 +1,58 @@
+"""Sweep options read without running a sweep: Clara's workers string, the pruner names, and the
+direction a converted config's key metric gives."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from clara_hydra.convert import key_metric_direction
+from clara_hydra.errors import ClaraHydraError
+from clara_hydra.sweep.options import make_pruner, parse_workers
+
+
+@pytest.mark.parametrize("spec,want", [
+    pytest.param("0:0:1:1", [["0"], ["0"], ["1"], ["1"]], id="two-per-gpu"),
+    pytest.param("0,1:2,3", [["0", "1"], ["2", "3"]], id="two-gpus-each"),
+    pytest.param(3, [[], [], []], id="count"),
+    pytest.param(None, [], id="none"),
+])
+def test_parse_workers(spec, want):
+    assert parse_workers(spec) == want
+
+
+@pytest.mark.parametrize("spec,words", [
+    pytest.param("abc", "malformed workers 'abc'", id="not-gpu-ids"),
+    pytest.param("0::1", "malformed workers", id="empty-worker"),
+    pytest.param(0, "workers must be at least 1", id="zero"),
+])
+def test_bad_workers_are_refused(spec, words):
+    with pytest.raises(ClaraHydraError, match=words) as info:
+        parse_workers(spec)
+    assert info.value.location == "hydra.sweeper.workers"
+
+
+@pytest.mark.parametrize("spec,kind", [
+    pytest.param("median", optuna.pruners.MedianPruner, id="median"),
+    pytest.param("HyperBand", optuna.pruners.HyperbandPruner, id="hyperband-any-case"),
+    pytest.param("asha", optuna.pruners.SuccessiveHalvingPruner, id="asha"),
+    pytest.param("none", optuna.pruners.NopPruner, id="none"),
+    pytest.param(None, optuna.pruners.NopPruner, id="null"),
+    pytest.param({"_target_": "optuna.pruners.ThresholdPruner", "lower": 0.1}, optuna.pruners.ThresholdPruner,
+                 id="target"),
+])
+def test_pruners_by_name_or_target(spec, kind):
+    assert isinstance(make_pruner(spec), kind)
+
+
+@pytest.mark.parametrize("validate,want", [
+    pytest.param({"key_metric": {"name": "MeanDice", "log_label": "val_mean_dice"}}, "maximize", id="dice"),
+    pytest.param({"metrics": [{"name": "Accuracy", "log_label": "acc"},
+                              {"name": "X", "log_label": "val_loss", "is_key_metric": True}]}, "minimize",
+                 id="loss-v40"),
+    pytest.param({"metrics": [{"name": "ComputeAverage", "args": {"name": "neg_loss", "is_key_metric": True}}]},
+                 "maximize", id="negloss-v3"),
+    pytest.param({}, "maximize", id="none"),
+])
+def test_direction_follows_the_key_metric(validate, want):
+    assert key_metric_direction({"validate": validate})[0] == want
