@@ -27,8 +27,9 @@ from . import __version__
 from . import tree as T
 from .effective import META_KEY
 from .errors import AlternativesError, ClaraHydraError
+from .model import ClaraConfig
 from .paths import Loc, clara, dotted, get, put
-from .reader import RESERVED_TOP, ClaraConfig
+from .reader import RESERVED_TOP
 from .schema import defaults_entry
 from .space import Param, build
 

@@ -13,6 +13,7 @@ from typing import Any
 from . import tree as T
 from .errors import AlternativesError, ClaraHydraError
 from .paths import Loc, clara
+from .values import as_bool
 
 META_KEY = "clara_hydra"
 
@@ -24,12 +25,9 @@ def strip_meta(tree: dict, meta: dict | None) -> dict:
 
 
 def to_bool(value: Any, loc: Loc) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
+    flag = as_bool(value)
+    if flag is not None:
+        return flag
     raise ClaraHydraError(f"'disabled' must be a boolean, got {value!r}", location=clara(loc),
                           hint="write true/false, or \"{name}\" naming a boolean first-level param")
 

@@ -116,3 +116,11 @@ class SweepError(ClaraHydraError):
 
 class StorageError(ClaraHydraError):
     """An Optuna storage cannot be used (locked, corrupt, another study's search space)."""
+
+
+class BuildError(ClaraHydraError):
+    """A component cannot be built as written (an unknown class or argument, a bad value)."""
+
+
+class TrainingError(ClaraHydraError):
+    """Training started but cannot go on (a NaN loss, ...)."""

@@ -1,7 +1,7 @@
 """Read and validate a Clara ``config_train.json`` (and the ``environment.json`` beside it).
 
-The result, :class:`ClaraConfig`, knows every first-level param, component, search
-entry, alias, apply and ref, with its location. Every mistake SPEC lists is raised as
+The result, a :class:`~clara_hydra.model.ClaraConfig`, knows every first-level param, component,
+search entry, alias, apply and ref, with its location. Every mistake SPEC lists is raised as
 a located :class:`~clara_hydra.errors.ClaraHydraError`, in document order. Pure: no
 Hydra, no torch, no code from the config is executed.
 """
@@ -12,93 +12,18 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import tree as T
 from .errors import MAX_DEPTH, ConfigSyntaxError, ReferenceError_, SearchSpaceError, did_you_mean
+from .model import SEARCH_TYPES, Apply, ArgRef, ClaraConfig, Ref, SearchEntry, SearchType
 from .paths import Loc, clara, nodes
 from .schema import SCHEMA_NAME
+from .values import as_bool, is_name_ref
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
-SEARCH_TYPES = ("float", "int", "enum")
 #: Keys Hydra or this tool own at the top of a converted config.
 RESERVED_TOP = frozenset({"hydra", "defaults", "clara_hydra"})
-
-
-@dataclass
-class ArgRef:
-    written: str
-    name: str
-    alias: str | None
-    kind: str  # "arg" (init arg), "attr" (@disabled), "param" (first-level)
-    target: Loc
-    has_value: bool
-    value: Any = None
-
-
-@dataclass
-class SearchEntry:
-    loc: Loc
-    component: Loc | None  # None: the top-level search
-    domain: str | None
-    type: str
-    targets: Any
-    args: list[ArgRef]
-    low: Any = None
-    high: Any = None
-    options: list[list[Any]] = field(default_factory=list)
-
-    def default_values(self) -> list[Any]:
-        """Values a run that is not a sweep uses (SPEC: the written value, else the first
-        enum option or ``low``)."""
-        out = []
-        for i, arg in enumerate(self.args):
-            if arg.has_value:
-                out.append(arg.value)
-            elif self.type == "enum":
-                out.append(self.options[0][i])
-            else:
-                out.append(self.low)
-        return out
-
-
-@dataclass
-class Apply:
-    loc: Loc  # the apply block's key
-    component: Loc
-    key: str
-    target: Loc
-    name: str
-
-
-@dataclass
-class Ref:
-    loc: Loc
-    name: str
-    target: Loc | None = None
-
-
-@dataclass
-class ClaraConfig:
-    file: str
-    tree: dict
-    env: dict
-    env_file: str | None
-    first_level: dict[str, Any]
-    new_params: dict[str, Loc]  # introduced by the top-level search -> entry location
-    entries: list[SearchEntry]
-    aliases: dict[str, tuple[SearchEntry, int]]
-    applies: list[Apply]
-    refs: list[Ref]
-    components: list[Loc]
-    alternatives: list[Loc]
-    sections: list[str]
-
-    @property
-    def names(self) -> set[str]:
-        """Everything ``apply`` may name: aliases and first-level params."""
-        return set(self.aliases) | set(self.first_level) | set(self.new_params)
 
 
 # --------------------------------------------------------------------------- loading
@@ -275,8 +200,9 @@ def analyse(data: Any, env: dict | None = None, *, file: str = "<config>",
     r.cross_check()
     return ClaraConfig(
         file=file, tree=data, env=env, env_file=env_file, first_level=first_level,
-        new_params=r.new_params, entries=r.entries, aliases=r.aliases, applies=r.applies,
-        refs=r.refs, components=r.components, alternatives=r.alternatives, sections=sections)
+        new_params=r.new_params, entries=tuple(r.entries), aliases=r.aliases, applies=tuple(r.applies),
+        refs=tuple(r.refs), components=tuple(r.components), alternatives=tuple(r.alternatives),
+        sections=tuple(sections))
 
 
 class _Reader:
@@ -288,6 +214,7 @@ class _Reader:
         self.entries: list[SearchEntry] = []
         self.aliases: dict[str, tuple[SearchEntry, int]] = {}
         self.applies: list[Apply] = []
+        self.written_refs: list[tuple[Loc, str]] = []  # (where, the name): resolved by cross_check
         self.refs: list[Ref] = []
         self.components: list[Loc] = []
         self.alternatives: list[Loc] = []
@@ -313,7 +240,7 @@ class _Reader:
             if not isinstance(v.node["ref"], str) or not v.node["ref"]:
                 raise self.err(v.loc + ("ref",), f"a ref must name a train component, got {_show(v.node['ref'])}",
                                cls=ReferenceError_)
-            self.refs.append(Ref(v.loc, v.node["ref"]))
+            self.written_refs.append((v.loc, v.node["ref"]))
         elif v.kind == "component":
             self.component(v.loc, v.node)
 
@@ -326,7 +253,7 @@ class _Reader:
                 raise self.err(loc + (key,), f"'{key}' must be a string, got {_show(comp[key])}")
         if "args" in comp and not isinstance(comp["args"], dict):
             raise self.err(loc + ("args",), f"'args' must be an object of init args, got {_kind(comp['args'])}")
-        if "disabled" in comp and not _boolish(comp["disabled"]):
+        if "disabled" in comp and as_bool(comp["disabled"]) is None and not is_name_ref(comp["disabled"]):
             raise self.err(loc + ("disabled",),
                            f"'disabled' must be true/false or a \"{{name}}\" string, got {_show(comp['disabled'])}",
                            "write true or false, or \"{name}\" naming a boolean first-level param")
@@ -380,11 +307,10 @@ class _Reader:
         if stype not in SEARCH_TYPES:
             raise self.err(eloc + ("type",), f"unknown search type {_show(stype)}",
                            'use "float", "int" or "enum"')
-        args = [self.arg(eloc + ("args", i), a, comp, cloc) for i, a in enumerate(raw_args)]
+        args = tuple(self.arg(eloc + ("args", i), a, comp, cloc) for i, a in enumerate(raw_args))
         if stype == "float" and any(a.kind == "attr" for a in args):
             raise self.err(eloc + ("type",), "@disabled takes true/false, not a float range",
                            'use "type": "enum" with "targets": [[true], [false]]')
-        e = SearchEntry(eloc, cloc, domain, stype, entry.get("targets"), args)
         for i, arg in enumerate(args):  # duplicates are reported where they first show
             aloc = eloc + ("args", i) if eloc != ("lr_search",) else eloc
             prev = self.searched.get(arg.target)
@@ -399,8 +325,9 @@ class _Reader:
             self.searched[arg.target] = eloc
             if arg.alias is not None:
                 self.alias_at[arg.alias] = eloc
-        self.targets(e)
-        self.entries.append(e)
+        targets = entry.get("targets")
+        low, high, options = self.targets(eloc, stype, targets, args)
+        self.entries.append(SearchEntry(eloc, cloc, domain, stype, targets, args, low, high, options))
 
     def arg(self, aloc: Loc, written: str, comp: dict | None, cloc: Loc | None) -> ArgRef:
         m = re.fullmatch(r"(@?)([^#@]*)(?:#(.*))?", written)
@@ -438,33 +365,33 @@ class _Reader:
         args = comp.get("args") or {}
         return ArgRef(written, name, alias, "arg", cloc + ("args", name), name in args, args.get(name))
 
-    def targets(self, e: SearchEntry) -> None:
-        tloc = e.loc + ("targets",)
-        t = e.targets
+    def targets(self, eloc: Loc, stype: SearchType, t: Any,
+                args: tuple[ArgRef, ...]) -> tuple[Any, Any, tuple[list[Any], ...]]:
+        """(low, high, options) of a search entry's targets, checked against its type and args."""
+        tloc = eloc + ("targets",)
         if t is None:
-            raise self.err(e.loc, "search entry without targets",
+            raise self.err(eloc, "search entry without targets",
                            'add "targets": [low, high] for float/int, or a list of options for enum')
         if not isinstance(t, list):
             raise self.err(tloc, f"targets must be a list, got {_kind(t)}")
         if not t:
             raise self.err(tloc, "empty targets", "list [low, high], or at least one enum option")
-        if e.type in ("float", "int"):
+        if stype in ("float", "int"):
             if len(t) != 2:
-                raise self.err(tloc, f"{e.type} targets must be [low, high], got {_show(t)}")
+                raise self.err(tloc, f"{stype} targets must be [low, high], got {_show(t)}")
             for i, x in enumerate(t):
-                ok = (isinstance(x, int) if e.type == "int" else isinstance(x, (int, float)))
+                ok = (isinstance(x, int) if stype == "int" else isinstance(x, (int, float)))
                 if isinstance(x, bool) or not ok or (isinstance(x, float) and not math.isfinite(x)):
-                    want = "an integer" if e.type == "int" else "a number"
-                    raise self.err(tloc + (i,), f"{e.type} targets must be {want}, got {_show(x)}",
-                                   'use "type": "enum" for a list of options' if e.type == "float" else
+                    want = "an integer" if stype == "int" else "a number"
+                    raise self.err(tloc + (i,), f"{stype} targets must be {want}, got {_show(x)}",
+                                   'use "type": "enum" for a list of options' if stype == "float" else
                                    'use "type": "float" for a real-valued range')
             low, high = t
             if low > high:
                 raise self.err(tloc, f"low > high: {_show(low)} > {_show(high)}", "write [low, high]")
-            e.low, e.high = (float(low), float(high)) if e.type == "float" else (low, high)
-            return
-        k = len(e.args)
-        options = []
+            return (float(low), float(high), ()) if stype == "float" else (low, high, ())
+        k = len(args)
+        options: list[list[Any]] = []
         for i, opt in enumerate(t):
             if k == 1:
                 if isinstance(opt, list):
@@ -479,15 +406,15 @@ class _Reader:
                 if not isinstance(opt, list) or len(opt) != k:
                     n = len(opt) if isinstance(opt, list) else 1
                     raise self.err(tloc + (i,), f"option {_show(opt)} has {n} value{'s' * (n != 1)} but the "
-                                                f"entry has {k} args {_show([a.written for a in e.args])}",
+                                                f"entry has {k} args {_show([a.written for a in args])}",
                                    f"give each option {k} values, one per arg, in order")
                 options.append(list(opt))
         for i, opt in enumerate(options):
-            for arg, value in zip(e.args, opt):
-                if arg.kind == "attr" and not _boolish(value):
+            for arg, value in zip(args, opt):
+                if arg.kind == "attr" and as_bool(value) is None and not is_name_ref(value):
                     raise self.err(tloc + (i,), f"@disabled option {_show(value)} is not a boolean",
                                    "write true/false (or 0/1)")
-        e.options = options
+        return None, None, tuple(options)
 
     def top_search(self, search: Any) -> None:
         if not isinstance(search, list):
@@ -552,27 +479,20 @@ class _Reader:
                 raise self.err(ap.loc, f"'{clara(ap.target)}' is set both by search "
                                        f"({clara(self.searched[ap.target])}) and by apply",
                                "search it once and apply the alias elsewhere, or drop one")
-        for ref in self.refs:
-            ref.target = self._find_ref(ref)
+        self.refs = [Ref(loc, name, self._find_ref(loc, name)) for loc, name in self.written_refs]
 
-    def _find_ref(self, ref: Ref) -> Loc:
+    def _find_ref(self, where: Loc, name: str) -> Loc:
         for loc, comp in self.train_components:
-            if T.component_alias(comp) == ref.name:
+            if T.component_alias(comp) == name:
                 return loc
         for loc, comp in self.train_components:
-            if T.component_alias(comp) is None and T.class_name(comp) == ref.name:
+            if T.component_alias(comp) is None and T.class_name(comp) == name:
                 return loc
         for loc, comp in self.train_components:
-            if T.class_name(comp) == ref.name:
+            if T.class_name(comp) == name:
                 return loc
         known = {T.component_alias(c) or T.class_name(c) for _, c in self.train_components}
-        raise self.err(ref.loc + ("ref",), f"ref '{ref.name}' names no train component",
-                       did_you_mean(ref.name, known, quote=True)
+        raise self.err(where + ("ref",), f"ref '{name}' names no train component",
+                       did_you_mean(name, known, quote=True)
                        + "a ref names a train component by class name or by its \"Cls#alias\" alias",
                        cls=ReferenceError_)
-
-
-def _boolish(value: Any) -> bool:
-    return isinstance(value, bool) or (isinstance(value, (int, float)) and value in (0, 1)) or (
-        isinstance(value, str) and (value.strip().lower() in ("true", "false")
-                                    or bool(re.fullmatch(r"\{\w+\}", value))))

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .values import as_bool
+
 WELL_KNOWN: dict[str, type] = {
     "epochs": int,
     "num_interval_per_valid": int,
@@ -36,7 +38,7 @@ def check_value(typ: type, value: Any) -> str | None:
     if isinstance(value, str) and (value.startswith("{") or value.startswith("${")):
         return None
     if typ is bool:
-        ok = isinstance(value, bool) or (isinstance(value, str) and value.lower() in ("true", "false"))
+        ok = as_bool(value) is not None
     elif typ is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
     else:

@@ -22,9 +22,11 @@ from typing import Any
 
 from . import tree as T
 from .errors import SearchSpaceError
+from .model import ClaraConfig, SearchEntry
 from .paths import Loc, clara, dotted, get
-from .reader import RESERVED_TOP, ClaraConfig, SearchEntry
+from .reader import RESERVED_TOP
 from .schema import WELL_KNOWN, check_value
+from .values import as_bool
 
 AS_WRITTEN = "as_written"
 
@@ -130,16 +132,6 @@ def _value_label(value: Any) -> str:
     elif isinstance(value, dict):
         value = "-".join(f"{k}_{_value_label(v)}" for k, v in value.items())
     return re.sub(r"[^A-Za-z0-9_-]+", "_", str(value)).strip("_") or "x"
-
-
-def _truthy(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)):
-        return bool(value)
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    return None
 
 
 # --------------------------------------------------------------------------- building
@@ -297,7 +289,7 @@ def _enabling_labels(cfg: ClaraConfig, entry: SearchEntry) -> list[str] | None:
     for opt in entry.options:
         enabled: list[str] = []
         for value, members in zip(opt, controlled):
-            if members and _truthy(value) is False:
+            if members and as_bool(value) is False:
                 enabled.extend(T.class_name(m) for m in members)
         if not enabled:
             return None

@@ -13,7 +13,9 @@ import re
 from typing import Any
 
 from .. import tree as T
-from .names import RENAMED_CLASSES, BuildError, check_args, import_path, lookup, notice, rename_args, resolve_class
+from ..errors import BuildError
+from ..logs import notice
+from .names import RENAMED_CLASSES, check_args, import_path, lookup, rename_args, resolve_class
 
 SECTIONS = ("train", "validate")
 COMPOSED = ("pre_transforms", "post_transforms")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from .names import BuildError
+from ..errors import BuildError
 
 
 def load_datalist(path: str, base_dir: str | None, key: str, where: str, is_segmentation: bool = True) -> list:

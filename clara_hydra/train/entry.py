@@ -49,9 +49,10 @@ def run(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
     from ..effective import enabled_only
+    from ..errors import TrainingError
     from ..sweep import protocol as P
     from ..sweep.trial import current
-    from .run import TrainingError, train
+    from .run import train
 
     run_dir = HydraConfig.get().runtime.output_dir
     source = ((cfg.get("clara_hydra") or {}).get("source")) if "clara_hydra" in cfg else None

@@ -9,7 +9,8 @@ import sys
 from functools import cache
 from typing import Any
 
-from ..errors import ClaraHydraError, did_you_mean
+from ..errors import BuildError, did_you_mean
+from ..logs import notice
 
 #: Where a bare ``name`` is looked up, in order (SPEC: MONAI first, then torch, then ignite).
 NAME_MODULES = (
@@ -24,13 +25,6 @@ RENAMED_CLASSES = {
     "TorchVisionFullyConvModel": ("TorchVisionFCModel", {}),
     "BasicUnet": ("BasicUNet", {}),
 }
-
-
-class BuildError(ClaraHydraError):
-    """A component cannot be built as written."""
-
-
-from ..logs import notice  # noqa: E402,F401  (re-exported: the train modules' notices)
 
 
 @cache

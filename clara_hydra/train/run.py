@@ -10,12 +10,8 @@ import threading
 import time
 from typing import Any
 
-from ..errors import ClaraHydraError
-from .names import BuildError, notice
-
-
-class TrainingError(ClaraHydraError):
-    """Training started but cannot go on (a NaN loss, ...)."""
+from ..errors import BuildError, ClaraHydraError, TrainingError
+from ..logs import notice
 
 
 def detect_era(tree: dict) -> str:

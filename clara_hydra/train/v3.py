@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import tree as T
-from ..errors import did_you_mean, first_line
-from .names import BuildError, notice
+from ..errors import BuildError, did_you_mean, first_line
+from ..logs import notice
 
 CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "sqrt": lambda v: math.sqrt(v),
