@@ -4,7 +4,7 @@ Same model, data, transforms (the same cached dataset object) and batch size, in
 alternating the two loops; reports iterations per second and their ratio (ours / hand-written).
 Validation is off in both. Run:
 
-    python bench/bench_loop.py [--config conf/demo_v41.yaml] [--epochs 3] [--repeats 3] [--volumes 8]
+    python bench/bench_loop.py [--config examples/conf/demo_v41.yaml] [--epochs 3] [--repeats 3] [--volumes 8]
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ def ours(tree: dict, device: str, run_dir: str):
     from clara_hydra.train.run import _defaults, _parsed, _progress, build
     parser, bundle, _ = build(tree, config_file=None, device=device, amp=device == "cuda")
     torch.manual_seed(0)
-    trainer = _parsed(parser, "train#trainer")
+    trainer = _parsed(parser, "train::trainer")
     _defaults(bundle, parser, trainer, None, run_dir)
     _progress(trainer)
-    dataset = parser.get_parsed_content("train#dataset")
+    dataset = parser.get_parsed_content("train::dataset")
 
     def run(epochs: int) -> float:
         before = trainer.state.epoch
@@ -59,8 +59,8 @@ def hand_written(bundle: dict, dataset, device: str, batch_size: int, amp: bool)
     from monai.data import DataLoader
     torch.manual_seed(0)
     fresh = ConfigParser(bundle, globals={"monai": monai, "torch": torch})  # independent instances, same init
-    model = fresh.get_parsed_content("train#model").to(device)
-    loss_fn = fresh.get_parsed_content("train#loss")
+    model = fresh.get_parsed_content("train::model").to(device)
+    loss_fn = fresh.get_parsed_content("train::loss")
     opt = torch.optim.Adam(model.parameters(), lr=float(bundle["train"]["optimizer"].get("lr", 1e-3)))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=0)
     scaler = torch.amp.GradScaler("cuda") if amp else None
@@ -93,7 +93,7 @@ def hand_written(bundle: dict, dataset, device: str, batch_size: int, amp: bool)
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--config", default=os.path.join(ROOT, "conf", "demo_v41.yaml"))
+    ap.add_argument("--config", default=os.path.join(ROOT, "examples", "conf", "demo_v41.yaml"))
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--volumes", type=int, default=8)

@@ -14,8 +14,8 @@ def build_only(cfg: DictConfig, run_dir: str) -> float:
     prepare(cfg, run_dir)
     tree = enabled_only(effective_from_cfg(cfg, enabled_only=False))
     parser, bundle, _ = build(tree, config_file=None, device="cpu", amp=False)
-    _parsed(parser, "train#trainer")
-    _parsed(parser, "validate#evaluator")
+    _parsed(parser, "train::trainer")
+    _parsed(parser, "validate::evaluator")
     return 0.5
 
 

@@ -9,7 +9,7 @@ from conftest import CORPUS, corpus_or_skip, run_cli
 
 ROWS = []
 try:
-    from clara_hydra.train.v3 import CONVERTERS, TABLE
+    from clara_hydra.train.v3_table import CONVERTERS, TABLE
     ROWS = [pytest.param(name, i, row, id=f"{name}[{i}]") for name, rows in TABLE.items() for i, row in enumerate(rows)]
 except ImportError:  # pragma: no cover
     pass
@@ -42,7 +42,7 @@ def test_v3_row_targets_a_real_class_with_real_args(name, i, row):
     pytest.param("label_mode", False, "bilinear", id="label-mode-false"),
 ])
 def test_value_converters(conv, value, want):
-    from clara_hydra.train.v3 import CONVERTERS
+    from clara_hydra.train.v3_table import CONVERTERS
     assert CONVERTERS[conv](value) == want
 
 

@@ -1,7 +1,8 @@
 """An effective Clara v4 config (v4.0 or v4.1) -> a ``monai.bundle`` config.
 
 v4.1 writes its wiring out (``"@model"``, ``"#@model.parameters()"``); they become bundle
-references (``"@train#model"``) and expressions (``"$@train#model.parameters()"``). v4.0 wires
+references (``"@train::model"``) and expressions (``"$@train::model.parameters()"``), written
+with MONAI's own id constants (:mod:`.ids`). v4.0 wires
 the same objects implicitly; the missing arguments are filled in here, so both eras give the
 same objects. MONAI's ``ConfigParser`` then builds everything: no reference resolver of our own.
 """
@@ -15,11 +16,14 @@ from typing import Any
 from .. import tree as T
 from ..errors import BuildError
 from ..logs import notice
+from .ids import ID_REF_KEY, expr, item_id, looks_special, ref
 from .names import RENAMED_CLASSES, check_args, import_path, lookup, rename_args, resolve_class
 
 SECTIONS = ("train", "validate")
 COMPOSED = ("pre_transforms", "post_transforms")
-FROM_ENGINE_PRED_LABEL = "$monai.handlers.from_engine(['pred', 'label'])"
+FROM_ENGINE_PRED_LABEL = expr("monai.handlers.from_engine(['pred', 'label'])")
+#: Clara's ``@conf`` (the training config object) becomes this expression.
+CONF_EXPR = expr("clara_hydra_conf")
 
 
 def search_dirs(config_file: str | None) -> list[str]:
@@ -50,7 +54,7 @@ class Builder:
         other = "validate" if sec == "train" else "train"
         for s in (sec, other):
             if self.has(s, name):
-                return f"{s}#{name}"
+                return item_id(s, name)
         raise BuildError(f"'@{name}' names no slot of train or validate", location=where,
                          hint=f"add a '{name}' component, or fix the reference")
 
@@ -64,15 +68,14 @@ class Builder:
         m = re.fullmatch(r"@(\w+)", v)
         if m:
             if m.group(1) == "conf":
-                return "$clara_hydra_conf"
-            return "@" + self.ref_id(m.group(1), sec, where)
-        if v.startswith("#"):
-            expr = re.sub(r"@(\w+)", lambda mm: "@" + self.ref_id(mm.group(1), sec, where), v[1:])
-            return "$" + expr
+                return CONF_EXPR
+            return ID_REF_KEY + self.ref_id(m.group(1), sec, where)
+        if v.startswith("#"):  # Clara's expression: "#@model.parameters()"
+            return expr(re.sub(r"@(\w+)", lambda mm: ID_REF_KEY + self.ref_id(mm.group(1), sec, where), v[1:]))
         if v.lstrip().startswith("lambda"):
             if key == "output_transform":  # MONAI 1.6 engines give a list of items per batch
-                return f"$clara_hydra.train.compat.per_item({v})"
-            return "$" + v
+                return expr(f"clara_hydra.train.compat.per_item({v})")
+            return expr(v)
         return literal(v)
 
     # -- components ------------------------------------------------------------------
@@ -131,12 +134,13 @@ class Builder:
         if "dataset" in b and isinstance(b["dataset"], dict):
             self._dataset(sec, src["dataset"], b["dataset"])
         if isinstance(b.get("dataloader"), dict):
-            b["dataloader"].setdefault("dataset", f"@{sec}#dataset")
+            b["dataloader"].setdefault("dataset", ref(sec, "dataset"))
             self._fast_loader(sec, b)
         if sec == "train" and isinstance(b.get("optimizer"), dict):
-            b["optimizer"].setdefault("params", "$@" + self.ref_id("model", sec, "train.optimizer") + ".parameters()")
+            b["optimizer"].setdefault("params", expr(ID_REF_KEY + self.ref_id("model", sec, "train.optimizer")
+                                                     + ".parameters()"))
         if isinstance(b.get("lr_scheduler"), dict):
-            b["lr_scheduler"].setdefault("optimizer", "@" + self.ref_id("optimizer", sec, f"{sec}.lr_scheduler"))
+            b["lr_scheduler"].setdefault("optimizer", ID_REF_KEY + self.ref_id("optimizer", sec, f"{sec}.lr_scheduler"))
         for i, h in enumerate(b.get("handlers") or []):
             self._handler(sec, h, f"{sec}.handlers[{i}]")
         if sec == "train" and isinstance(b.get("trainer"), dict):
@@ -192,10 +196,10 @@ class Builder:
             raise BuildError("the dataset has no data", location=f"{sec}.dataset",
                              hint="give data_list_file_path (and data_file_base_dir, data_list_key)")
         if "transform" not in built and "pre_transforms" in self.bundle[sec]:
-            built["transform"] = f"@{sec}#pre_transforms"
+            built["transform"] = ref(sec, "pre_transforms")
         target = str(built.get("_target_", ""))
         if self.share_cache and target in ("monai.data.CacheDataset", "monai.data.PersistentDataset") \
-                and built.get("transform") == f"@{sec}#pre_transforms":
+                and built.get("transform") == ref(sec, "pre_transforms"):
             from .cache import prefix_key
             chain = (self.bundle[sec].get("pre_transforms") or {}).get("transforms", [])
             extra = {k: v for k, v in built.items() if k not in ("data", "transform", "_target_")}
@@ -229,7 +233,7 @@ class Builder:
         keys = [k for k, v in (data[0] if data else {}).items() if isinstance(v, str)]
         estimate = estimate_bytes(data, keys)
         chain = (self.bundle[sec].get("pre_transforms") or {}).get("transforms")
-        if not keys or estimate is None or chain is None or ds.get("transform") != f"@{sec}#pre_transforms":
+        if not keys or estimate is None or chain is None or ds.get("transform") != ref(sec, "pre_transforms"):
             return
         if estimate > self.gpu_free_bytes // 2:
             notice(f"{sec}.dataset: cached data (~{estimate / 2**30:.1f} GiB) does not fit in half of the free GPU "
@@ -243,24 +247,24 @@ class Builder:
     def _handler(self, sec: str, h: dict, where: str) -> None:
         cls = h.get("_clara_class_", "")
         if cls == "LrScheduleHandler":
-            h.setdefault("lr_scheduler", "@" + self.ref_id("lr_scheduler", sec, where))
+            h.setdefault("lr_scheduler", ID_REF_KEY + self.ref_id("lr_scheduler", sec, where))
         elif cls == "ValidationHandler":
-            h.setdefault("validator", "@" + self.ref_id("evaluator", sec, where))
+            h.setdefault("validator", ID_REF_KEY + self.ref_id("evaluator", sec, where))
         for key in ("load_dict", "save_dict"):
             if key not in h:
                 continue
             value = h[key]
             if isinstance(value, list):
-                value = {name: f"@{name}" for name in value}
+                value = {name: f"@{name}" for name in value}  # Clara's names: "@model"
             kept = {}
-            for name, ref in value.items():
-                if ref == "$clara_hydra_conf" or ref == "@train_conf" or name == "train_conf":
+            for name, target in value.items():
+                if target == CONF_EXPR or target == "@train_conf" or name == "train_conf":
                     notice(f"{where}: '{name}' (Clara's training config) is not saved in checkpoints; the "
                            f"resolved config is in the run folder")
                     continue
-                if isinstance(ref, str) and re.fullmatch(r"@\w+", ref):
-                    ref = "@" + self.ref_id(ref[1:], sec, where)
-                kept[name] = ref
+                if isinstance(target, str) and re.fullmatch(r"@\w+", target):
+                    target = ID_REF_KEY + self.ref_id(target[1:], sec, where)
+                kept[name] = target
             h[key] = kept
 
     def _engine(self, sec: str, engine: dict, wiring: dict) -> None:
@@ -268,13 +272,13 @@ class Builder:
             if arg in engine:
                 continue
             if slot == "model" and sec == "validate" and not self.has("validate", "model"):
-                engine[arg] = "@train#model"
+                engine[arg] = ref("train", "model")
             elif self.has(sec, slot) or (slot in ("key_metric", "additional_metrics") and slot in self.bundle[sec]):
-                engine[arg] = f"@{sec}#{slot}"
+                engine[arg] = ref(sec, slot)
         if sec == "train" and "decollate" not in engine and not any(
                 k in engine for k in ("postprocessing", "key_train_metric", "additional_metrics")):
             engine["decollate"] = False  # nothing reads per-item outputs: skip splitting every batch
-        engine["device"] = f"$torch.device('{self.device}')"  # a written "cuda" was noticed with its args
+        engine["device"] = expr(f"torch.device('{self.device}')")  # a written "cuda" was noticed with its args
         if self.device == "cuda":
             engine.setdefault("non_blocking", True)
         if engine.get("amp") and not self.amp:
@@ -287,8 +291,8 @@ def literal(text: str) -> str:
     """A plain Clara string as MONAI's ConfigParser must see it to keep it as written: one that
     MONAI would read as code (``$...``), a macro (``%...``), a reference (``@...``) or an id
     (``::``, ``@#``) becomes an expression that gives back exactly the string."""
-    if text[:1] in ("$", "%", "@") or "::" in text or "@#" in text or "%#" in text:
-        return f"$bytes.fromhex('{text.encode('utf-8').hex()}').decode('utf-8')"
+    if looks_special(text):
+        return expr(f"bytes.fromhex('{text.encode('utf-8').hex()}').decode('utf-8')")
     return text
 
 

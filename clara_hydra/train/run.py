@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import BuildError, ClaraHydraError, TrainingError
 from ..logs import notice
+from .ids import item_id, split_id
 
 
 def detect_era(tree: dict) -> str:
@@ -58,7 +59,7 @@ def build(tree: dict, *, config_file: str | None, device: str, amp: bool, share_
 
 def _parsed(parser, ident: str):
     """Build ``ident``; a failure is located at the innermost item MONAI was building (its own
-    item ids, e.g. ``train#optimizer``), in Clara's terms (``train.optimizer``)."""
+    item ids, e.g. ``train::optimizer``), in Clara's terms (``train.optimizer``)."""
     resolver = parser.ref_resolver
     failing: list[str] = []
     original = type(resolver)._resolve_one_item
@@ -91,10 +92,10 @@ def _parsed(parser, ident: str):
 
 def _class_of(parser, item: str) -> str | None:
     """The class name of the component ``item`` is (or sits in)."""
-    parts = item.replace("::", "#").split("#")
+    parts = split_id(item)
     while parts:
         try:
-            node = parser["#".join(parts)]
+            node = parser[item_id(*parts)]
         except Exception:
             node = None
         if isinstance(node, dict) and isinstance(node.get("_target_"), str):
@@ -105,9 +106,9 @@ def _class_of(parser, item: str) -> str | None:
 
 def clara_location(item: str) -> str:
     """A MONAI bundle id of a translated config -> its place in the effective Clara config:
-    ``train#pre_transforms#transforms#3`` -> ``train.pre_transforms[3]``,
-    ``train#optimizer#lr`` -> ``train.optimizer.args.lr``, ``train#handlers#2`` -> ``train.handlers[2]``."""
-    parts = item.replace("::", "#").split("#")  # MONAI 1.6 writes "::", older "#"
+    ``train::pre_transforms::transforms::3`` -> ``train.pre_transforms[3]``,
+    ``train::optimizer::lr`` -> ``train.optimizer.args.lr``, ``train::handlers::2`` -> ``train.handlers[2]``."""
+    parts = split_id(item)
     if len(parts) < 2:
         return parts[0]
     loc, rest = f"{parts[0]}.{parts[1]}", parts[2:]
@@ -151,8 +152,8 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
     if "trainer" not in bundle["train"]:
         raise BuildError("the config has no trainer", location="train",
                          hint="add train.trainer (SupervisedTrainer)")
-    trainer = _parsed(parser, "train#trainer")
-    evaluator = _parsed(parser, "validate#evaluator") if "evaluator" in bundle["validate"] else None
+    trainer = _parsed(parser, item_id("train", "trainer"))
+    evaluator = _parsed(parser, item_id("validate", "evaluator")) if "evaluator" in bundle["validate"] else None
 
     @trainer.on(Events.ITERATION_COMPLETED)
     def _finite_loss(engine):

@@ -1,11 +1,9 @@
-"""Clara v3 (TensorFlow era) -> MONAI, through one declarative table.
+"""Clara v3 (TensorFlow era) -> MONAI: the builders that apply the declarative table
+(:mod:`.v3_table`) and map the whole-config sections (models, losses, pipelines, ...).
 
-Each v3 name maps to one or more MONAI/torch components (`Row`): the target, the arg renames
-(``fields`` -> ``keys``, ``probability`` -> ``prob``; an optional value converter by name:
-``sqrt`` for variance -> std, ``deg2rad``, ``not``, ``int_tuple`` for "1,2,2,4"), fixed args,
-and args that have no equivalent (dropped with a notice). The mapping runs on the effective
-config, after search values are in place, so a searched or applied v3 arg maps exactly like a
-written one. See ../shared/spec/V3_MAPPING.md for the research behind each row.
+The mapping runs on the effective config, after search values are in place, so a searched or
+applied v3 arg maps exactly like a written one. docs/V3_MAPPING.md gives the research behind
+each row.
 
 The result is a v4.1-style tree (components by dotted ``path``, wiring written out) that the
 same builder as v4 turns into MONAI objects.
@@ -14,94 +12,12 @@ same builder as v4 turns into MONAI objects.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from .. import tree as T
 from ..errors import BuildError, did_you_mean, first_line
 from ..logs import notice
-
-CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    "sqrt": lambda v: math.sqrt(v),
-    "deg2rad": lambda v: [math.radians(x) for x in v] if isinstance(v, list) else math.radians(v),
-    "not": lambda v: not v,
-    "int_tuple": lambda v: [int(x) for x in str(v).split(",")] if isinstance(v, str) else list(v),
-    "label_mode": lambda v: "nearest" if v else "bilinear",
-    "as_list": lambda v: v if isinstance(v, list) else [v],
-}
-#: v3 args that only concerned TensorFlow's layout or speed: dropped silently.
-LAYOUT_ARGS = {"data_format", "output_data_format", "dtype", "batches_to_gen_at_once", "fast_crop"}
-
-
-@dataclass
-class Row:
-    target: str
-    args: dict[str, str | tuple[str, str]] = field(default_factory=dict)  # v3 arg -> MONAI arg [, converter]
-    fixed: dict[str, Any] = field(default_factory=dict)
-    defaults: dict[str, Any] = field(default_factory=dict)  # when the v3 arg is absent
-    drop: tuple[str, ...] = ()  # v3 args with no equivalent (a notice names them)
-    note: str = ""
-
-
-K = {"fields": "keys"}
-M = "monai.transforms."
-#: The table: v3 name -> rows (several rows: one v3 component becomes several MONAI ones).
-TABLE: dict[str, list[Row]] = {
-    "LoadNifti": [Row(M + "LoadImaged", {**K, "as_closest_canonical": "as_closest_canonical"},
-                      {"reader": "NibabelReader", "image_only": True})],
-    "LoadPng": [Row(M + "LoadImaged", dict(K), {"reader": "PILReader", "reverse_indexing": False, "image_only": True})],
-    "ConvertToChannelsFirst": [Row(M + "EnsureChannelFirstd", dict(K))],
-    "ConvertToChannelsLast": [Row(M + "EnsureChannelFirstd", dict(K),
-                                  note="channels-last is TensorFlow's layout; MONAI is channel-first")],
-    "RepeatChannel": [Row(M + "RepeatChanneld", {**K, "repeat_times": "repeats"})],
-    "SaveAsNifti": [Row(M + "SaveImaged", {**K, "out_dir": "output_dir"},
-                        {"resample": False, "separate_folder": False}, drop=("interrupt",))],
-    "CopyProperties": [],
-    "ScaleIntensityRange": [Row(M + "ScaleIntensityRanged", {**K, "a_min": "a_min", "a_max": "a_max", "b_min": "b_min",
-                                                             "b_max": "b_max", "clip": "clip"})],
-    "ScaleIntensityOscillation": [Row(M + "RandScaleIntensityd", {**K, "magnitude": "factors", "probability": "prob"},
-                                      defaults={"prob": 1.0})],
-    "ScaleShiftIntensity": [Row(M + "RandScaleIntensityd", {**K, "scale": "factors"}, {"prob": 1.0}, {"factors": 0.1}),
-                            Row(M + "RandShiftIntensityd", {**K, "shift": "offsets"}, {"prob": 1.0}, {"offsets": 0.1})],
-    "AddGaussianNoise": [Row(M + "RandGaussianNoised", {**K, "probability": "prob", "variance": ("std", "sqrt")},
-                             {"mean": 0.0, "sample_std": False}, {"prob": 0.5, "std": math.sqrt(0.1)})],
-    "NormalizeNonzeroIntensities": [Row(M + "NormalizeIntensityd", dict(K), {"nonzero": True, "channel_wise": True})],
-    "CenterData": [Row(M + "NormalizeIntensityd", dict(K), {"divisor": 1.0}, note="inferred: x - mean")],
-    "ThresholdValues": [Row(M + "AsDiscreted", {**K, "threshold": "threshold"}, defaults={"threshold": 0.5})],
-    "ScaleByResolution": [Row(M + "Spacingd", {**K, "target_resolution": "pixdim", "is_label": ("mode", "label_mode")},
-                              defaults={"mode": "bilinear"})],
-    "ScaleByFactor": [Row(M + "Zoomd", {**K, "factor": "zoom"}, {"keep_size": False})],
-    "ScaleToShape": [Row(M + "Resized", {**K, "target_shape": "spatial_size"})],
-    "SymmetricPadderDiv": [Row(M + "DivisiblePadd", {**K, "div_int": "k"},
-                               {"method": "symmetric", "mode": "constant"})],
-    "CropFixedSizeRandomCenter": [Row(M + "SpatialPadd", {**K, "size": "spatial_size"}),
-                                  Row(M + "RandSpatialCropd", {**K, "size": "roi_size"},
-                                      {"random_center": True, "random_size": False})],
-    "CropSubVolumeCenter": [Row(M + "CenterSpatialCropd", {**K, "size": "roi_size"})],
-    "RandomAxisFlip": [Row(M + "RandAxisFlipd", {**K, "probability": "prob"}, defaults={"prob": 0.5})],
-    "RandomSpatialFlip": [Row(M + "RandFlipd", dict(K), {"spatial_axis": axis, "prob": 0.5}) for axis in (0, 1, 2)],
-    "RandomRotate3D": [Row(M + "RandRotated", {**K, "probability": "prob"},
-                           {"range_x": 0.26, "range_y": 0.26, "range_z": 0.26, "keep_size": True},
-                           {"prob": 0.5}, note="v3 angle ranges are unknown: +-15 degrees per axis")],
-    "NegLoss": [], "DiceMaskedOutput": [], "ComputeDice": [], "ComputeAccuracy": [], "ComputeBinaryPreds": [],
-    "MergeBatchDims": [],
-}
-#: Components with logic of their own (keys from several args, value-dependent targets).
-SPECIAL = {"FastCropByPosNegRatio", "FastPosNegRatioCropROI", "RandomRotate2D", "RandomZoom",
-           "CropRandomSizeWithDisplacement"}
-#: Whole-config sections, by v3 name (the README lists them with the table).
-SECTION_NAMES = {
-    "models": ["SegResnet", "SegAhnet", "DenseNet121"],
-    "losses": ["Dice", "Focal", "BinaryClassificationLoss"],
-    "optimizers": ["Adam", "NovoGrad"],
-    "lr_policies": ["ReducePoly", "ReduceCosine", "DecayOnStep"],
-    "inferers": ["TFSimpleInferer", "TFScanWindowInferer"],
-    "pipelines": ["SegmentationImagePipeline", "SegmentationImagePipelineWithCache",
-                  "SegmentationKerasImagePipelineWithCache", "ClassificationImagePipeline"],
-    "metrics": ["ComputeAverageDice", "ComputeAverage", "ComputeAUC"],
-    "handlers": ["StatsHandler"],
-}
+from .v3_table import CONVERTERS, LAYOUT_ARGS, SECTION_NAMES, SPECIAL, TABLE, TX, Row
 
 
 def known_names() -> list[str]:
@@ -177,11 +93,11 @@ def _special(name: str, a: dict, where: str) -> list[tuple[str, dict]]:
         image = a.get("image_field") or (_keys(a, "fields") or ["image"])[0]
         label = a.get("label_field", "label")
         keys = list(dict.fromkeys(_keys(a, "fields", "image_field") + [label]))
-        out = [(M + "RandCropByPosNegLabeld", {
+        out = [(TX + "RandCropByPosNegLabeld", {
             "keys": keys, "label_key": label, "spatial_size": a.get("size"), "pos": a.get("pos", 1),
             "neg": a.get("neg", 1), "num_samples": a.get("batch_size", 1), "image_key": image, "image_threshold": 0})]
         if a.get("rotation") or a.get("scale"):
-            out.append((M + "RandAffined", {
+            out.append((TX + "RandAffined", {
                 "keys": keys, "prob": 1.0, "mode": ["bilinear"] * (len(keys) - 1) + ["nearest"],
                 "rotate_range": math.radians(a.get("rotation_degree", 0)) if a.get("rotation") else None,
                 "scale_range": a.get("scale_factor") if a.get("scale") else None}))
@@ -192,13 +108,13 @@ def _special(name: str, a: dict, where: str) -> list[tuple[str, dict]]:
         keys = _keys(a, "fields")
         modes = ["nearest" if "label" in str(k) else "bilinear" for k in keys]
         if a.get("is_random", True):
-            return [(M + "RandRotated", {"keys": keys, "range_x": math.radians(a.get("angle", 0)), "prob": 1.0,
+            return [(TX + "RandRotated", {"keys": keys, "range_x": math.radians(a.get("angle", 0)), "prob": 1.0,
                                          "keep_size": True, "mode": modes})]
-        return [(M + "Rotated", {"keys": keys, "angle": math.radians(a.get("angle", 0)), "mode": modes})]
+        return [(TX + "Rotated", {"keys": keys, "angle": math.radians(a.get("angle", 0)), "mode": modes})]
     if name == "RandomZoom":
         keys = _keys(a, "image_field", "label_field", "fields")
         modes = ["nearest" if k == a.get("label_field") else "trilinear" for k in keys]
-        return [(M + "RandZoomd", {"keys": keys, "min_zoom": a.get("lower_limits"), "max_zoom": a.get("upper_limits"),
+        return [(TX + "RandZoomd", {"keys": keys, "min_zoom": a.get("lower_limits"), "max_zoom": a.get("upper_limits"),
                                    "prob": 1.0, "keep_size": True, "mode": modes})]
     if name == "CropRandomSizeWithDisplacement":
         keys = _keys(a, "fields")
@@ -206,9 +122,9 @@ def _special(name: str, a: dict, where: str) -> list[tuple[str, dict]]:
         if "max_displacement" in a:
             notice(f"{where}: max_displacement has no MONAI equivalent: the crop centre is uniform")
         if isinstance(size, list) and all(isinstance(x, (int, float)) and x <= 1 for x in size):
-            return [(M + "RandScaleCropd", {"keys": keys, "roi_scale": size, "max_roi_scale": 1.0,
+            return [(TX + "RandScaleCropd", {"keys": keys, "roi_scale": size, "max_roi_scale": 1.0,
                                             "random_center": True, "random_size": True})]
-        return [(M + "RandSpatialCropd", {"keys": keys, "roi_size": size, "random_center": True, "random_size": True})]
+        return [(TX + "RandSpatialCropd", {"keys": keys, "roi_size": size, "random_center": True, "random_size": True})]
     raise AssertionError(name)  # pragma: no cover
 
 
@@ -454,14 +370,14 @@ def _validate(validate: dict, train: dict, act: str, n: int, classification: boo
         metrics = [{"path": "monai.handlers.MeanDice", "log_label": "val_mean_dice", "is_key_metric": True, "args": {}}]
         kinds.add("dice")
     out["metrics"] = metrics
-    post = [{"path": M + "Activationsd", "args": {"keys": "pred", "softmax": act == "softmax",
+    post = [{"path": TX + "Activationsd", "args": {"keys": "pred", "softmax": act == "softmax",
                                                   "sigmoid": act == "sigmoid"}}]
     if not classification:
         if act == "sigmoid":
-            post.append({"path": M + "AsDiscreted", "args": {"keys": "pred", "threshold": 0.5}})
+            post.append({"path": TX + "AsDiscreted", "args": {"keys": "pred", "threshold": 0.5}})
         else:
-            post.append({"path": M + "AsDiscreted", "args": {"keys": "pred", "argmax": True, "to_onehot": n}})
-        post.append({"path": M + "AsDiscreted", "args": {"keys": "label", "to_onehot": n}})
+            post.append({"path": TX + "AsDiscreted", "args": {"keys": "pred", "argmax": True, "to_onehot": n}})
+        post.append({"path": TX + "AsDiscreted", "args": {"keys": "label", "to_onehot": n}})
     out["post_transforms"] = post
     out["handlers"] = [{"path": "monai.handlers.StatsHandler", "args": {"output_transform": "lambda x: None"}}]
     out["evaluator"] = {"path": "monai.engines.SupervisedEvaluator", "args": {
