@@ -1,6 +1,6 @@
 """Search efficiency (issue 4): TPE with median pruning against random search (what Clara's
 random controller did) at the same budget of training epochs, on one fixed synthetic training
-task (conf/demo_v41.yaml on synthetic data, validation every epoch), several seeds.
+task (examples/conf/demo_v41.yaml on synthetic data, validation every epoch), several seeds.
 Reports the best metric each reaches and the epochs TPE+pruning needs to reach random search's best.
 
     python bench/bench_search.py [--seeds 3] [--budget 24] [--epochs 4]
@@ -38,7 +38,7 @@ def run(method: str, seed: int, budget: int, epochs: int, env: dict, dists: dict
         overrides = [f"{k}={v}" for k, v in trial.params.items()] + [
             f"epochs={min(epochs, budget - spent)}", "num_interval_per_valid=1",
             f"DATASET_JSON={env['DATASET_JSON']}", f"DATA_ROOT={env['DATA_ROOT']}", f"MMAR_CKPT_DIR={tmp}/m"]
-        tree = enabled_only(effective_from_cfg(compose(os.path.join(ROOT, "conf"), "demo_v41", overrides)))
+        tree = enabled_only(effective_from_cfg(compose(os.path.join(ROOT, "examples", "conf"), "demo_v41", overrides)))
         try:
             value = train(tree, run_dir=tmp, progress=False, trial=trial)
             study.tell(trial, value)
@@ -74,7 +74,7 @@ def main() -> None:
     os.environ["CLARA_HYDRA_SHARED_CACHE"] = "1"
     tmp = tempfile.mkdtemp(prefix="clara-bench-search-")
     env = write(os.path.join(tmp, "data"), n_train=6, n_val=2, shape=(64, 64, 48))
-    doc = yaml.safe_load(open(os.path.join(ROOT, "conf", "demo_v41.yaml")))
+    doc = yaml.safe_load(open(os.path.join(ROOT, "examples", "conf", "demo_v41.yaml")))
     parser = OverridesParser.create()
     dists = {k: create_optuna_distribution_from_override(parser.parse_override(f"{k}={v}"))
              for k, v in doc["hydra"]["sweeper"]["params"].items()}

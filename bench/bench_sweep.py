@@ -48,13 +48,13 @@ def overhead(trials: int) -> None:
     ours = (tn - t1) / trials
     # bare: optuna ask/tell in one process, same compose + build per trial
     import yaml
-    doc = yaml.safe_load(open(os.path.join(ROOT, "conf", "demo_v41.yaml")))
+    doc = yaml.safe_load(open(os.path.join(ROOT, "examples", "conf", "demo_v41.yaml")))
     parser = OverridesParser.create()
     dists = {k: create_optuna_distribution_from_override(parser.parse_override(f"{k}={v}"))
              for k, v in doc["hydra"]["sweeper"]["params"].items()}
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
-    conf_dir = os.path.join(ROOT, "conf")
+    conf_dir = os.path.join(ROOT, "examples", "conf")
     build_only(compose(conf_dir, "demo_v41", []), tmp)  # warm-up: imports, first data cache
     start = time.perf_counter()
     for _ in range(trials):
@@ -62,7 +62,7 @@ def overhead(trials: int) -> None:
         cfg = compose(conf_dir, "demo_v41", [f"{k}={v}" for k, v in trial.params.items()])
         study.tell(trial, build_only(cfg, tmp))
     bare = (time.perf_counter() - start) / trials
-    print(f"| per-trial overhead, {trials} trials of conf/demo_v41.yaml (compose + build, no training) | "
+    print(f"| per-trial overhead, {trials} trials of examples/conf/demo_v41.yaml (compose + build, no training) | "
           f"{ours:.3f} s | {bare:.3f} s | {ours / bare:.2f}x |")
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up (scripts/setup.sh) and run the main job: a demo sweep of conf/demo.yaml on the built-in
+# Set up (scripts/setup.sh) and run the main job: a demo sweep of examples/conf/demo.yaml on the built-in
 # synthetic data (python train.py -m). Extra args go to train.py, e.g. hydra.sweeper.n_trials=8.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

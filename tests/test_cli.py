@@ -74,24 +74,25 @@ def test_resolve_yaml_json_and_converted_yaml_agree(tmp_path):
     src = ROOT / "examples" / "demo.json"
     as_json = json.loads(run_cli("resolve", src, "useNovoGrad_useAdam=Adam", "prob=0.5", "--json").stdout)
     as_yaml = yaml.safe_load(run_cli("resolve", src, "useNovoGrad_useAdam=Adam", "prob=0.5").stdout)
-    via_conf = json.loads(run_cli("resolve", ROOT / "conf" / "demo.yaml", "useNovoGrad_useAdam=Adam", "prob=0.5",
-                                  "--json").stdout)
+    via_conf = json.loads(run_cli("resolve", ROOT / "examples" / "conf" / "demo.yaml", "useNovoGrad_useAdam=Adam",
+                                  "prob=0.5", "--json").stdout)
     assert as_json == as_yaml == via_conf
     assert as_json["train"]["optimizer"][1]["disabled"] is False
     assert as_json["train"]["pre_transforms"][5]["args"]["probability"] == 0.5
 
 
 def test_conf_is_up_to_date_with_examples(tmp_path):
-    """conf/ holds the conversions of examples/; regenerate with scripts/regen_conf.sh."""
+    """examples/conf/ holds the conversions of examples/*.json; regenerate with scripts/regen_conf.sh."""
     for src in sorted((ROOT / "examples").glob("*.json")):
         if src.name == "environment.json":
             continue
         proc = run_cli("convert", src, "-o", tmp_path)
         assert proc.returncode == 0, proc.stderr
         fresh = (tmp_path / (src.stem + ".yaml")).read_text().replace("../../../", "")
-        shipped = (ROOT / "conf" / (src.stem + ".yaml"))
-        assert shipped.exists(), f"conf/{src.stem}.yaml is missing: run scripts/regen_conf.sh"
-        assert _body(shipped.read_text()) == _body(fresh), f"conf/{src.stem}.yaml is stale: run scripts/regen_conf.sh"
+        shipped = (ROOT / "examples" / "conf" / (src.stem + ".yaml"))
+        assert shipped.exists(), f"examples/conf/{src.stem}.yaml is missing: run scripts/regen_conf.sh"
+        assert _body(shipped.read_text()) == _body(fresh), \
+            f"examples/conf/{src.stem}.yaml is stale: run scripts/regen_conf.sh"
 
 
 def _body(text: str) -> str:

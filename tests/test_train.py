@@ -102,7 +102,7 @@ def test_byoc_without_its_code_is_refused(tmp_path, rel, module):
 
 @pytest.mark.parametrize("name", ["demo", "demo_v41"])
 def test_demo_trains_with_builtin_data(tmp_path, name):
-    proc = train(ROOT / "conf", name, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, timeout=300)
+    proc = train(ROOT / "examples" / "conf", name, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert re.search(r"finished 2 epoch\(s\)[\s\S]*key metric = [\d.]+", proc.stdout)
     run = tmp_path / "run"
@@ -124,8 +124,8 @@ def test_demo_sweep_two_trials(tmp_path):
 
 
 def test_alternatives_error_stops_training(tmp_path):
-    proc = train(ROOT / "conf", "demo_v41", "useNovograd=false", "useAdam=false", f"hydra.run.dir={tmp_path / 'r'}",
-                 cwd=tmp_path)
+    proc = train(ROOT / "examples" / "conf", "demo_v41", "useNovograd=false", "useAdam=false",
+                 f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path)
     assert proc.returncode == 2
     line = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")][0]
     assert "train.optimizer: exactly one of the 2 alternatives must be enabled, 2 are" in line
@@ -142,7 +142,7 @@ def test_nan_loss_ends_the_run_clearly(tmp_path):
         vol = nib.load(img)
         data = np.full(vol.shape, np.nan, dtype=np.float32)
         nib.save(nib.Nifti1Image(data, vol.affine), img)
-    proc = train(ROOT / "conf", "demo_v41", f"DATASET_JSON={tmp_path / 'data' / 'dataset.json'}",
+    proc = train(ROOT / "examples" / "conf", "demo_v41", f"DATASET_JSON={tmp_path / 'data' / 'dataset.json'}",
                  f"DATA_ROOT={tmp_path / 'data'}", "d1_d2=false-true", f"hydra.run.dir={tmp_path / 'r'}",
                  cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr[-2000:]
