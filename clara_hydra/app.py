@@ -40,10 +40,7 @@ def describe(exc: BaseException, *, os_hint: str = RUN_DIRS, file: str | None = 
                 inner.file = file
             return inner.exit_code, inner.format()
         inner = inner.__cause__ or inner.__context__
-    try:
-        from hydra.errors import HydraException
-    except ImportError:  # pragma: no cover
-        HydraException = ()  # type: ignore[assignment]
+    from hydra.errors import HydraException
     if isinstance(exc, (HydraException, OmegaConfBaseException)):
         text = first_line(exc)
         cause = exc.__cause__ or exc.__context__

@@ -71,7 +71,7 @@ def _escape(s: str, before_interpolation: bool = False, whole: bool = True) -> s
 class _Values:
     """Turns Clara ``"{name}"`` strings into OmegaConf interpolations."""
 
-    def __init__(self, defined: set[str], file: str, taken: set[str] = frozenset()) -> None:
+    def __init__(self, defined: set[str], file: str, taken: set[str] | frozenset[str] = frozenset()) -> None:
         self.defined = defined
         self.file = file
         self.taken = taken  # top-level keys with another meaning (aliases, sections, labels)
@@ -188,7 +188,7 @@ def convert(cfg: ClaraConfig, source_label: str | None = None) -> Conversion:
                 sources[0] = home_value
         else:
             choices[p.name] = {lab: values.conv(opt, entry.loc) for lab, opt in p.choices.items()}
-            if p.default_label not in p.choices:
+            if p.default_label is not None and p.default_label not in p.choices:
                 choices[p.name][p.default_label] = defaults
             body[p.name] = p.default_label
             drop.append(p.name)
@@ -265,7 +265,7 @@ def check_combinations(conv: Conversion) -> None:
     combos: list[dict] = [{}]
     if relevant and all(p.type == "enum" or (p.type == "int" and p.entry.high - p.entry.low < 64)
                         for p in relevant):
-        axes = []
+        axes: list[list[tuple[str, Any]]] = []
         for p in relevant:
             if p.type == "int":
                 axes.append([(p.name, v) for v in range(p.entry.low, p.entry.high + 1)])
@@ -318,13 +318,11 @@ def _deciding_paths(cfg: ClaraConfig) -> dict[Loc, Loc]:
 def _skeleton_put(mini: dict, body: dict, path: Loc) -> None:
     """Copy the value at ``path`` of ``body`` into ``mini``, creating the dicts and lists on the
     way (lists as long as in ``body``, other members empty)."""
-    node, src = mini, body
+    node: Any = mini
+    src: Any = body
     for part in path[:-1]:
         src = src[part]
-        if isinstance(node, list):
-            child = node[part]
-        else:
-            child = node.get(part)
+        child = node[int(part)] if isinstance(node, list) else node.get(part)
         if child is None or child == {} and isinstance(src, list):
             child = [{} for _ in src] if isinstance(src, list) else {}
             node[part] = child
@@ -366,7 +364,10 @@ def _get_or(tree: Any, path: Loc, default: Any) -> Any:
 
 # --------------------------------------------------------------------------- YAML
 
-class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml when present: 5x faster
+_BaseDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: 5x faster
+
+
+class _Dumper(_BaseDumper):  # type: ignore[valid-type,misc]
     def ignore_aliases(self, data: Any) -> bool:
         return True  # no anchors/aliases: OmegaConf limits how far they may expand
 
@@ -413,7 +414,7 @@ def _dump(data: Any) -> str:
 
 def key_metric_direction(tree: dict) -> tuple[str, str]:
     """maximize for Dice-like key metrics (Clara's score), minimize for a loss."""
-    validate = tree.get("validate") if isinstance(tree.get("validate"), dict) else {}
+    validate: dict = tree["validate"] if isinstance(tree.get("validate"), dict) else {}
     candidates = []
     if isinstance(validate.get("key_metric"), dict):
         candidates.append(validate["key_metric"])

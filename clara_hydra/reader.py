@@ -45,8 +45,8 @@ def load_json(path: str, what: str = "config") -> Any:
     def pairs(items: list) -> dict:
         obj = dict(items)
         if len(obj) != len(items):  # JSON readers keep the last value silently
-            seen: set = set()
-            duplicates[id(obj)] = next(k for k, _ in items if k in seen or seen.add(k))
+            keys = [k for k, _ in items]
+            duplicates[id(obj)] = next(k for i, k in enumerate(keys) if k in keys[:i])
         return obj
 
     try:
@@ -325,11 +325,12 @@ class _Reader:
             self.searched[arg.target] = eloc
             if arg.alias is not None:
                 self.alias_at[arg.alias] = eloc
-        targets = entry.get("targets")
+        targets: Any = entry.get("targets")
         low, high, options = self.targets(eloc, stype, targets, args)
         self.entries.append(SearchEntry(eloc, cloc, domain, stype, targets, args, low, high, options))
 
     def arg(self, aloc: Loc, written: str, comp: dict | None, cloc: Loc | None) -> ArgRef:
+        """One written search arg; ``comp``/``cloc`` are its component (None: the top-level search)."""
         m = re.fullmatch(r"(@?)([^#@]*)(?:#(.*))?", written)
         if not m or not m.group(2):
             raise self.err(aloc, f"malformed search arg {_show(written)}",
@@ -342,7 +343,7 @@ class _Reader:
             raise self.err(aloc, f"alias '{alias}' is reserved by Hydra and clara-hydra", "rename the alias")
         if comp is None and name in RESERVED_TOP:
             raise self.err(aloc, f"'{name}' is reserved by Hydra and clara-hydra", "rename the param or tag")
-        if comp is None:  # top level: first-level params, `@tag` introduces one
+        if comp is None or cloc is None:  # top level: first-level params, `@tag` introduces one
             if name in self.data and name not in self.first_level:
                 raise self.err(aloc, f"'{name}' is not a first-level param (it is a section, a component or "
                                      f"a commented-out key)", "a top-level search sets first-level params only; "

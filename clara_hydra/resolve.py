@@ -31,7 +31,7 @@ def effective_from_cfg(cfg: Any, *, enabled_only: bool = False, file: str | None
                                 location=name, hint="see `clara-hydra space` for what each label sets")
     warn_outside_domain(cfg, meta, file)
     try:
-        tree = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+        tree: Any = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)  # a DictConfig gives a dict
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None)
         raise ClaraHydraError(f"cannot resolve the config: {first_line(exc)}", file=file,

@@ -51,7 +51,8 @@ def check_value(typ: type, value: Any) -> str | None:
 
 def schema_node(name: str):
     from omegaconf import MISSING, BooleanNode, FloatNode, IntegerNode, OmegaConf
-    node_type = {int: IntegerNode, float: FloatNode, bool: BooleanNode}
+    node_type: dict[type, type[IntegerNode] | type[FloatNode] | type[BooleanNode]] = {
+        int: IntegerNode, float: FloatNode, bool: BooleanNode}
     return OmegaConf.create({name: node_type[WELL_KNOWN[name]](MISSING, is_optional=False)})
 
 

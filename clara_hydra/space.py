@@ -157,15 +157,15 @@ def check_schema_types(cfg: ClaraConfig, params: list[Param]) -> None:
                                        file=cfg.env_file if name in cfg.env and cfg.env_file else cfg.file)
     for p in params:
         for i, arg in enumerate(p.entry.args):
-            typ = WELL_KNOWN.get(arg.name) if arg.kind == "param" else None
-            if typ is None:
+            want = WELL_KNOWN.get(arg.name) if arg.kind == "param" else None
+            if want is None:
                 continue
-            if p.type == "float" and typ is int:
+            if p.type == "float" and want is int:
                 raise SearchSpaceError(f"'{arg.name}' is an integer but this entry searches floats",
                                        file=cfg.file, location=clara(p.entry.loc + ("type",)),
                                        hint='use "type": "int"')
             for opt in p.entry.options:
-                problem = check_value(typ, opt[i])
+                problem = check_value(want, opt[i])
                 if problem:
                     raise SearchSpaceError(f"option for '{arg.name}' {problem}", file=cfg.file,
                                            location=clara(p.entry.loc + ("targets",)))
@@ -221,11 +221,12 @@ def _param(cfg: ClaraConfig, entry: SearchEntry, taken: set[str]) -> Param:
         return _direct(entry, sweep, value_keys, sources, taken)
 
     literals = [hydra_literal(opt[0]) for opt in entry.options] if len(entry.args) == 1 else [None]
-    if all(lit is not None for lit in literals):
-        labels = list(dict.fromkeys(literals))  # drop duplicate options, keep order
-        p = _direct(entry, f"choice({', '.join(labels)})", value_keys, sources, taken)
-        p.labels = labels
-        p.choices = {lab: [opt[0]] for lab, opt in zip(literals, entry.options) if lab not in p.choices}
+    written = [lit for lit in literals if lit is not None]
+    if len(written) == len(literals):  # every option is a value Hydra's grammar can write
+        p = _direct(entry, "", value_keys, sources, taken)
+        p.labels = list(dict.fromkeys(written))  # drop duplicate options, keep order
+        p.sweep = f"choice({', '.join(p.labels)})"
+        p.choices = {lab: [opt[0]] for lab, opt in zip(written, entry.options) if lab not in p.choices}
         return p
 
     labels = _labels(cfg, entry)

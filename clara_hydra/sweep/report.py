@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from ..errors import ClaraHydraError
 
@@ -43,7 +44,7 @@ def report(study_name: str, storage: str, out_dir: str, top: int = 5) -> list[st
             except (ValueError, RuntimeError) as exc:  # e.g. importances need variation
                 print(f"clara-hydra: {name}: not drawn ({exc})")
                 continue
-        fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+        fig: Any = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure  # type: ignore[attr-defined]
         fig.set_size_inches(10, 6)
         fig.tight_layout()
         path = os.path.join(out_dir, name)
@@ -51,7 +52,7 @@ def report(study_name: str, storage: str, out_dir: str, top: int = 5) -> list[st
         plt.close(fig)
         written.append(path)
     reverse = study.direction.name == "MAXIMIZE"
-    best = sorted(complete, key=lambda t: t.value, reverse=reverse)[:top]
+    best = sorted(complete, key=lambda t: float(t.value or 0.0), reverse=reverse)[:top]  # complete: has a value
     states = {s.name.lower(): n for s in TrialState if (n := len(study.get_trials(deepcopy=False, states=(s,))))}
     print(f"study '{study_name}' ({study.direction.name.lower()}): " + ", ".join(f"{n} {s}" for s, n in states.items()))
     print(f"top {len(best)} trials:")

@@ -69,8 +69,8 @@ def open_storage(spec: Any, *, must_exist: bool = False):
         except OSError as exc:
             raise StorageError(f"cannot open the journal file: {exc.strerror}", file=path,
                                hint="put it in a folder that exists and that you can write to") from None
-    kwargs = {"engine_kwargs": {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}} if path else {}
-    return retrying(lambda: optuna.storages.RDBStorage(text, **kwargs), what=text)
+    engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if path else None
+    return retrying(lambda: optuna.storages.RDBStorage(text, engine_kwargs=engine_kwargs), what=text)
 
 
 def _unreadable_journal(exc: BaseException, where: str | None) -> StorageError:

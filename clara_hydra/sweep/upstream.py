@@ -63,8 +63,8 @@ def distribution(override: Any) -> BaseDistribution:
     return stock.create_optuna_distribution_from_override(override)
 
 
-def directions(impl: stock.OptunaSweeperImpl) -> list[str]:
-    """The sweep's direction(s) as names (``maximize``), one per objective."""
+def directions(impl: stock.OptunaSweeperImpl) -> list[Any]:
+    """The sweep's direction(s) as names (``maximize``), one per objective, as Optuna takes them."""
     return list(impl._get_directions())
 
 

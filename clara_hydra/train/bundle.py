@@ -221,11 +221,11 @@ class Builder:
             notice(f"{sec}.dataloader: cached data on CUDA: using ThreadDataLoader")
         from ..sweep.protocol import in_worker
         on_disk = self.share_cache and in_worker()  # a worker: the cache is shared on disk
-        if self.device == "cuda" and cached and not on_disk and self.gpu_free_bytes and dl.get(
-                "_target_", "").endswith("ThreadDataLoader") and isinstance(ds.get("data"), list):
-            self._cache_on_gpu(sec, ds)
+        if self.device == "cuda" and cached and not on_disk and self.gpu_free_bytes and isinstance(ds, dict) \
+                and dl.get("_target_", "").endswith("ThreadDataLoader") and isinstance(ds.get("data"), list):
+            self._cache_on_gpu(sec, ds, self.gpu_free_bytes)
 
-    def _cache_on_gpu(self, sec: str, ds: dict) -> None:
+    def _cache_on_gpu(self, sec: str, ds: dict, free_bytes: int) -> None:
         """Keep the cached (deterministic) part of the data on the GPU when it fits in half of the
         free memory: EnsureTyped(device=cuda) right after the deterministic prefix."""
         from .cache import first_random_index
@@ -235,7 +235,7 @@ class Builder:
         chain = (self.bundle[sec].get("pre_transforms") or {}).get("transforms")
         if not keys or estimate is None or chain is None or ds.get("transform") != ref(sec, "pre_transforms"):
             return
-        if estimate > self.gpu_free_bytes // 2:
+        if estimate > free_bytes // 2:
             notice(f"{sec}.dataset: cached data (~{estimate / 2**30:.1f} GiB) does not fit in half of the free GPU "
                    f"memory: kept in host memory")
             return
@@ -303,7 +303,7 @@ def estimate_bytes(data: list, keys: list[str]) -> int | None:
         import nibabel as nib
         for item in data:
             for k in keys:
-                shape = nib.load(item[k]).header.get_data_shape()
+                shape = nib.load(item[k]).header.get_data_shape()  # type: ignore[attr-defined]
                 n = 1
                 for d in shape:
                     n *= int(d)

@@ -56,7 +56,8 @@ def run(cfg: DictConfig) -> float | None:
 
     run_dir = HydraConfig.get().runtime.output_dir
     source = ((cfg.get("clara_hydra") or {}).get("source")) if "clara_hydra" in cfg else None
-    multirun = HydraConfig.get().mode.name == "MULTIRUN"
+    mode = HydraConfig.get().mode
+    multirun = mode is not None and mode.name == "MULTIRUN"
     worker = P.in_worker()  # a worker process of the clara_optuna sweeper: it answers with a file
     try:
         prepare(cfg, run_dir)

@@ -77,7 +77,7 @@ def _parsed(parser, ident: str):
     except ClaraHydraError:
         raise
     except Exception as exc:
-        root = exc
+        root: BaseException = exc
         while root.__cause__ is not None:
             root = root.__cause__
         text = str(root).strip().splitlines()
@@ -178,7 +178,12 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
     start = time.perf_counter()
     thread_errors: list[BaseException] = []
     previous_hook = threading.excepthook
-    threading.excepthook = lambda args: (thread_errors.append(args.exc_value), previous_hook(args))
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is not None:
+            thread_errors.append(args.exc_value)
+        previous_hook(args)
+    threading.excepthook = hook
     try:
         trainer.run()
         if evaluator is not None and evaluator.state.epoch == 0:
@@ -201,8 +206,11 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
 def _training_error(exc: BaseException) -> TrainingError:
     """The root cause of a failure inside training, as one located message."""
     root = exc
-    while root.__cause__ is not None or (root.__context__ is not None and "applying transform" in str(root)):
-        root = root.__cause__ or root.__context__
+    while True:
+        nxt = root.__cause__ or (root.__context__ if "applying transform" in str(root) else None)
+        if nxt is None:
+            break
+        root = nxt
     where = "train"
     text = str(exc)
     if "applying transform" in text:

@@ -38,7 +38,7 @@ def _keys(args: dict, *names: str) -> list:
 
 
 def _comp(target: str, args: dict, disabled: Any = False) -> dict:
-    c = {"path": target, "args": args}
+    c: dict[str, Any] = {"path": target, "args": args}
     if disabled:
         c["disabled"] = True
     return c
@@ -345,7 +345,9 @@ def _validate(validate: dict, train: dict, act: str, n: int, classification: boo
             "roi_size": roi, "sw_batch_size": int(ia.get("batch_size", 1)), "overlap": 0.5}}
     else:
         out["inferer"] = {"path": "monai.inferers.SimpleInferer"}
-    metrics, kinds = [], set()
+    metrics: list[dict[str, Any]] = []
+    kinds: set[str] = set()
+    m: dict[str, Any]
     for comp in validate.get("metrics") or []:
         if not T.is_component(comp):
             continue

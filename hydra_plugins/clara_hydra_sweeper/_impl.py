@@ -82,6 +82,9 @@ class ClaraOptunaSweeperImpl:
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.impl.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        if self.impl.launcher is None:  # pragma: no cover - Hydra's setup always makes one
+            raise RuntimeError("Hydra gave the sweeper no launcher")
+        self.launcher = self.impl.launcher
         self.config = config
         optuna.logging.disable_default_handler()  # Optuna's lines in the run's one log format
         optuna.logging.enable_propagation()
@@ -180,7 +183,7 @@ class ClaraOptunaSweeperImpl:
     def _run_launcher(self, to_go: int) -> None:
         """Batches of n_jobs trials through Hydra's launcher (in-process by default; a SLURM array
         with hydra-submitit-launcher). Each job's folder is its trial number."""
-        launcher = self.impl.launcher
+        launcher = self.launcher
         while to_go > 0:
             batch = []
             for _ in range(min(to_go, max(1, int(self.impl.n_jobs)))):
