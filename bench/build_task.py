@@ -19,7 +19,7 @@ def build_only(cfg: DictConfig, run_dir: str) -> float:
     return 0.5
 
 
-@hydra.main(config_path="../conf", config_name="demo_v41")
+@hydra.main(config_path="../examples/conf", config_name="demo_v41")
 def main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
     return build_only(cfg, HydraConfig.get().runtime.output_dir)

@@ -40,6 +40,35 @@ def _rel(p: Path) -> str:
 TRAINABLE = [p for p in training_configs() if _rel(p) not in NOT_TRAINABLE and _rel(p) not in BYOC_MISSING]
 
 
+def _components(config: Path) -> tuple:
+    """What a config trains with: each component's class and whether it is disabled, by slot
+    (search and apply blocks aside: they change values, which the resolve tests cover)."""
+    def walk(node, loc: tuple) -> list:
+        out = []
+        if isinstance(node, dict):
+            if "name" in node or "path" in node:
+                out.append((loc[:2], str(node.get("name") or node.get("path")).split("#")[0],
+                            node.get("disabled") is True))
+            for key, value in node.items():
+                if key not in ("search", "apply"):
+                    out += walk(value, loc + (key,))
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                out += walk(value, loc + (i,))
+        return out
+    data = json.loads(config.read_text())
+    return tuple(sorted(set(walk({k: data[k] for k in ("train", "validate") if k in data}, ()))))
+
+
+#: One config per set of components trains one epoch (the AutoML variants of one example differ
+#: only in their search blocks); every other trainable config builds all its objects, data included.
+_FIRST: dict[tuple, Path] = {}
+for _p in TRAINABLE:
+    _FIRST.setdefault(_components(_p), _p)
+TRAINED = list(_FIRST.values())
+BUILT = [p for p in TRAINABLE if p not in TRAINED]
+
+
 def _spacing(config: Path) -> list[float]:
     """Voxel size of the synthetic data: the config's Spacingd pixdim, so crops fit after resampling."""
     text = config.read_text()
@@ -55,7 +84,8 @@ def synth_sets(tmp_path_factory):
         key = tuple(spacing)
         if key not in made:
             out = tmp_path_factory.mktemp("synth")
-            proc = run_cli("synth-data", out, "--spacing", *map(str, spacing))
+            # one training volume: every component still runs end to end, at about half the cost
+            proc = run_cli("synth-data", out, "--train", "1", "--spacing", *map(str, spacing))
             assert proc.returncode == 0, proc.stderr
             made[key] = out
         return made[key]
@@ -73,7 +103,7 @@ def _convert(src: Path, out: Path) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-@pytest.mark.parametrize("config", TRAINABLE, ids=_rel)
+@pytest.mark.parametrize("config", TRAINED, ids=_rel)
 def test_corpus_config_trains_one_epoch(tmp_path, synth_sets, config):
     data = synth_sets(_spacing(config))
     _convert(config, tmp_path / "conf")
@@ -85,6 +115,29 @@ def test_corpus_config_trains_one_epoch(tmp_path, synth_sets, config):
     assert 0.0 <= float(m.group(1)) <= 1.0
     saved = json.loads((tmp_path / "run" / "config_train.json").read_text())
     assert saved["epochs"] == 1
+
+
+@pytest.mark.parametrize("config", BUILT, ids=_rel)
+def test_corpus_config_like_a_trained_one_builds_every_object(tmp_path, monkeypatch, synth_sets, config):
+    monkeypatch.chdir(tmp_path)  # handlers write where the config says (often relative: models/)
+    from clara_hydra.effective import enabled_only
+    from clara_hydra.resolve import compose, effective_from_cfg
+    from clara_hydra.train.run import _parsed, build
+
+    data = synth_sets(_spacing(config))
+    _convert(config, tmp_path / "conf")
+    cfg = compose(str(tmp_path / "conf"), config.stem,
+                  ["epochs=1", f"DATASET_JSON={data / 'dataset.json'}", f"DATA_ROOT={data}"])
+    tree = enabled_only(effective_from_cfg(cfg))
+    parser, _, _ = build(tree, config_file=str(config), device="cpu", amp=False)
+    trainer = _parsed(parser, "train::trainer")
+    assert trainer.state.max_epochs == 1 and len(trainer.data_loader) >= 1
+    assert _parsed(parser, "validate::evaluator") is not None
+
+
+def test_the_trained_configs_cover_every_component_set():
+    assert {_components(p) for p in TRAINED} == {_components(p) for p in TRAINABLE}
+    assert len(TRAINED) + len(BUILT) == len(TRAINABLE)
 
 
 @pytest.mark.parametrize("rel,module", sorted(BYOC_MISSING.items()), ids=[k for k in sorted(BYOC_MISSING)])
