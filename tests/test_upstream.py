@@ -128,3 +128,21 @@ def test_sampler_random_states_can_be_moved_on(make):
         study = optuna.create_study(sampler=sampler)
         return study.ask().suggest_float("x", 0, 1)
     assert first_after_reseed(5) == first_after_reseed(5) != first_after_reseed(6)
+
+
+def test_the_plugin_scan_imports_neither_optuna_nor_the_sweeper_work():
+    """Hydra imports every plugin module when any Hydra app starts: the registered sweeper is thin,
+    its work (and Optuna) is imported when a sweep starts."""
+    import json
+    import subprocess
+    import sys
+    probe = ("import json, sys\n"
+             "from hydra.core.plugins import Plugins\n"
+             "from hydra.plugins.sweeper import Sweeper\n"
+             "names = [p.__name__ for p in Plugins.instance().discover(Sweeper)]\n"
+             "print(json.dumps({'sweepers': names, 'loaded': sorted(m for m in sys.modules if m.startswith("
+             "('optuna', 'hydra_plugins.clara_hydra_sweeper._impl', 'hydra_plugins.hydra_optuna_sweeper._impl')))}))")
+    out = json.loads(subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
+                                    text=True).stdout)
+    assert "ClaraOptunaSweeper" in out["sweepers"] and "OptunaSweeperImpl" not in out["sweepers"]
+    assert out["loaded"] == []
