@@ -296,3 +296,24 @@ def test_relative_sqlite_storage_works_when_jobs_change_directory(tmp_path, conf
                  "hydra.sweeper.n_trials=2", "hydra.job.chdir=True", "hydra.sweeper.pruner=none")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert [r["state"] for r in rows(tmp_path / "sweep" / "trials.csv")] == ["complete", "complete"]
+
+
+def test_grid_sampler_runs_each_combination_once(tmp_path, conf):
+    """hydra/sweeper/sampler=grid as in the stock sweeper: the grid is the search space, n_trials
+    is capped at its size, every combination runs once, and a second command has nothing left."""
+    args = ("hydra/sweeper/sampler=grid", "x=choice(0.2,0.8)", "hydra.sweeper.n_trials=10", "hydra.sweeper.pruner=none",
+            f"hydra.sweeper.storage=sqlite:///{tmp_path / 'grid.db'}")
+    proc = sweep(conf, tmp_path, *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "a grid of 4 combination(s)" in proc.stdout
+    trials = rows(tmp_path / "sweep" / "trials.csv")
+    assert sorted((r["x"], r["mode"]) for r in trials) == [("0.2", "a"), ("0.2", "b"), ("0.8", "a"), ("0.8", "b")]
+    assert {r["state"] for r in trials} == {"complete"}
+    again = sweep(conf, tmp_path, *args)
+    assert again.returncode == 0 and "this run: 0 trial(s)" in again.stdout, again.stderr[-2000:]
+
+
+def test_grid_sampler_on_a_continuous_range_is_one_line(tmp_path, conf):
+    proc = sweep(conf, tmp_path, "hydra/sweeper/sampler=grid", "hydra.sweeper.storage=null")
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and "the grid sampler needs a finite search space" in line

@@ -146,3 +146,13 @@ def test_the_plugin_scan_imports_neither_optuna_nor_the_sweeper_work():
                                     text=True).stdout)
     assert "ClaraOptunaSweeper" in out["sweepers"] and "OptunaSweeperImpl" not in out["sweepers"]
     assert out["loaded"] == []
+
+
+def test_grid_sampler_from_a_deferred_grid():
+    from hydra.utils import instantiate
+    impl = _stock({"mode": "choice(a, b)", "n": "int(interval(1, 3))"})
+    impl.sampler = instantiate({"_target_": "optuna.samplers.GridSampler", "_partial_": True, "seed": 0})
+    dists, _, _ = upstream.search_space(impl, [])
+    made = upstream.grid_sampler(impl, dists)
+    assert made is not None and isinstance(made[0], optuna.samplers.GridSampler) and made[1] == 6
+    assert upstream.grid_sampler(_stock({"x": "choice(1, 2)"}), {}) is None  # not a grid sampler

@@ -10,6 +10,7 @@ changes one fails there, by name, instead of somewhere in a sweep.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,7 +27,8 @@ PRIVATE_NAMES: dict[str, tuple[str, ...]] = {
     "hydra_plugins.hydra_optuna_sweeper._impl": (
         "OptunaSweeperImpl", "create_params_from_overrides", "create_optuna_distribution_from_override"),
     "hydra_plugins.hydra_optuna_sweeper._impl.OptunaSweeperImpl": (
-        "_process_searchspace_config", "_parse_sweeper_params_config", "_get_directions", "_configure_trials"),
+        "_process_searchspace_config", "_parse_sweeper_params_config", "_get_directions", "_configure_trials",
+        "_to_grid_sampler_choices"),
     "hydra.core.utils.JobReturn": ("_return_value",),
     "optuna.study.Study": ("_storage",),
     "optuna.trial.Trial": ("_trial_id",),
@@ -61,6 +63,21 @@ def search_space(impl: stock.OptunaSweeperImpl,
 def distribution(override: Any) -> BaseDistribution:
     """The Optuna distribution hydra-optuna-sweeper makes of one parsed sweep override."""
     return stock.create_optuna_distribution_from_override(override)
+
+
+def grid_sampler(impl: stock.OptunaSweeperImpl,
+                 dists: dict[str, BaseDistribution]) -> tuple[optuna.samplers.GridSampler, int] | None:
+    """``hydra/sweeper/sampler=grid`` leaves a deferred GridSampler (its grid is the search space,
+    known only now): the sampler over every combination of ``dists``, and how many there are.
+    None for any other sampler. Raises ValueError for a continuous range (no grid)."""
+    sampler = impl.sampler
+    if not (isinstance(sampler, functools.partial) and sampler.func is optuna.samplers.GridSampler):
+        return None
+    grid = {name: list(stock.OptunaSweeperImpl._to_grid_sampler_choices(d)) for name, d in dists.items()}
+    size = 1
+    for choices in grid.values():
+        size *= len(choices)
+    return sampler(grid), size
 
 
 def directions(impl: stock.OptunaSweeperImpl) -> list[Any]:

@@ -106,6 +106,16 @@ class ClaraOptunaSweeperImpl:
                                   hint="write choice(a, b, ...), interval(low, high) or int(interval(low, high)) "
                                        "with low <= high") from None
         self.dists, self.fixed_params, self.fixed_overrides = dists, fixed_params, fixed_overrides
+        try:
+            grid = upstream.grid_sampler(impl, dists)
+        except ValueError as exc:
+            raise ClaraHydraError(f"the grid sampler needs a finite search space: {first_line(exc)}",
+                                  location="hydra.sweeper.params",
+                                  hint="give each range a step (int(interval(a, b)), choice(...)), or use another "
+                                       "sampler (hydra/sweeper/sampler=tpe)") from None
+        grid_size = None
+        if grid is not None:
+            impl.sampler, grid_size = grid
         directions = upstream.directions(impl)
         self.storage_spec = absolute(impl.storage)
         storage = open_storage(self.storage_spec)
@@ -122,12 +132,15 @@ class ClaraOptunaSweeperImpl:
         to_go = impl.n_trials
         if self.study_trials is not None:
             to_go = max(0, min(to_go, int(self.study_trials) - len(done)))
+        if grid_size is not None:  # as the stock sweeper: a grid runs each combination once, then stops
+            to_go = max(0, min(to_go, grid_size - len(done)))
         if study.get_trials(deepcopy=False):
             _reseed(study.sampler, len(study.get_trials(deepcopy=False)), self.seed)  # no replay of samples
         notice(f"study '{study.study_name}' in {impl.storage or 'memory'}: {len(done)} finished trial(s)"
                  + (f", {marked} interrupted one(s) marked failed" if marked else "")
                  + f"; this run: {to_go} trial(s)"
-                 + (f" (study_trials={self.study_trials})" if self.study_trials is not None else ""))
+                 + (f" (study_trials={self.study_trials})" if self.study_trials is not None else "")
+                 + (f" (a grid of {grid_size} combination(s))" if grid_size is not None else ""))
         self.failed = 0
         self.finished = 0
         self.completed = 0
@@ -342,12 +355,12 @@ class ClaraOptunaSweeperImpl:
         if ATTR_DURATION not in trial.user_attrs:
             trial.set_user_attr(ATTR_DURATION, round(time.time() - started, 3))  # else the job timed itself
         if state == "complete":
-            self.study.tell(trial, value)
+            _tell(self.study, trial, values=value)
             self.completed += 1
         elif state == "pruned":
-            self.study.tell(trial, state=TrialState.PRUNED)
+            _tell(self.study, trial, state=TrialState.PRUNED)
         else:
-            self.study.tell(trial, state=TrialState.FAIL)
+            _tell(self.study, trial, state=TrialState.FAIL)
             self.failed += 1
         self.finished += 1
         best = results.best(self.study)
@@ -419,6 +432,16 @@ def _reseed(sampler, offset: int, seed: Any) -> None:
         elif hasattr(holder, "reseed_rng"):
             holder.reseed_rng()
 
+
+
+def _tell(study: optuna.Study, trial: Any, **kwargs: Any) -> None:
+    """study.tell; the grid sampler, told its last combination, asks the study to stop, which Optuna
+    allows only inside study.optimize: the trial is recorded all the same (as the stock sweeper)."""
+    try:
+        study.tell(trial, **kwargs)
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise
 
 
 def _raise_keyboard_interrupt(signum, frame):
