@@ -240,6 +240,15 @@ def test_pruning_through_train_py(tmp_path, mmar):
     assert "Exception:" not in proc.stdout + proc.stderr  # no engine traceback in the second trial either
 
 
+def test_a_trial_is_never_pruned_at_its_last_validation(tmp_path, mmar):
+    """One-epoch trials: their only validation gives the final value, whatever the pruner says."""
+    sweep_dir = tmp_path / "sweep"
+    proc = clara_train("--mmar", mmar, "-m", "epochs=1", "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={sweep_dir}",
+                       "hydra.sweeper.pruner={_target_: optuna.pruners.ThresholdPruner, lower: 2.0}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [r["state"] for r in trials(sweep_dir)] == ["complete", "complete"]
+
+
 def test_each_mmar_gets_its_own_study_and_never_joins_another_space(tmp_path, data):
     first = make_mmar(tmp_path / "a", data)
     second = make_mmar(tmp_path / "b", data, drop_search=True)

@@ -235,6 +235,8 @@ def _report_to(trial, trainer, evaluator) -> None:
             return
         step = max(int(trainer.state.epoch), 1)
         trial.report(float(value), step)
+        if step >= int(trainer.state.max_epochs or 0):
+            return  # the last validation: the value is final, so the trial completes, never pruned
         if trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {step}: {name} = {float(value):.4f}")
 
