@@ -279,6 +279,7 @@ def test_each_mmar_gets_its_own_study_and_never_joins_another_space(tmp_path, da
     pytest.param("hydra.sweeper.storage=null hydra.sweeper.workers=2", "workers need a persistent storage",
                  id="workers-without-storage"),
     pytest.param("hydra.sweeper.direction=bogus", "direction must be minimize or maximize", id="direction-bogus"),
+    pytest.param("hydra.sweeper.finite_space=all", "finite_space must be enumerate or sample", id="finite-space-all"),
     pytest.param("hydra.sweeper.storage=bogus", "not a storage URL", id="storage-not-a-url"),
     pytest.param("=1", "Config group override", id="empty-key"),
     pytest.param("learning_rate=interval(1,0)", "hydra.sweeper.params: a sweep parameter cannot be made",

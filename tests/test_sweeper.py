@@ -305,7 +305,7 @@ def test_grid_sampler_runs_each_combination_once(tmp_path, conf):
             f"hydra.sweeper.storage=sqlite:///{tmp_path / 'grid.db'}")
     proc = sweep(conf, tmp_path, *args)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "a grid of 4 combination(s)" in proc.stdout
+    assert "4 combination(s) in all" in proc.stdout
     trials = rows(tmp_path / "sweep" / "trials.csv")
     assert sorted((r["x"], r["mode"]) for r in trials) == [("0.2", "a"), ("0.2", "b"), ("0.8", "a"), ("0.8", "b")]
     assert {r["state"] for r in trials} == {"complete"}
@@ -317,3 +317,32 @@ def test_grid_sampler_on_a_continuous_range_is_one_line(tmp_path, conf):
     proc = sweep(conf, tmp_path, "hydra/sweeper/sampler=grid", "hydra.sweeper.storage=null")
     (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 2 and "the grid sampler needs a finite search space" in line
+
+
+def test_a_finite_space_is_enumerated_once_by_default(tmp_path, conf):
+    """Clara's enum-only search made one folder per combination: a finite space runs each
+    combination once (Optuna's BruteForceSampler) and stops, whatever n_trials says."""
+    proc = sweep(conf, tmp_path, "x=choice(0.2,0.8)", "hydra.sweeper.n_trials=10", "hydra.sweeper.pruner=none",
+                 "hydra.sweeper.storage=null")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "the search space is finite (4 combination(s))" in proc.stdout
+    trials = rows(tmp_path / "sweep" / "trials.csv")
+    assert sorted((r["x"], r["mode"]) for r in trials) == [("0.2", "a"), ("0.2", "b"), ("0.8", "a"), ("0.8", "b")]
+    assert {r["state"] for r in trials} == {"complete"}
+
+
+def test_a_finished_combination_is_reused_not_trained_again(tmp_path, conf):
+    """With finite_space=sample, TPE proposes finished combinations again: they are not trained,
+    they complete with the earlier value, recorded as reused."""
+    proc = sweep(conf, tmp_path, "x=choice(0.2,0.8)", "mode=choice(a)", "hydra.sweeper.n_trials=6",
+                 "hydra.sweeper.pruner=none", "hydra.sweeper.finite_space=sample", "hydra.sweeper.storage=null")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = rows(tmp_path / "sweep" / "trials.csv")
+    trained = [r for r in trials if not r["reason"].startswith("reused")]
+    reused = [r for r in trials if r["reason"].startswith("reused")]
+    assert len(trials) == 6 and len(reused) >= 4 and {r["state"] for r in trials} == {"complete"}
+    assert len({r["x"] for r in trained}) == len(trained)  # each combination trained once
+    by_x = {r["x"]: r["value"] for r in trained}
+    assert all(r["value"] == by_x[r["x"]] for r in reused)
+    ran = (tmp_path / "seen_gpus.txt").read_text().splitlines()  # one line per run of the task
+    assert sorted(int(line.split(":")[0]) for line in ran) == sorted(int(r["number"]) for r in trained)

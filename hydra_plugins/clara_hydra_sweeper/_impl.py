@@ -67,10 +67,16 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 class ClaraOptunaSweeperImpl:
     def __init__(self, *, sampler: Any, direction: Any, storage: Any, study_name: str | None, n_trials: int,
                  n_jobs: int, max_failure_rate: float, custom_search_space: str | None, params: DictConfig | None,
-                 pruner: Any, workers: int | str | None, study_trials: int | None) -> None:
+                 pruner: Any, workers: int | str | None, study_trials: int | None,
+                 finite_space: str = "enumerate") -> None:
         self.pruner_spec = OmegaConf.to_container(pruner) if isinstance(pruner, DictConfig) else pruner
         self.workers = workers
         self.study_trials = study_trials
+        if finite_space not in ("enumerate", "sample"):
+            raise ClaraHydraError(f"finite_space must be enumerate or sample, got {finite_space!r}",
+                                  location="hydra.sweeper.finite_space",
+                                  hint="set hydra.sweeper.finite_space=enumerate (each combination once) or sample")
+        self.finite_space = finite_space
         self.pruner = _validate(n_trials, n_jobs, max_failure_rate, study_trials, workers, self.pruner_spec,
                                 direction)
         sampler_seed = sampler.get("seed") if hasattr(sampler, "get") else None
@@ -116,6 +122,10 @@ class ClaraOptunaSweeperImpl:
         grid_size = None
         if grid is not None:
             impl.sampler, grid_size = grid
+        elif dists and self.finite_space == "enumerate" and (size := _finite_size(dists)) is not None:
+            impl.sampler, grid_size = optuna.samplers.BruteForceSampler(seed=self.seed), size
+            notice(f"the search space is finite ({size} combination(s)): each runs once, then the sweep stops "
+                   f"(hydra.sweeper.finite_space=sample keeps the configured sampler)")
         directions = upstream.directions(impl)
         self.storage_spec = absolute(impl.storage)
         storage = open_storage(self.storage_spec)
@@ -140,7 +150,7 @@ class ClaraOptunaSweeperImpl:
                  + (f", {marked} interrupted one(s) marked failed" if marked else "")
                  + f"; this run: {to_go} trial(s)"
                  + (f" (study_trials={self.study_trials})" if self.study_trials is not None else "")
-                 + (f" (a grid of {grid_size} combination(s))" if grid_size is not None else ""))
+                 + (f" ({grid_size} combination(s) in all)" if grid_size is not None else ""))
         self.failed = 0
         self.finished = 0
         self.completed = 0
@@ -184,6 +194,19 @@ class ClaraOptunaSweeperImpl:
         trial.set_user_attr(ATTR_JOB_DIR, str(job_dir))
         return trial, overrides, job_dir
 
+    def _reuse(self, trial) -> bool:
+        """A trial whose values a finished trial of the study already trained is not trained again:
+        it completes with that trial's value, recorded as reused (any sampler may propose a finished
+        combination again; on a finite space TPE does it often)."""
+        twin = next((t for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                     if t.params == trial.params and t.number != trial.number), None)
+        if twin is None:
+            return False
+        trial.set_user_attr(ATTR_JOB_DIR, twin.user_attrs.get(ATTR_JOB_DIR, ""))
+        self._tell(trial, "complete", value=twin.value, reason=f"reused: the same values as trial #{twin.number}",
+                   started=time.time())
+        return True
+
     def _env(self, trial) -> dict[str, str]:
         env = {ENV_TRIAL: str(trial.number), ENV_STUDY: self.study.study_name,
                ENV_CACHE_DIR: str(self.sweep_dir / ".data_cache")}
@@ -198,13 +221,18 @@ class ClaraOptunaSweeperImpl:
         with hydra-submitit-launcher). Each job's folder is its trial number."""
         launcher = self.launcher
         while to_go > 0:
-            batch = []
-            for _ in range(min(to_go, max(1, int(self.impl.n_jobs)))):
+            batch: list[tuple[Any, list[str]]] = []
+            while len(batch) < max(1, int(self.impl.n_jobs)) and to_go > 0:
                 trial, overrides, job_dir = self._ask()
+                to_go -= 1
+                if self._reuse(trial):
+                    continue
                 overrides += [f"++hydra.job.env_set.{k}={_quote(v)}" for k, v in self._env(trial).items()]
                 overrides.append(f"hydra.sweep.subdir={trial.number}")
                 trial_ctx.register(self.study.study_name, trial)
                 batch.append((trial, overrides))
+            if not batch:
+                continue
             start = time.time()
             try:
                 returns = launcher.launch([ov for _, ov in batch], initial_job_idx=batch[0][0].number)
@@ -216,7 +244,6 @@ class ClaraOptunaSweeperImpl:
             finally:
                 for trial, _ in batch:
                     trial_ctx.unregister(self.study.study_name, trial.number)
-            to_go -= len(batch)
             for (trial, _), ret in zip(batch, returns):
                 if ret.status == JobStatus.COMPLETED:
                     self._tell(trial, "complete", value=ret.return_value, started=start)
@@ -255,6 +282,9 @@ class ClaraOptunaSweeperImpl:
                 if slot in running or to_go <= 0 or stop:
                     continue
                 trial, overrides, job_dir = self._ask()
+                if self._reuse(trial):
+                    to_go -= 1
+                    continue
                 job_dir.mkdir(parents=True, exist_ok=True)
                 env = dict(os.environ, **self._env(trial))
                 result_file = job_dir / RESULT_FILE
@@ -364,7 +394,7 @@ class ClaraOptunaSweeperImpl:
             self.failed += 1
         self.finished += 1
         best = results.best(self.study)
-        shown = f"{value:.4f}" if state == "complete" else state.upper() + (f" ({reason})" if reason else "")
+        shown = (f"{value:.4f}" if state == "complete" else state.upper()) + (f" ({reason})" if reason else "")
         best_text = f"best so far {best.value:.4f} (trial #{best.number})" if best is not None else "no best yet"
         notice(f"trial #{trial.number}: {shown} | {results.format_params(trial.params)} | {best_text}")
         results.write_all(self.study, self.sweep_dir, list(self.dists))
@@ -432,6 +462,22 @@ def _reseed(sampler, offset: int, seed: Any) -> None:
         elif hasattr(holder, "reseed_rng"):
             holder.reseed_rng()
 
+
+
+def _finite_size(dists: dict) -> int | None:
+    """How many combinations a search space has, or None when a range is continuous."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    size = 1
+    for d in dists.values():
+        if isinstance(d, CategoricalDistribution):
+            size *= len(d.choices)
+        elif isinstance(d, IntDistribution) and not d.log:
+            size *= (d.high - d.low) // d.step + 1
+        elif isinstance(d, FloatDistribution) and d.step is not None:
+            size *= int(round((d.high - d.low) / d.step)) + 1
+        else:
+            return None
+    return size
 
 
 def _tell(study: optuna.Study, trial: Any, **kwargs: Any) -> None:

@@ -21,6 +21,10 @@ class ClaraOptunaSweeperConf(OptunaSweeperConf):
     # processes on one study add up. study_trials: a cap on the study's finished trials, so that a
     # resumed command continues to the same total (null: no cap).
     study_trials: Optional[int] = None
+    # a search space with finitely many combinations (choices, int ranges): "enumerate" runs each
+    # once with Optuna's BruteForceSampler and stops (as Clara's enum-only search did); "sample"
+    # keeps the configured sampler. Either way a finished combination is never trained again.
+    finite_space: str = "enumerate"
     # one trial at a time through the launcher (the stock default of 2 runs batches)
     n_jobs: int = 1
     # a sweep stops when more than this share of its trials fail
