@@ -243,10 +243,20 @@ def test_pruning_through_train_py(tmp_path, mmar):
 def test_a_trial_is_never_pruned_at_its_last_validation(tmp_path, mmar):
     """One-epoch trials: their only validation gives the final value, whatever the pruner says."""
     sweep_dir = tmp_path / "sweep"
-    proc = clara_train("--mmar", mmar, "-m", "epochs=1", "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={sweep_dir}",
+    proc = clara_train("--mmar", mmar, "-m", "epochs=1", "hydra.sweeper.n_trials=1", f"hydra.sweep.dir={sweep_dir}",
                        "hydra.sweeper.pruner={_target_: optuna.pruners.ThresholdPruner, lower: 2.0}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert [r["state"] for r in trials(sweep_dir)] == ["complete", "complete"]
+    assert [r["state"] for r in trials(sweep_dir)] == ["complete"]
+
+
+def test_a_trial_past_its_time_limit_stops_where_it_trains(tmp_path, mmar):
+    """In-process trials (and SLURM jobs) stop themselves at trial_timeout, with the reason."""
+    sweep_dir = tmp_path / "sweep"
+    proc = clara_train("--mmar", mmar, "-m", "hydra.sweeper.n_trials=1", "hydra.sweeper.trial_timeout=0.001",
+                       f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    assert "no trial completed: 1 ran, 1 failed" in one_error(proc, code=1)
+    (row,) = trials(sweep_dir)
+    assert row["state"] == "fail" and "stopped at the trial time limit (trial_timeout=0.001s)" in row["reason"]
 
 
 def test_each_mmar_gets_its_own_study_and_never_joins_another_space(tmp_path, data):
@@ -280,6 +290,8 @@ def test_each_mmar_gets_its_own_study_and_never_joins_another_space(tmp_path, da
                  id="workers-without-storage"),
     pytest.param("hydra.sweeper.direction=bogus", "direction must be minimize or maximize", id="direction-bogus"),
     pytest.param("hydra.sweeper.finite_space=all", "finite_space must be enumerate or sample", id="finite-space-all"),
+    pytest.param("hydra.sweeper.trial_timeout=0", "trial_timeout must be a number of seconds > 0",
+                 id="trial-timeout-0"),
     pytest.param("hydra.sweeper.storage=bogus", "not a storage URL", id="storage-not-a-url"),
     pytest.param("=1", "Config group override", id="empty-key"),
     pytest.param("learning_rate=interval(1,0)", "hydra.sweeper.params: a sweep parameter cannot be made",

@@ -346,3 +346,24 @@ def test_a_finished_combination_is_reused_not_trained_again(tmp_path, conf):
     assert all(r["value"] == by_x[r["x"]] for r in reused)
     ran = (tmp_path / "seen_gpus.txt").read_text().splitlines()  # one line per run of the task
     assert sorted(int(line.split(":")[0]) for line in ran) == sorted(int(r["number"]) for r in trained)
+
+
+def test_a_worker_past_the_trial_time_limit_is_stopped_and_recorded(tmp_path, conf):
+    """Clara's max_job_run_time: a trial past trial_timeout is stopped, failed with the reason,
+    and the sweep goes on."""
+    proc = sweep(conf, tmp_path, "hydra.sweeper.n_trials=3", "hydra.sweeper.workers=0:0", "hydra.sweeper.pruner=none",
+                 "hydra.sweeper.trial_timeout=3", env={"SLOW_TRIAL": "1", "SLOW_SECONDS": "120"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = {r["number"]: r for r in rows(tmp_path / "sweep" / "trials.csv")}
+    assert trials["1"]["state"] == "fail" and "trial time limit (trial_timeout=3s)" in trials["1"]["reason"]
+    assert float(trials["1"]["duration_s"]) < 60
+    assert trials["0"]["state"] == trials["2"]["state"] == "complete"
+
+
+def test_the_sweep_time_limit_starts_no_new_trials(tmp_path, conf):
+    """Clara's max_sys_run_time: past timeout no new trial starts."""
+    proc = sweep(conf, tmp_path, "hydra.sweeper.n_trials=30", "hydra.sweeper.timeout=2", "hydra.sweeper.pruner=none",
+                 "hydra.sweeper.storage=null", env={"EVERY_TRIAL_SLEEPS": "0.5"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "the sweep's time limit is reached (timeout=2s): no new trials" in proc.stdout
+    assert 1 <= len(rows(tmp_path / "sweep" / "trials.csv")) < 30

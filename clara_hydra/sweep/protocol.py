@@ -21,6 +21,7 @@ ENV_PRUNER = "CLARA_HYDRA_PRUNER"  # the sweep's pruner (JSON), so other process
 ENV_RESULT = "CLARA_HYDRA_RESULT"  # a worker process: where it writes its outcome
 ENV_CACHE_DIR = "CLARA_HYDRA_CACHE_DIR"  # the sweep's data cache folder (shared across workers)
 ENV_SHARED_CACHE = "CLARA_HYDRA_SHARED_CACHE"  # "0": trials do not share cached data
+ENV_TRIAL_TIMEOUT = "CLARA_HYDRA_TRIAL_TIMEOUT"  # seconds a trial may run (Clara's max_job_run_time)
 
 # -- the outcome a worker process writes -----------------------------------------------------
 RESULT_FILE = "clara_trial_result.json"

@@ -166,6 +166,7 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
                                 f"{engine.state.iteration}", location="train.loss",
                                 hint="lower learning_rate, check the data and the loss/activation settings")
 
+    _time_limit(trainer, evaluator, started=t_build)
     _defaults(bundle, parser, trainer, evaluator, run_dir)
     if trial is not None and evaluator is not None:
         _report_to(trial, trainer, evaluator)
@@ -201,6 +202,25 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
     metric = _key_metric(evaluator if evaluator is not None else trainer)
     notice(f"finished {trainer.state.epoch} epoch(s) in {elapsed:.1f}s")
     return metric
+
+
+def _time_limit(trainer, evaluator, *, started: float) -> None:
+    """A sweep's trial_timeout (Clara's max_job_run_time): stop at the first iteration past it."""
+    from ignite.engine import Events
+
+    from ..sweep.protocol import ENV_TRIAL_TIMEOUT
+    if not os.environ.get(ENV_TRIAL_TIMEOUT):
+        return
+    limit = float(os.environ[ENV_TRIAL_TIMEOUT])
+
+    def check(engine) -> None:
+        if time.perf_counter() - started > limit:
+            raise TrainingError(f"stopped at the trial time limit (trial_timeout={limit:g}s) at epoch "
+                                f"{trainer.state.epoch}", location="hydra.sweeper.trial_timeout",
+                                hint="raise hydra.sweeper.trial_timeout, or make the trial shorter")
+    for engine in (trainer, evaluator):
+        if engine is not None:
+            engine.add_event_handler(Events.ITERATION_COMPLETED, check)
 
 
 def _training_error(exc: BaseException) -> TrainingError:

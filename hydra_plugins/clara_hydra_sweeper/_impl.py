@@ -40,6 +40,7 @@ from clara_hydra.sweep.protocol import (
     ENV_STORAGE,
     ENV_STUDY,
     ENV_TRIAL,
+    ENV_TRIAL_TIMEOUT,
     INTERRUPTED,
     RESULT_FILE,
     read_outcome,
@@ -68,7 +69,8 @@ class ClaraOptunaSweeperImpl:
     def __init__(self, *, sampler: Any, direction: Any, storage: Any, study_name: str | None, n_trials: int,
                  n_jobs: int, max_failure_rate: float, custom_search_space: str | None, params: DictConfig | None,
                  pruner: Any, workers: int | str | None, study_trials: int | None,
-                 finite_space: str = "enumerate") -> None:
+                 finite_space: str = "enumerate", trial_timeout: float | None = None,
+                 timeout: float | None = None) -> None:
         self.pruner_spec = OmegaConf.to_container(pruner) if isinstance(pruner, DictConfig) else pruner
         self.workers = workers
         self.study_trials = study_trials
@@ -77,6 +79,13 @@ class ClaraOptunaSweeperImpl:
                                   location="hydra.sweeper.finite_space",
                                   hint="set hydra.sweeper.finite_space=enumerate (each combination once) or sample")
         self.finite_space = finite_space
+        for key, limit in (("trial_timeout", trial_timeout), ("timeout", timeout)):
+            if limit is not None and not limit > 0:
+                raise ClaraHydraError(f"{key} must be a number of seconds > 0, or null; got {limit!r}",
+                                      location=f"hydra.sweeper.{key}", hint=f"set hydra.sweeper.{key}=3600 (or null)")
+        self.trial_timeout = trial_timeout
+        self.timeout = timeout
+        self.started = time.time()
         self.pruner = _validate(n_trials, n_jobs, max_failure_rate, study_trials, workers, self.pruner_spec,
                                 direction)
         sampler_seed = sampler.get("seed") if hasattr(sampler, "get") else None
@@ -101,6 +110,7 @@ class ClaraOptunaSweeperImpl:
 
     # ------------------------------------------------------------------------------ sweep
     def sweep(self, arguments: list[str]) -> None:
+        self.started = time.time()
         impl = self.impl
         try:
             dists, fixed_params, fixed_overrides = upstream.search_space(impl, arguments)
@@ -212,6 +222,8 @@ class ClaraOptunaSweeperImpl:
                ENV_CACHE_DIR: str(self.sweep_dir / ".data_cache")}
         if self.storage_spec:
             env[ENV_STORAGE] = str(self.storage_spec)
+        if self.trial_timeout is not None:
+            env[ENV_TRIAL_TIMEOUT] = repr(float(self.trial_timeout))
         env[ENV_PRUNER] = json.dumps(self.pruner_spec)
         return env
 
@@ -220,7 +232,7 @@ class ClaraOptunaSweeperImpl:
         """Batches of n_jobs trials through Hydra's launcher (in-process by default; a SLURM array
         with hydra-submitit-launcher). Each job's folder is its trial number."""
         launcher = self.launcher
-        while to_go > 0:
+        while to_go > 0 and not self._out_of_time():
             batch: list[tuple[Any, list[str]]] = []
             while len(batch) < max(1, int(self.impl.n_jobs)) and to_go > 0:
                 trial, overrides, job_dir = self._ask()
@@ -278,6 +290,8 @@ class ClaraOptunaSweeperImpl:
     def _worker_loop(self, to_go: int, slots, cuda: bool, base: list, running: dict) -> None:
         stop = False
         while (to_go > 0 and not stop) or running:
+            if to_go > 0 and not stop and self._out_of_time():
+                to_go = 0
             for slot in range(len(slots)):
                 if slot in running or to_go <= 0 or stop:
                     continue
@@ -307,6 +321,13 @@ class ClaraOptunaSweeperImpl:
             time.sleep(0.2)
             for slot, (trial, proc, start, job_dir, logf) in list(running.items()):
                 if proc.poll() is None:
+                    if self.trial_timeout is None or time.time() - start < self.trial_timeout:
+                        continue
+                    _stop(proc)  # past its time limit (the job also stops itself, where it trains)
+                    logf.close()
+                    del running[slot]
+                    self._tell(trial, "fail", reason=f"stopped at the trial time limit "
+                                                     f"(trial_timeout={self.trial_timeout:g}s)", started=start)
                     continue
                 logf.close()
                 del running[slot]
@@ -315,6 +336,15 @@ class ClaraOptunaSweeperImpl:
                     stop = True
         if stop:
             self._raise_failure_rate()
+
+    def _out_of_time(self) -> bool:
+        """Past the sweep's time limit: no new trial starts (said once)."""
+        if self.timeout is None or time.time() - self.started < self.timeout:
+            return False
+        if not getattr(self, "_said_out_of_time", False):
+            notice(f"the sweep's time limit is reached (timeout={self.timeout:g}s): no new trials")
+            self._said_out_of_time = True
+        return True
 
     def _stop_workers(self, running: dict) -> None:
         """Ctrl-C or SIGTERM: stop the workers and record their trials as interrupted."""
@@ -488,6 +518,15 @@ def _tell(study: optuna.Study, trial: Any, **kwargs: Any) -> None:
     except RuntimeError as exc:
         if "Study.stop" not in str(exc):
             raise
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _raise_keyboard_interrupt(signum, frame):

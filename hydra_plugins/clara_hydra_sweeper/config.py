@@ -25,6 +25,11 @@ class ClaraOptunaSweeperConf(OptunaSweeperConf):
     # once with Optuna's BruteForceSampler and stops (as Clara's enum-only search did); "sample"
     # keeps the configured sampler. Either way a finished combination is never trained again.
     finite_space: str = "enumerate"
+    # time limits in seconds (Clara's max_job_run_time and max_sys_run_time; null: none). A trial
+    # past trial_timeout is stopped and recorded as failed with the reason; after timeout the sweep
+    # starts no new trial (the running ones finish, within trial_timeout).
+    trial_timeout: Optional[float] = None
+    timeout: Optional[float] = None
     # one trial at a time through the launcher (the stock default of 2 runs batches)
     n_jobs: int = 1
     # a sweep stops when more than this share of its trials fail
