@@ -306,7 +306,7 @@ def check_combinations(conv: Conversion) -> None:
 def _deciding_paths(cfg: ClaraConfig) -> dict[Loc, Loc]:
     """Each alternatives member -> the ``disabled`` that decides it: its own, or for a ``ref``
     member the one of the train component it names."""
-    ref_at = {ref.loc: ref.target for ref in cfg.refs if ref.target is not None}
+    ref_at = {ref.loc: ref.target for ref in cfg.refs}
     out: dict[Loc, Loc] = {}
     for aloc in cfg.alternatives:
         for i, _ in enumerate(get(cfg.tree, aloc)):

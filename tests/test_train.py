@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import CORPUS, ROOT, run_cli, training_configs
 
+from clara_hydra import tree as T
+
 pytestmark = pytest.mark.slow
 
 #: Corpus configs that cannot train on a synthetic NIfTI segmentation set, and why.
@@ -43,21 +45,10 @@ TRAINABLE = [p for p in training_configs() if _rel(p) not in NOT_TRAINABLE and _
 def _components(config: Path) -> tuple:
     """What a config trains with: each component's class and whether it is disabled, by slot
     (search and apply blocks aside: they change values, which the resolve tests cover)."""
-    def walk(node, loc: tuple) -> list:
-        out = []
-        if isinstance(node, dict):
-            if "name" in node or "path" in node:
-                out.append((loc[:2], str(node.get("name") or node.get("path")).split("#")[0],
-                            node.get("disabled") is True))
-            for key, value in node.items():
-                if key not in ("search", "apply"):
-                    out += walk(value, loc + (key,))
-        elif isinstance(node, list):
-            for i, value in enumerate(node):
-                out += walk(value, loc + (i,))
-        return out
     data = json.loads(config.read_text())
-    return tuple(sorted(set(walk({k: data[k] for k in ("train", "validate") if k in data}, ()))))
+    sections = {k: data[k] for k in ("train", "validate") if k in data}
+    return tuple(sorted({(v.loc[:2], str(v.node.get("path") or v.node.get("name")).split("#")[0],
+                          v.node.get("disabled") is True) for v in T.walk(sections) if v.kind == "component"}))
 
 
 #: One config per set of components trains one epoch (the AutoML variants of one example differ

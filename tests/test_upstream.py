@@ -153,6 +153,10 @@ def test_grid_sampler_from_a_deferred_grid():
     impl = _stock({"mode": "choice(a, b)", "n": "int(interval(1, 3))"})
     impl.sampler = instantiate({"_target_": "optuna.samplers.GridSampler", "_partial_": True, "seed": 0})
     dists, _, _ = upstream.search_space(impl, [])
-    made = upstream.grid_sampler(impl, dists)
-    assert made is not None and isinstance(made[0], optuna.samplers.GridSampler) and made[1] == 6
-    assert upstream.grid_sampler(_stock({"x": "choice(1, 2)"}), {}) is None  # not a grid sampler
+    assert upstream.is_deferred_grid(impl.sampler)
+    grid = upstream.grid(dists)
+    assert grid == {"mode": ["a", "b"], "n": [1, 2, 3]}  # 6 combinations
+    assert isinstance(impl.sampler(grid), optuna.samplers.GridSampler)
+    assert not upstream.is_deferred_grid(_stock({"x": "choice(1, 2)"}).sampler)  # not a grid sampler
+    with pytest.raises(ValueError):
+        upstream.grid(upstream.search_space(_stock({"x": "interval(0, 1)"}), [])[0])  # a continuous range

@@ -65,19 +65,16 @@ def distribution(override: Any) -> BaseDistribution:
     return stock.create_optuna_distribution_from_override(override)
 
 
-def grid_sampler(impl: stock.OptunaSweeperImpl,
-                 dists: dict[str, BaseDistribution]) -> tuple[optuna.samplers.GridSampler, int] | None:
-    """``hydra/sweeper/sampler=grid`` leaves a deferred GridSampler (its grid is the search space,
-    known only now): the sampler over every combination of ``dists``, and how many there are.
-    None for any other sampler. Raises ValueError for a continuous range (no grid)."""
-    sampler = impl.sampler
-    if not (isinstance(sampler, functools.partial) and sampler.func is optuna.samplers.GridSampler):
-        return None
-    grid = {name: list(stock.OptunaSweeperImpl._to_grid_sampler_choices(d)) for name, d in dists.items()}
-    size = 1
-    for choices in grid.values():
-        size *= len(choices)
-    return sampler(grid), size
+def grid(dists: dict[str, BaseDistribution]) -> dict[str, list[Any]]:
+    """Every value of each param, listed as the stock sweeper lists them for its grid sampler.
+    Raises ValueError for a continuous range (it has no grid)."""
+    return {name: list(stock.OptunaSweeperImpl._to_grid_sampler_choices(d)) for name, d in dists.items()}
+
+
+def is_deferred_grid(sampler: Any) -> bool:
+    """``hydra/sweeper/sampler=grid`` leaves a deferred GridSampler: its grid is the search space,
+    known only when the sweep starts (call it with :func:`grid`)."""
+    return isinstance(sampler, functools.partial) and sampler.func is optuna.samplers.GridSampler
 
 
 def directions(impl: stock.OptunaSweeperImpl) -> list[Any]:

@@ -85,7 +85,6 @@ class ClaraOptunaSweeperImpl:
                                       location=f"hydra.sweeper.{key}", hint=f"set hydra.sweeper.{key}=3600 (or null)")
         self.trial_timeout = trial_timeout
         self.timeout = timeout
-        self.started = time.time()
         self.pruner = _validate(n_trials, n_jobs, max_failure_rate, study_trials, workers, self.pruner_spec,
                                 direction)
         sampler_seed = sampler.get("seed") if hasattr(sampler, "get") else None
@@ -110,7 +109,8 @@ class ClaraOptunaSweeperImpl:
 
     # ------------------------------------------------------------------------------ sweep
     def sweep(self, arguments: list[str]) -> None:
-        self.started = time.time()
+        self.started = time.time()  # the sweep's time limit counts from here
+        self.said_out_of_time = False
         impl = self.impl
         try:
             dists, fixed_params, fixed_overrides = upstream.search_space(impl, arguments)
@@ -123,19 +123,22 @@ class ClaraOptunaSweeperImpl:
                                        "with low <= high") from None
         self.dists, self.fixed_params, self.fixed_overrides = dists, fixed_params, fixed_overrides
         try:
-            grid = upstream.grid_sampler(impl, dists)
-        except ValueError as exc:
-            raise ClaraHydraError(f"the grid sampler needs a finite search space: {first_line(exc)}",
-                                  location="hydra.sweeper.params",
-                                  hint="give each range a step (int(interval(a, b)), choice(...)), or use another "
-                                       "sampler (hydra/sweeper/sampler=tpe)") from None
-        grid_size = None
-        if grid is not None:
-            impl.sampler, grid_size = grid
-        elif dists and self.finite_space == "enumerate" and (size := _finite_size(dists)) is not None:
-            impl.sampler, grid_size = optuna.samplers.BruteForceSampler(seed=self.seed), size
-            notice(f"the search space is finite ({size} combination(s)): each runs once, then the sweep stops "
-                   f"(hydra.sweeper.finite_space=sample keeps the configured sampler)")
+            grid: dict[str, list] | None = upstream.grid(dists)
+        except ValueError as exc:  # a continuous range
+            grid, continuous = None, exc
+        combinations = math.prod(len(values) for values in grid.values()) if grid is not None else None
+        grid_size = None  # set when each combination runs once: n_trials is capped at what is left
+        if upstream.is_deferred_grid(impl.sampler):
+            if grid is None:
+                raise ClaraHydraError(f"the grid sampler needs a finite search space: {first_line(continuous)}",
+                                      location="hydra.sweeper.params",
+                                      hint="give each range a step (int(interval(a, b)), choice(...)), or use "
+                                           "another sampler (hydra/sweeper/sampler=tpe)") from None
+            impl.sampler, grid_size = impl.sampler(grid), combinations
+        elif grid is not None and dists and self.finite_space == "enumerate" and not _log_range(dists):
+            impl.sampler, grid_size = optuna.samplers.BruteForceSampler(seed=self.seed), combinations
+            notice(f"the search space is finite ({grid_size} combination(s)): each runs once, then the sweep "
+                   f"stops (hydra.sweeper.finite_space=sample keeps the configured sampler)")
         directions = upstream.directions(impl)
         self.storage_spec = absolute(impl.storage)
         storage = open_storage(self.storage_spec)
@@ -341,21 +344,18 @@ class ClaraOptunaSweeperImpl:
         """Past the sweep's time limit: no new trial starts (said once)."""
         if self.timeout is None or time.time() - self.started < self.timeout:
             return False
-        if not getattr(self, "_said_out_of_time", False):
+        if not self.said_out_of_time:
             notice(f"the sweep's time limit is reached (timeout={self.timeout:g}s): no new trials")
-            self._said_out_of_time = True
+            self.said_out_of_time = True
         return True
 
     def _stop_workers(self, running: dict) -> None:
         """Ctrl-C or SIGTERM: stop the workers and record their trials as interrupted."""
         for _, proc, _, _, _ in running.values():
             if proc.poll() is None:
-                proc.terminate()
+                proc.terminate()  # all at once, then wait for each
         for trial, proc, _, _, logf in running.values():
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            _reap(proc)
             logf.close()
             self._interrupted(trial)
         running.clear()
@@ -494,20 +494,9 @@ def _reseed(sampler, offset: int, seed: Any) -> None:
 
 
 
-def _finite_size(dists: dict) -> int | None:
-    """How many combinations a search space has, or None when a range is continuous."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-    size = 1
-    for d in dists.values():
-        if isinstance(d, CategoricalDistribution):
-            size *= len(d.choices)
-        elif isinstance(d, IntDistribution) and not d.log:
-            size *= (d.high - d.low) // d.step + 1
-        elif isinstance(d, FloatDistribution) and d.step is not None:
-            size *= int(round((d.high - d.low) / d.step)) + 1
-        else:
-            return None
-    return size
+def _log_range(dists: dict) -> bool:
+    """An int range on a log scale (``tag(log, int(interval(...)))``) asks to be sampled, not enumerated."""
+    return any(getattr(d, "log", False) for d in dists.values())
 
 
 def _tell(study: optuna.Study, trial: Any, **kwargs: Any) -> None:
@@ -522,6 +511,11 @@ def _tell(study: optuna.Study, trial: Any, **kwargs: Any) -> None:
 
 def _stop(proc: subprocess.Popen) -> None:
     proc.terminate()
+    _reap(proc)
+
+
+def _reap(proc: subprocess.Popen) -> None:
+    """Wait for a process told to terminate; kill it when it has not ended within 10 s."""
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
