@@ -16,7 +16,7 @@ from typing import Any
 from .. import tree as T
 from ..errors import BuildError
 from ..logs import notice
-from .ids import ID_REF_KEY, expr, item_id, looks_special, ref
+from .ids import expr, looks_special, ref
 from .names import RENAMED_CLASSES, check_args, import_path, lookup, rename_args, resolve_class
 
 SECTIONS = ("train", "validate")
@@ -50,11 +50,12 @@ class Builder:
     def has(self, sec: str, slot: str) -> bool:
         return slot in self.tree.get(sec, {})
 
-    def ref_id(self, name: str, sec: str, where: str) -> str:
+    def reference(self, name: str, sec: str, where: str) -> str:
+        """A reference (``@sec::name``) to the slot ``name``: of this section first, else the other."""
         other = "validate" if sec == "train" else "train"
         for s in (sec, other):
             if self.has(s, name):
-                return item_id(s, name)
+                return ref(s, name)
         raise BuildError(f"'@{name}' names no slot of train or validate", location=where,
                          hint=f"add a '{name}' component, or fix the reference")
 
@@ -69,9 +70,9 @@ class Builder:
         if m:
             if m.group(1) == "conf":
                 return CONF_EXPR
-            return ID_REF_KEY + self.ref_id(m.group(1), sec, where)
+            return self.reference(m.group(1), sec, where)
         if v.startswith("#"):  # Clara's expression: "#@model.parameters()"
-            return expr(re.sub(r"@(\w+)", lambda mm: ID_REF_KEY + self.ref_id(mm.group(1), sec, where), v[1:]))
+            return expr(re.sub(r"@(\w+)", lambda mm: self.reference(mm.group(1), sec, where), v[1:]))
         if v.lstrip().startswith("lambda"):
             if key == "output_transform":  # MONAI 1.6 engines give a list of items per batch
                 return expr(f"clara_hydra.train.compat.per_item({v})")
@@ -137,10 +138,10 @@ class Builder:
             b["dataloader"].setdefault("dataset", ref(sec, "dataset"))
             self._fast_loader(sec, b)
         if sec == "train" and isinstance(b.get("optimizer"), dict):
-            b["optimizer"].setdefault("params", expr(ID_REF_KEY + self.ref_id("model", sec, "train.optimizer")
+            b["optimizer"].setdefault("params", expr(self.reference("model", sec, "train.optimizer")
                                                      + ".parameters()"))
         if isinstance(b.get("lr_scheduler"), dict):
-            b["lr_scheduler"].setdefault("optimizer", ID_REF_KEY + self.ref_id("optimizer", sec, f"{sec}.lr_scheduler"))
+            b["lr_scheduler"].setdefault("optimizer", self.reference("optimizer", sec, f"{sec}.lr_scheduler"))
         for i, h in enumerate(b.get("handlers") or []):
             self._handler(sec, h, f"{sec}.handlers[{i}]")
         if sec == "train" and isinstance(b.get("trainer"), dict):
@@ -247,9 +248,9 @@ class Builder:
     def _handler(self, sec: str, h: dict, where: str) -> None:
         cls = h.get("_clara_class_", "")
         if cls == "LrScheduleHandler":
-            h.setdefault("lr_scheduler", ID_REF_KEY + self.ref_id("lr_scheduler", sec, where))
+            h.setdefault("lr_scheduler", self.reference("lr_scheduler", sec, where))
         elif cls == "ValidationHandler":
-            h.setdefault("validator", ID_REF_KEY + self.ref_id("evaluator", sec, where))
+            h.setdefault("validator", self.reference("evaluator", sec, where))
         for key in ("load_dict", "save_dict"):
             if key not in h:
                 continue
@@ -263,7 +264,7 @@ class Builder:
                            f"resolved config is in the run folder")
                     continue
                 if isinstance(target, str) and re.fullmatch(r"@\w+", target):
-                    target = ID_REF_KEY + self.ref_id(target[1:], sec, where)
+                    target = self.reference(target[1:], sec, where)
                 kept[name] = target
             h[key] = kept
 
