@@ -151,7 +151,8 @@ def test_the_plugin_scan_imports_neither_optuna_nor_the_sweeper_work():
 def test_grid_sampler_from_a_deferred_grid():
     from hydra.utils import instantiate
     impl = _stock({"mode": "choice(a, b)", "n": "int(interval(1, 3))"})
-    impl.sampler = instantiate({"_target_": "optuna.samplers.GridSampler", "_partial_": True, "seed": 0})
+    impl.sampler = instantiate({"_target_": "optuna.samplers.GridSampler", "_partial_": True, "seed": 0},
+                               _execution_whitelist_=("optuna.samplers.*",))  # as the sweeper instantiates it
     dists, _, _ = upstream.search_space(impl, [])
     assert upstream.is_deferred_grid(impl.sampler)
     grid = upstream.grid(dists)
