@@ -56,3 +56,21 @@ def test_pruners_by_name_or_target(spec, kind):
 ])
 def test_direction_follows_the_key_metric(validate, want):
     assert key_metric_direction({"validate": validate})[0] == want
+
+
+@pytest.mark.parametrize("names, want", [
+    pytest.param(["key_metric", "train_time"], [0.8, 12.5], id="key_metric-and-time"),
+    pytest.param(["val_acc", "val_mean_dice"], [0.9, 0.7], id="by-metric-name"),  # at the best key-metric epoch
+])
+def test_a_trial_returns_the_named_objectives(names, want):
+    from clara_hydra.train.run import objective_values
+    assert objective_values(names, 0.8, {"val_mean_dice": 0.7, "val_acc": 0.9}, 12.5, "val_mean_dice") == want
+
+
+def test_an_unknown_objective_names_the_known_ones():
+    from clara_hydra.errors import TrainingError
+    from clara_hydra.train.run import objective_values
+    with pytest.raises(TrainingError) as err:
+        objective_values(["val_acc"], 0.8, {"val_mean_dice": 0.7, "val_accuracy": 0.9}, 1.0, "val_mean_dice")
+    line = err.value.format()
+    assert "no objective 'val_acc'" in line and "did you mean val_accuracy" in line and "train_time" in line

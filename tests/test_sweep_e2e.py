@@ -51,3 +51,4 @@ def test_three_trial_sweep_with_stock_optuna_sweeper(tmp_path, rel):
                     assert get(tree, src_loc) == pytest.approx(float(given))
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     assert set(results["best_params"]) == names
+    assert results["name"] == "optuna" and isinstance(results["best_value"], float)  # the stock sweeper's keys

@@ -367,3 +367,33 @@ def test_the_sweep_time_limit_starts_no_new_trials(tmp_path, conf):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "the sweep's time limit is reached (timeout=2s): no new trials" in proc.stdout
     assert 1 <= len(rows(tmp_path / "sweep" / "trials.csv")) < 30
+
+
+def test_a_multi_objective_sweep_writes_the_pareto_front(tmp_path, conf):
+    """direction: [maximize, maximize] with named objectives: every trial completes with two values,
+    and optimization_results.yaml holds the stock sweeper's ``solutions`` (the Pareto front)."""
+    import yaml
+    proc = sweep(conf, tmp_path, "hydra.sweeper.n_trials=4", "hydra.sweeper.storage=null",
+                 "hydra.sweeper.direction=[maximize,maximize]", "hydra.sweeper.objectives=[x,y]")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = rows(tmp_path / "sweep" / "trials.csv")
+    assert {r["state"] for r in trials} == {"complete"} and len(trials) == 4
+    assert all(abs(float(r["values_x"]) + float(r["values_y"]) - 1.0) < 1e-9 for r in trials)
+    summary = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
+    assert summary["name"] == "optuna" and summary["direction"] == ["maximize", "maximize"]
+    # x + y = 1: no trial dominates another, so the whole sweep is the front
+    assert sorted(s["values"][0] for s in summary["solutions"]) == sorted(float(r["x"]) for r in trials)
+    assert "best_value" not in summary
+
+
+@pytest.mark.parametrize("args, message", [
+    pytest.param(("hydra.sweeper.direction=[maximize,minimize]",),
+                 "2 directions, but a Clara config's run returns one value", id="directions-without-objectives"),
+    pytest.param(("hydra.sweeper.direction=[maximize,minimize]", "hydra.sweeper.objectives=[x]"),
+                 "1 objective(s) for 2 direction(s)", id="fewer-objectives"),
+])
+def test_a_multi_objective_mistake_is_one_line_before_any_trial(tmp_path, conf, args, message):
+    proc = sweep(conf, tmp_path, "hydra.sweeper.storage=null", *args)
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and message in line and "hydra.sweeper.objectives" in line
+    assert not (tmp_path / "seen_gpus.txt").exists()  # no trial ran

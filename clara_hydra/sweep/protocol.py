@@ -22,6 +22,11 @@ ENV_RESULT = "CLARA_HYDRA_RESULT"  # a worker process: where it writes its outco
 ENV_CACHE_DIR = "CLARA_HYDRA_CACHE_DIR"  # the sweep's data cache folder (shared across workers)
 ENV_SHARED_CACHE = "CLARA_HYDRA_SHARED_CACHE"  # "0": trials do not share cached data
 ENV_TRIAL_TIMEOUT = "CLARA_HYDRA_TRIAL_TIMEOUT"  # seconds a trial may run (Clara's max_job_run_time)
+ENV_OBJECTIVES = "CLARA_HYDRA_OBJECTIVES"  # a multi-objective sweep: the values a job returns (JSON list)
+
+# -- what a job can return, by name (hydra.sweeper.objectives) -------------------------------
+KEY_METRIC = "key_metric"  # the key validation metric (its best value): Clara's score
+TRAIN_TIME = "train_time"  # seconds of training (validation included)
 
 # -- the outcome a worker process writes -----------------------------------------------------
 RESULT_FILE = "clara_trial_result.json"
@@ -37,6 +42,7 @@ ATTR_JOB_DIR = "job_dir"  # its run folder
 ATTR_PID = "clara_pid"  # the sweep process that asked for it
 ATTR_HOST = "clara_host"  # the machine of that process
 ATTR_WORKER_PID = "clara_worker_pid"  # the worker process that runs it
+ATTR_OBJECTIVES = "clara_objectives"  # a study attribute: the names of a multi-objective sweep's values
 INTERRUPTED = "interrupted: the sweep stopped while this trial ran"
 
 
@@ -45,7 +51,7 @@ def in_worker() -> bool:
     return bool(os.environ.get(ENV_RESULT))
 
 
-def write_outcome(state: State, *, value: float | None = None, reason: str | None = None,
+def write_outcome(state: State, *, value: float | list[float] | None = None, reason: str | None = None,
                   path: str | None = None) -> None:
     """A worker's outcome, written atomically (no-op outside a worker process)."""
     path = path or os.environ.get(ENV_RESULT)

@@ -31,10 +31,18 @@ def report(study_name: str, storage: str, out_dir: str, top: int = 5) -> list[st
     os.makedirs(out_dir, exist_ok=True)
     from optuna.visualization import matplotlib as vis
     written = []
-    plots = [("optimization_history.png", lambda: vis.plot_optimization_history(study)),
-             ("parallel_coordinate.png", lambda: vis.plot_parallel_coordinate(study))]
+    many = len(study.directions) > 1
+    first: dict[str, Any] = {}
+    if many:  # Optuna's plots of one objective need a target: the first objective's, and the front
+        first = {"target": lambda t: t.values[0], "target_name": "objective 0"}
+        plots = [("pareto_front.png", lambda: vis.plot_pareto_front(study)),
+                 ("optimization_history.png", lambda: vis.plot_optimization_history(study, **first)),
+                 ("parallel_coordinate.png", lambda: vis.plot_parallel_coordinate(study, **first))]
+    else:
+        plots = [("optimization_history.png", lambda: vis.plot_optimization_history(study)),
+                 ("parallel_coordinate.png", lambda: vis.plot_parallel_coordinate(study))]
     if len(complete) >= 2 and len({k for t in complete for k in t.params}) >= 1:
-        plots.append(("param_importances.png", lambda: vis.plot_param_importances(study)))
+        plots.append(("param_importances.png", lambda: vis.plot_param_importances(study, **(first if many else {}))))
     import warnings
     for name, plot in plots:
         with warnings.catch_warnings():
@@ -51,13 +59,23 @@ def report(study_name: str, storage: str, out_dir: str, top: int = 5) -> list[st
         fig.savefig(path, dpi=100)
         plt.close(fig)
         written.append(path)
-    reverse = study.direction.name == "MAXIMIZE"
-    best = sorted(complete, key=lambda t: float(t.value or 0.0), reverse=reverse)[:top]  # complete: has a value
     states = {s.name.lower(): n for s in TrialState if (n := len(study.get_trials(deepcopy=False, states=(s,))))}
-    print(f"study '{study_name}' ({study.direction.name.lower()}): " + ", ".join(f"{n} {s}" for s, n in states.items()))
-    print(f"top {len(best)} trials:")
-    for t in best:
-        print(f"  #{t.number:<4d} {t.value:.4f}  {results.format_params(t.params)}")
+    directions = ", ".join(d.name.lower() for d in study.directions)
+    print(f"study '{study_name}' ({directions}): " + ", ".join(f"{n} {s}" for s, n in states.items()))
+    if many:
+        from .protocol import ATTR_OBJECTIVES
+        objectives = study.user_attrs.get(ATTR_OBJECTIVES)
+        pareto = results.front(study)
+        print(f"Pareto front: {len(pareto)} trial(s):")
+        for t in pareto:
+            print(f"  #{t.number:<4d} {results.format_values(t.values, objectives)}  "
+                  f"{results.format_params(t.params)}")
+    else:
+        reverse = study.direction.name == "MAXIMIZE"
+        best = sorted(complete, key=lambda t: float(t.value or 0.0), reverse=reverse)[:top]  # complete: a value
+        print(f"top {len(best)} trials:")
+        for t in best:
+            print(f"  #{t.number:<4d} {t.value:.4f}  {results.format_params(t.params)}")
     for path in written:
         print(path)
     return written

@@ -19,38 +19,76 @@ def format_params(params: dict) -> str:
 
 
 def best(study):
+    """The best trial of a single-objective study (None before one completes, and for a
+    multi-objective study, which has a Pareto front instead: :func:`front`)."""
+    if len(study.directions) > 1:
+        return None
     try:
         return study.best_trial
     except ValueError:
         return None
 
 
-def write_all(study, sweep_dir: Path, param_names: list[str]) -> None:
+def front(study) -> list:
+    """The trials on the Pareto front of a multi-objective study (empty for one objective)."""
+    return list(study.best_trials) if len(study.directions) > 1 else []
+
+
+def format_values(values, objectives: list[str] | None = None) -> str:
+    names = objectives if objectives and len(objectives) == len(values) else [str(i) for i in range(len(values))]
+    return ", ".join(f"{n} {v:.4f}" for n, v in zip(names, values))
+
+
+def value_columns(study, objectives: list[str] | None = None) -> list[str]:
+    """trials.csv's value column(s): ``value`` (one objective, as Optuna's trials_dataframe), else
+    ``values_<objective>`` (``values_0``, ``values_1``, ... where the objectives have no names)."""
+    n = len(study.directions)
+    if n == 1:
+        return ["value"]
+    names = objectives if objectives and len(objectives) == n else [str(i) for i in range(n)]
+    return [f"values_{name}" for name in names]
+
+
+def write_all(study, sweep_dir: Path, param_names: list[str], objectives: list[str] | None = None) -> None:
+    """optimization_results.yaml with the stock sweeper's keys (``name: optuna``; ``best_params``
+    and ``best_value``, or the Pareto front as ``solutions`` of ``params``/``values``) plus ours;
+    trials.csv; the best trial's configs."""
     sweep_dir = Path(sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     trials = study.get_trials(deepcopy=False)
     b = best(study)
-    summary = {"name": "clara_optuna", "study_name": study.study_name, "direction": study.direction.name.lower(),
-               "n_trials": len(trials),
-               "states": {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState if
-                          any(t.state == s for t in trials)}}
+    directions = [d.name.lower() for d in study.directions]
+    summary: dict = {"name": "optuna", "sweeper": "clara_optuna", "study_name": study.study_name,
+                     "direction": directions[0] if len(directions) == 1 else directions}
+    if objectives:
+        summary["objectives"] = list(objectives)
+    summary.update({"n_trials": len(trials),
+                    "states": {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState if
+                               any(t.state == s for t in trials)}})
     if b is not None:
-        summary.update({"best_trial": b.number, "best_value": b.value, "best_params": dict(b.params)})
+        summary.update({"best_params": dict(b.params), "best_value": b.value, "best_trial": b.number})
+    pareto = front(study)
+    if pareto:
+        summary["solutions"] = [{"params": dict(t.params), "values": list(t.values), "trial": t.number,
+                                 "job_dir": t.user_attrs.get(P.ATTR_JOB_DIR, "")} for t in pareto]
     _atomic(sweep_dir / "optimization_results.yaml", yaml.safe_dump(summary, sort_keys=False))
     names = list(dict.fromkeys(param_names + [k for t in trials for k in t.params]))
+    n_values = len(directions)
     rows = []
     for t in trials:
         duration = t.user_attrs.get(P.ATTR_DURATION)
         if duration is None and t.datetime_start and t.datetime_complete:
             duration = (t.datetime_complete - t.datetime_start).total_seconds()
-        rows.append([t.number, t.state.name.lower(), "" if t.value is None else t.value]
+        values = list(t.values) if t.values is not None else [""] * n_values
+        rows.append([t.number, t.state.name.lower()] + values
                     + [t.params.get(n, "") for n in names]
                     + ["" if duration is None else duration, t.user_attrs.get(P.ATTR_REASON, ""),
                        t.user_attrs.get(P.ATTR_JOB_DIR, "")])
     tmp = sweep_dir / ".trials.csv.tmp"
     with open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["number", "state", "value"] + names + ["duration_s", "reason", "job_dir"])
+        w.writerow(["number", "state"] + value_columns(study, objectives) + names + ["duration_s", "reason",
+                                                                                      "job_dir"])
         w.writerows(rows)
     os.replace(tmp, sweep_dir / "trials.csv")
     if b is not None:

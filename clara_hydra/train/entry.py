@@ -45,7 +45,7 @@ def prepare(cfg: DictConfig, run_dir: str) -> None:
             cfg["MMAR_CKPT"] = os.path.join(models, "model.pt")
 
 
-def run(cfg: DictConfig) -> float | None:
+def run(cfg: DictConfig) -> float | list[float] | None:
     from hydra.core.hydra_config import HydraConfig
 
     from ..effective import enabled_only
@@ -65,17 +65,27 @@ def run(cfg: DictConfig) -> float | None:
         with open(os.path.join(run_dir, "config_train.json"), "w") as fh:
             json.dump(full, fh, indent=2)  # a normal Clara config: searched values in, no search blocks
         trial = current()
+        objectives = json.loads(os.environ[P.ENV_OBJECTIVES]) if os.environ.get(P.ENV_OBJECTIVES) else None
         started = time.time()
         try:
-            value = train(enabled_only(full), config_file=_config_file(source), run_dir=run_dir, trial=trial)
+            value = train(enabled_only(full), config_file=_config_file(source), run_dir=run_dir, trial=trial,
+                          objectives=objectives)
         finally:
             if trial is not None:
                 trial.set_user_attr(P.ATTR_DURATION, round(time.time() - started, 3))
-        if not math.isfinite(value):
-            raise TrainingError(f"the key metric is {value}", location="validate",
-                                hint="check the metric's inputs (post transforms, labels)")
         from ..logs import notice
-        notice(f"key metric = {value:.4f} (the best validation value; what this run returns)")
+        if objectives:
+            for name, v in zip(objectives, value):
+                if not math.isfinite(v):
+                    raise TrainingError(f"the objective {name} is {v}", location="hydra.sweeper.objectives",
+                                        hint="check the metric's inputs (post transforms, labels)")
+            notice("objectives: " + ", ".join(f"{n} = {v:.4f}" for n, v in zip(objectives, value))
+                   + " (what this run returns)")
+        else:
+            if not math.isfinite(value):
+                raise TrainingError(f"the key metric is {value}", location="validate",
+                                    hint="check the metric's inputs (post transforms, labels)")
+            notice(f"key metric = {value:.4f} (the best validation value; what this run returns)")
         P.write_outcome(P.COMPLETE, value=value)
         return value
     except ClaraHydraError as exc:

@@ -126,10 +126,11 @@ def clara_location(item: str) -> str:
 
 
 def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", progress: bool = True,
-          trial=None) -> float:
+          trial=None, objectives: list[str] | None = None) -> Any:
     """Train ``tree`` (an effective, enabled-only Clara config); return the key validation metric.
     With an Optuna ``trial``, report the key metric after every validation and stop early
-    (``optuna.TrialPruned``) when the pruner says so."""
+    (``optuna.TrialPruned``) when the pruner says so. With ``objectives`` (a multi-objective
+    sweep), return those values instead, in that order (:func:`objective_values`)."""
     import torch
     from ignite.engine import Events
 
@@ -168,8 +169,9 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
 
     _time_limit(trainer, evaluator, started=t_build)
     _defaults(bundle, parser, trainer, evaluator, run_dir)
-    if trial is not None and evaluator is not None:
-        _report_to(trial, trainer, evaluator)
+    if trial is not None and evaluator is not None and len(trial.study.directions) == 1:
+        _report_to(trial, trainer, evaluator)  # (Optuna prunes single-objective studies only)
+    at_best = _metrics_at_best(evaluator) if objectives else {}
     from ..logs import tidy_library_loggers
     tidy_library_loggers()
     _epoch_lines(trainer, evaluator)
@@ -201,7 +203,48 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
     elapsed = time.perf_counter() - start
     metric = _key_metric(evaluator if evaluator is not None else trainer)
     notice(f"finished {trainer.state.epoch} epoch(s) in {elapsed:.1f}s")
+    if objectives:
+        return objective_values(objectives, metric, at_best, elapsed,
+                                getattr((evaluator or trainer).state, "key_metric_name", None))
     return metric
+
+
+def _metrics_at_best(evaluator) -> dict:
+    """The validation metrics of the epoch with the best key metric (the checkpoint kept), updated
+    as validation runs."""
+    from ignite.engine import Events
+    snapshot: dict = {}
+    if evaluator is None:
+        return snapshot
+
+    @evaluator.on(Events.EPOCH_COMPLETED)
+    def _keep(engine):  # after MONAI's own best-metric update, which the Workflow registered first
+        if not snapshot or getattr(engine.state, "best_metric_epoch", None) == engine.state.epoch:
+            snapshot.clear()
+            snapshot.update({k: v for k, v in engine.state.metrics.items() if isinstance(v, (int, float))})
+    return snapshot
+
+
+def objective_values(objectives: list[str], key_metric: float, metrics: dict, seconds: float,
+                     key_name: str | None) -> list[float]:
+    """The values a multi-objective trial returns: ``key_metric`` (its best value), ``train_time``
+    (seconds) or a validation metric by name, at the epoch of the best key metric."""
+    from ..sweep.protocol import KEY_METRIC, TRAIN_TIME
+    out = []
+    for name in objectives:
+        if name == KEY_METRIC or (name == key_name and name not in metrics):
+            out.append(float(key_metric))
+        elif name == TRAIN_TIME:
+            out.append(float(seconds))
+        elif name in metrics:
+            out.append(float(metrics[name]))
+        else:
+            from ..errors import did_you_mean
+            known = [KEY_METRIC, TRAIN_TIME] + sorted(metrics)
+            raise TrainingError(f"no objective '{name}': the run has no such metric",
+                                location="hydra.sweeper.objectives",
+                                hint=did_you_mean(name, known) + "known: " + ", ".join(known))
+    return out
 
 
 def _time_limit(trainer, evaluator, *, started: float) -> None:

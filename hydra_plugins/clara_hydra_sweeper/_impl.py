@@ -32,9 +32,11 @@ from clara_hydra.sweep.protocol import (
     ATTR_DURATION,
     ATTR_HOST,
     ATTR_JOB_DIR,
+    ATTR_OBJECTIVES,
     ATTR_PID,
     ATTR_WORKER_PID,
     ENV_CACHE_DIR,
+    ENV_OBJECTIVES,
     ENV_PRUNER,
     ENV_RESULT,
     ENV_STORAGE,
@@ -68,9 +70,9 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 class ClaraOptunaSweeperImpl:
     def __init__(self, *, sampler: Any, direction: Any, storage: Any, study_name: str | None, n_trials: int,
                  n_jobs: int, max_failure_rate: float, custom_search_space: str | None, params: DictConfig | None,
-                 pruner: Any, workers: int | str | None, study_trials: int | None,
+                 pruner: Any = "median", workers: int | str | None = None, study_trials: int | None = None,
                  finite_space: str = "enumerate", trial_timeout: float | None = None,
-                 timeout: float | None = None) -> None:
+                 timeout: float | None = None, objectives: Any = None) -> None:
         self.pruner_spec = OmegaConf.to_container(pruner) if isinstance(pruner, DictConfig) else pruner
         self.workers = workers
         self.study_trials = study_trials
@@ -85,6 +87,7 @@ class ClaraOptunaSweeperImpl:
                                       location=f"hydra.sweeper.{key}", hint=f"set hydra.sweeper.{key}=3600 (or null)")
         self.trial_timeout = trial_timeout
         self.timeout = timeout
+        self.objectives = _objectives(objectives, direction)
         self.pruner = _validate(n_trials, n_jobs, max_failure_rate, study_trials, workers, self.pruner_spec,
                                 direction)
         sampler_seed = sampler.get("seed") if hasattr(sampler, "get") else None
@@ -140,6 +143,11 @@ class ClaraOptunaSweeperImpl:
             notice(f"the search space is finite ({grid_size} combination(s)): each runs once, then the sweep "
                    f"stops (hydra.sweeper.finite_space=sample keeps the configured sampler)")
         directions = upstream.directions(impl)
+        if len(directions) > 1 and self.objectives is None and "clara_hydra" in self.config:
+            raise ClaraHydraError(f"{len(directions)} directions, but a Clara config's run returns one value "
+                                  f"(its key metric) unless told which ones", location="hydra.sweeper.objectives",
+                                  hint="name one value per direction, e.g. hydra.sweeper.direction=[maximize,"
+                                       "minimize] hydra.sweeper.objectives=[key_metric,train_time]")
         self.storage_spec = absolute(impl.storage)
         storage = open_storage(self.storage_spec)
         study = retrying(lambda: optuna.create_study(
@@ -147,6 +155,8 @@ class ClaraOptunaSweeperImpl:
             directions=directions, load_if_exists=True), what=str(self.storage_spec))
         self.study = study
         identity.check(study, dists, directions, impl.storage)
+        if self.objectives is not None:
+            study.set_user_attr(ATTR_OBJECTIVES, self.objectives)  # for `clara-hydra report`
         self.sweep_dir = Path(str(self.config.hydra.sweep.dir))
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         marked = self._recover(study)
@@ -176,11 +186,14 @@ class ClaraOptunaSweeperImpl:
                     self._run_launcher(to_go)
             finally:
                 signal.signal(signal.SIGTERM, previous)
-        results.write_all(study, self.sweep_dir, list(dists))
+        self._write()
         best = results.best(study)
         if best is not None:
             notice(f"best trial: #{best.number}, value {best.value:.4f}, {results.format_params(best.params)}; "
                    f"results in {self.sweep_dir}")
+        for t in results.front(study):
+            notice(f"Pareto front: trial #{t.number}, {results.format_values(t.values, self.objectives)}, "
+                   f"{results.format_params(t.params)}")
         if to_go and self.completed == 0:
             raise SweepError(f"no trial completed: {self.finished} ran, {self.failed} failed, "
                              f"{self.finished - self.failed - self.completed} pruned", location="hydra.sweeper",
@@ -216,8 +229,8 @@ class ClaraOptunaSweeperImpl:
         if twin is None:
             return False
         trial.set_user_attr(ATTR_JOB_DIR, twin.user_attrs.get(ATTR_JOB_DIR, ""))
-        self._tell(trial, "complete", value=twin.value, reason=f"reused: the same values as trial #{twin.number}",
-                   started=time.time())
+        self._tell(trial, "complete", value=twin.values if len(twin.values) > 1 else twin.value,
+                   reason=f"reused: the same values as trial #{twin.number}", started=time.time())
         return True
 
     def _env(self, trial) -> dict[str, str]:
@@ -228,7 +241,12 @@ class ClaraOptunaSweeperImpl:
         if self.trial_timeout is not None:
             env[ENV_TRIAL_TIMEOUT] = repr(float(self.trial_timeout))
         env[ENV_PRUNER] = json.dumps(self.pruner_spec)
+        if self.objectives is not None:
+            env[ENV_OBJECTIVES] = json.dumps(self.objectives)
         return env
+
+    def _write(self) -> None:
+        results.write_all(self.study, self.sweep_dir, list(self.dists), self.objectives)
 
     # -- through Hydra's launcher (in-process by default; SLURM with submitit) ---------------
     def _run_launcher(self, to_go: int) -> None:
@@ -254,7 +272,7 @@ class ClaraOptunaSweeperImpl:
             except BaseException:  # Ctrl-C, SIGTERM, a launcher failure: never leave a trial RUNNING
                 for trial, _ in batch:
                     self._interrupted(trial)
-                results.write_all(self.study, self.sweep_dir, list(self.dists))
+                self._write()
                 raise
             finally:
                 for trial, _ in batch:
@@ -287,7 +305,7 @@ class ClaraOptunaSweeperImpl:
             self._worker_loop(to_go, slots, cuda, base, running)
         except BaseException:
             self._stop_workers(running)
-            results.write_all(self.study, self.sweep_dir, list(self.dists))
+            self._write()
             raise
 
     def _worker_loop(self, to_go: int, slots, cuda: bool, base: list, running: dict) -> None:
@@ -403,13 +421,9 @@ class ClaraOptunaSweeperImpl:
     # -- outcomes --------------------------------------------------------------------------
     def _tell(self, trial, state: str, value: Any = None, reason: str | None = None, started: float = 0.0) -> None:
         if state == "complete":
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                state, reason = "fail", f"the task returned {value!r}, not a number"
-            else:
-                if not math.isfinite(value):
-                    state, reason = "fail", f"the key metric is {value}"
+            value, problem = _values(value, len(self.study.directions), self.objectives)
+            if problem:
+                state, reason = "fail", problem
         if reason:
             trial.set_user_attr(REASON, reason[:500])
         if ATTR_DURATION not in trial.user_attrs:
@@ -424,10 +438,15 @@ class ClaraOptunaSweeperImpl:
             self.failed += 1
         self.finished += 1
         best = results.best(self.study)
-        shown = (f"{value:.4f}" if state == "complete" else state.upper()) + (f" ({reason})" if reason else "")
-        best_text = f"best so far {best.value:.4f} (trial #{best.number})" if best is not None else "no best yet"
+        shown = (results.format_values(value, self.objectives) if isinstance(value, list) else f"{value:.4f}") \
+            if state == "complete" else state.upper()
+        shown += f" ({reason})" if reason else ""
+        if len(self.study.directions) > 1:
+            best_text = f"Pareto front: {len(results.front(self.study))} trial(s)"
+        else:
+            best_text = f"best so far {best.value:.4f} (trial #{best.number})" if best is not None else "no best yet"
         notice(f"trial #{trial.number}: {shown} | {results.format_params(trial.params)} | {best_text}")
-        results.write_all(self.study, self.sweep_dir, list(self.dists))
+        self._write()
 
     def _failure_rate_exceeded(self) -> bool:
         return self.finished >= 4 and self.failed / self.finished > self.impl.max_failure_rate
@@ -437,7 +456,7 @@ class ClaraOptunaSweeperImpl:
             self._raise_failure_rate()
 
     def _raise_failure_rate(self) -> None:
-        results.write_all(self.study, self.sweep_dir, list(self.dists))
+        self._write()
         raise SweepError(f"{self.failed} of {self.finished} trials failed, more than max_failure_rate="
                          f"{self.impl.max_failure_rate}: the sweep stops", location="hydra.sweeper.max_failure_rate",
                          hint=f"see the reasons in {self.sweep_dir / 'trials.csv'}")
@@ -476,6 +495,44 @@ def _validate(n_trials, n_jobs, max_failure_rate, study_trials, workers, pruner_
         raise ClaraHydraError(f"cannot make the pruner: {first_line(exc)}", location="hydra.sweeper.pruner",
                               hint="use median, hyperband, successive_halving, percentile, none, or "
                                    "{_target_: optuna.pruners.X, ...} with that class's arguments") from None
+
+
+def _objectives(objectives: Any, direction: Any) -> list[str] | None:
+    """hydra.sweeper.objectives: one name per direction (key_metric, train_time, a metric's name)."""
+    if objectives is None:
+        return None
+    names = list(objectives) if isinstance(objectives, (list, tuple, ListConfig)) else [objectives]
+    n = len(direction) if isinstance(direction, (list, tuple, ListConfig)) else 1
+    hint = "one per direction, e.g. hydra.sweeper.direction=[maximize,minimize] " \
+           "hydra.sweeper.objectives=[key_metric,train_time]"
+    if not names or any(not isinstance(x, str) or not x.strip() for x in names):
+        raise ClaraHydraError(f"objectives must be a list of names (key_metric, train_time or a validation "
+                              f"metric's name), got {names!r}", location="hydra.sweeper.objectives", hint=hint)
+    if len(names) != n:
+        raise ClaraHydraError(f"{len(names)} objective(s) for {n} direction(s)", location="hydra.sweeper.objectives",
+                              hint=hint)
+    return [str(x) for x in names]
+
+
+def _values(value: Any, n: int, objectives: list[str] | None) -> tuple[Any, str | None]:
+    """A job's return as Optuna takes it (a float, or a list of n floats), or the reason it is not."""
+    many = isinstance(value, (list, tuple, ListConfig))
+    if n == 1 and many and len(value) == 1:
+        value, many = value[0], False
+    if (n > 1) != many or (many and len(value) != n):
+        got = f"{len(value)} value(s)" if many else "1 value"
+        return value, (f"the task returned {got} for {n} direction(s)"
+                       + ("" if objectives else "; name them with hydra.sweeper.objectives=[...]"))
+    try:
+        floats = [float(v) for v in value] if many else [float(value)]
+    except (TypeError, ValueError):
+        return value, f"the task returned {value!r}, not {'numbers' if many else 'a number'}"
+    names = objectives or ([] if many else ["the key metric"])
+    for i, v in enumerate(floats):
+        if not math.isfinite(v):
+            what = names[i] if i < len(names) else f"value {i}"
+            return value, f"{'the key metric' if what == 'key_metric' else what} is {v}"
+    return (floats if many else floats[0]), None
 
 
 def _reseed(sampler, offset: int, seed: Any) -> None:

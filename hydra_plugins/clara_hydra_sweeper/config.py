@@ -1,7 +1,7 @@
 """The ``clara_optuna`` sweeper's config: hydra-optuna-sweeper's keys, plus clara-hydra's."""
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any, List, Optional, Union  # noqa: UP035 (OmegaConf reads them)
 
 from hydra.core.config_store import ConfigStore
 from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
@@ -30,6 +30,10 @@ class ClaraOptunaSweeperConf(OptunaSweeperConf):
     # starts no new trial (the running ones finish, within trial_timeout).
     trial_timeout: Optional[float] = None
     timeout: Optional[float] = None
+    # a multi-objective sweep (direction: [maximize, minimize]) of a Clara config: what each trial
+    # returns, one name per direction: key_metric (Clara's score), train_time (seconds), or the name
+    # of a validation metric (a key or additional metric, as the run logs it). null: the key metric.
+    objectives: Optional[List[str]] = None  # noqa: UP006
     # one trial at a time through the launcher (the stock default of 2 runs batches)
     n_jobs: int = 1
     # a sweep stops when more than this share of its trials fail

@@ -18,16 +18,14 @@ class ClaraOptunaSweeper(Sweeper):
 
     def __init__(self, sampler: Any, direction: Any, storage: Any, study_name: str | None, n_trials: int,
                  n_jobs: int, max_failure_rate: float, custom_search_space: str | None, params: DictConfig | None,
-                 pruner: Any = "median", workers: int | str | None = None, study_trials: int | None = None,
-                 finite_space: str = "enumerate", trial_timeout: float | None = None,
-                 timeout: float | None = None) -> None:
+                 **clara_options: Any) -> None:
+        """The stock sweeper's keys, then ours (pruner, workers, ...: the fields of the config)."""
         from ._impl import ClaraOptunaSweeperImpl
 
         self.sweeper = ClaraOptunaSweeperImpl(
             sampler=sampler, direction=direction, storage=storage, study_name=study_name, n_trials=n_trials,
             n_jobs=n_jobs, max_failure_rate=max_failure_rate, custom_search_space=custom_search_space,
-            params=params, pruner=pruner, workers=workers, study_trials=study_trials, finite_space=finite_space,
-            trial_timeout=trial_timeout, timeout=timeout)
+            params=params, **clara_options)
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.sweeper.setup(hydra_context=hydra_context, task_function=task_function, config=config)

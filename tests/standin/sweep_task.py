@@ -1,8 +1,10 @@
 """A stand-in task for sweeper tests: no training, a deterministic score from the searched
 ``x``, reported over 3 steps like a validation curve. Trial 1 raises, trial 2 returns NaN (when
-FAIL_TRIALS=1), and SLOW_TRIAL sleeps. Speaks the sweeper's protocol (clara_hydra.sweep.protocol)
+FAIL_TRIALS=1), and SLOW_TRIAL sleeps; a multi-objective sweep gets the objectives x and
+y = 1 - x. Speaks the sweeper's protocol (clara_hydra.sweep.protocol)
 as train.py does."""
 
+import json
 import os
 import time
 
@@ -11,7 +13,7 @@ import optuna
 from omegaconf import DictConfig
 
 from clara_hydra.resolve import effective_from_cfg
-from clara_hydra.sweep.protocol import ENV_RESULT, ENV_TRIAL
+from clara_hydra.sweep.protocol import ENV_OBJECTIVES, ENV_RESULT, ENV_TRIAL
 from clara_hydra.sweep.protocol import write_outcome as outcome
 from clara_hydra.sweep.trial import current
 
@@ -36,6 +38,10 @@ def main(cfg: DictConfig):
         outcome("complete", value=float("nan"))
         return float("nan")
     x = float(tree["x"])
+    if os.environ.get(ENV_OBJECTIVES):  # a multi-objective sweep: x, and y = 1 - x (a trade-off)
+        values = [{"x": x, "y": 1.0 - x}[name] for name in json.loads(os.environ[ENV_OBJECTIVES])]
+        outcome("complete", value=values)
+        return values
     trial = current()
     for step in (1, 2, 3):
         value = x * step / 3
