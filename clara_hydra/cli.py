@@ -26,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="folder to write <name>.yaml into (default: conf)")
     c.add_argument("--env", metavar="ENV.json",
                    help="environment.json to use (default: the one beside CONFIG, if any)")
+    c.add_argument("--automl", metavar="AUTOML.json",
+                   help="Clara's config_automl.json to map into hydra.sweeper (default: the config_automl.json "
+                        "beside CONFIG, if any; 'none' reads none)")
 
     s = sub.add_parser("space", help="list the search space",
                        description="List the search space: one sweep parameter per search entry.")
@@ -88,10 +91,17 @@ def _synth(args) -> int:
 
 def _convert(args) -> int:
     from . import convert as C
+    from .automl import config as A
     from .reader import read
-
-    conv = C.convert(read(args.config, args.env))
+    cfg = read(args.config, args.env)
+    path = None if args.automl == "none" else (args.automl or A.beside(args.config))
+    automl = A.read(path, args.config) if path else None
+    conv = C.convert(cfg, automl=automl)
     C.emit_warnings(conv)
+    if automl is not None:
+        print(f"clara-hydra: AutoML settings from {automl.file}", file=sys.stderr)
+        for note in automl.notes:
+            print(f"note: {automl.file}: {note}", file=sys.stderr)
     print(C.write(conv, args.output_dir))
     return 0
 

@@ -25,6 +25,7 @@ import yaml
 
 from . import __version__
 from . import tree as T
+from .automl.config import AutoML
 from .effective import META_KEY
 from .errors import AlternativesError, ClaraHydraError
 from .model import ClaraConfig
@@ -45,6 +46,7 @@ class Conversion:
     body: dict
     meta: dict
     warnings: list[str] = field(default_factory=list)
+    automl: AutoML | None = None  # the config_automl.json read with it
 
 
 # --------------------------------------------------------------------------- values
@@ -134,7 +136,7 @@ class _Values:
 
 # --------------------------------------------------------------------------- convert
 
-def convert(cfg: ClaraConfig, source_label: str | None = None) -> Conversion:
+def convert(cfg: ClaraConfig, source_label: str | None = None, automl: AutoML | None = None) -> Conversion:
     params = build(cfg)
     defined = set(cfg.first_level) | set(cfg.new_params) | set(cfg.env)
     taken = set(cfg.aliases) | {p.name for p in params if p.generated} | set(cfg.sections) \
@@ -226,7 +228,7 @@ def convert(cfg: ClaraConfig, source_label: str | None = None) -> Conversion:
         "params": {p.name: _param_meta(p) for p in params},
         "choices": choices,
     }
-    conv = Conversion(cfg, params, body, meta, warnings)
+    conv = Conversion(cfg, params, body, meta, warnings, automl)
     check_combinations(conv)
     return conv
 
@@ -496,21 +498,26 @@ def render(conv: Conversion, source_label: str) -> str:
         "",
         "defaults:",
     ] + ([f"  - {schema}"] if schema else []) + [
-        "  - override hydra/sweeper: clara_optuna  # hydra/sweeper=optuna (the stock one) works too",
+        "  - override hydra/sweeper: clara_optuna"
+        + ("  # hydra/sweeper=optuna (the stock one) works too" if conv.automl is None else
+           "  # (the AutoML settings below are clara_optuna's)"),
+    ] + _automl_defaults(conv.automl) + [
         "  - override hydra/job_logging: clara",
         "  - override hydra/hydra_logging: clara",
         "  - _self_",
         "",
         "hydra:",
+    ] + _automl_sweep_dir(conv.automl) + [
         "  sweeper:",
-        "    sampler:",
-        "      seed: 0  # TPE (the default sampler), seeded",
+    ] + _sampler_lines(conv.automl) + [
         f"    direction: {direction}  # {_one_line(why)}",
     ] + _entry("study_name", study_name(cfg.file), 4) + [
         "    storage: sqlite:///clara_hydra_sweeps.db  # persistent: the same command resumes the study",
-        "    n_trials: 20",
+        f"    n_trials: {(conv.automl.sweeper.get('n_trials') if conv.automl else None) or 20}"
+        + ("  # config_automl.json: controller.args.max_rounds" if conv.automl and 'n_trials' in conv.automl.sweeper
+           else ""),
         "    max_failure_rate: 0.5",
-    ]
+    ] + _automl_lines(conv.automl)
     if conv.params:
         lines.append("    params:")
         for p in conv.params:
@@ -530,6 +537,48 @@ def render(conv: Conversion, source_label: str) -> str:
     lines.append("# What only clara-hydra needs: keys that are not part of the Clara config, label tables")
     lines.append(_dump({META_KEY: conv.meta}).rstrip())
     return "\n".join(lines) + "\n"
+
+
+def _automl_defaults(automl: AutoML | None) -> list[str]:
+    if automl is None or automl.sampler == "tpe":
+        return []
+    return [f"  - override hydra/sweeper/sampler: {automl.sampler}  # config_automl.json: controller"]
+
+
+def _automl_sweep_dir(automl: AutoML | None) -> list[str]:
+    if automl is None or automl.sweep_dir is None:
+        return []
+    return ["  sweep:"] + [line + "  # config_automl.json: MMARHandler work_dir"
+                           for line in _entry("dir", automl.sweep_dir, 4)]
+
+
+def _sampler_lines(automl: AutoML | None) -> list[str]:
+    if automl is None or automl.sampler == "tpe":
+        why = "TPE (the default sampler), seeded" + (" (config_automl.json: ReinforcementController)" if automl else "")
+        return ["    sampler:", f"      seed: 0  # {why}"]
+    if automl.sampler == "random":
+        return ["    sampler:", "      seed: 0  # Optuna's RandomSampler (config_automl.json: RandomController)"]
+    return (["    sampler:  # config_automl.json: your controller, through Clara's controller interface"]
+            + _entry("path", automl.sampler_args["path"], 6)
+            + ["      args: " + _flow(automl.sampler_args.get("args") or {}),
+               "      seed: 0  # for values the controller does not give"])
+
+
+def _automl_lines(automl: AutoML | None) -> list[str]:
+    """The sweeper keys a config_automl.json sets (besides sampler and n_trials), each with where
+    it came from."""
+    if automl is None:
+        return []
+    lines = [f"    # from {_one_line(os.path.basename(automl.file))} (Clara's AutoML engine)"]
+    for key, value in automl.sweeper.items():
+        if key == "n_trials":
+            continue
+        source = automl.sources.get(key, "")
+        entry = _entry(key, value, 4)
+        if source and len(entry) == 1:
+            entry[0] += f"  # {_one_line(source)}"
+        lines.extend(entry)
+    return lines
 
 
 def _flow(value: Any) -> str:

@@ -56,3 +56,25 @@ def nodes(tree: Any) -> Iterator[tuple[Loc, Any]]:
             stack.extend((loc + (k,), v) for k, v in reversed(list(node.items())))
         elif isinstance(node, list):
             stack.extend((loc + (i,), v) for i, v in reversed(list(enumerate(node))))
+
+
+def search_dirs(config_file: str | None) -> list[str]:
+    """Where a config's own code (BYOC components, a BYO AutoML controller or handler) is looked
+    for: the config's folder, the MMAR root (parent of config/) and their custom/ folders."""
+    if not config_file:
+        return []
+    import os
+    cdir = os.path.dirname(os.path.abspath(config_file))
+    root = os.path.dirname(cdir) if os.path.basename(cdir) == "config" else cdir
+    return list(dict.fromkeys([os.path.join(root, "custom"), os.path.join(cdir, "custom"), cdir, root]))
+
+
+def source_file(source: str, config_dirs: list[str]) -> str | None:
+    """The Clara JSON a converted config came from (``clara_hydra.source``, relative to its
+    config folder), found in the first of ``config_dirs`` that has it; None when none does."""
+    import os
+    for d in config_dirs:
+        path = os.path.normpath(os.path.join(d, source))
+        if os.path.exists(path):
+            return os.path.relpath(path) if not os.path.relpath(path).startswith("../..") else path
+    return None

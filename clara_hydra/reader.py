@@ -130,6 +130,11 @@ def _locate_number(text: str, token: str) -> tuple[int, int]:
 
 def read(path: str, env_path: str | None = None) -> ClaraConfig:
     data = load_json(path)
+    from .automl.config import is_automl
+    if is_automl(data):
+        raise ConfigSyntaxError("this is a Clara AutoML config (config_automl.json), not a training config",
+                                file=path, hint="convert the training config; the AutoML config is read with it: "
+                                                f"clara-hydra convert config_train.json --automl {path}")
     if env_path is None:
         beside = os.path.join(os.path.dirname(os.path.abspath(path)), "environment.json")
         env_path = beside if os.path.isfile(beside) else None

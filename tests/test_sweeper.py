@@ -397,3 +397,104 @@ def test_a_multi_objective_mistake_is_one_line_before_any_trial(tmp_path, conf, 
     (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 2 and message in line and "hydra.sweeper.objectives" in line
     assert not (tmp_path / "seen_gpus.txt").exists()  # no trial ran
+
+
+CONTROLLER = '''
+from automl.components.controllers.controller import Controller
+from automl.components.handlers.handler import Handler
+from automl.defs import ContextKey, Recommendation, SearchResult
+
+XS = [0.2, 0.5, 0.9, 0.3]
+
+
+class ListController(Controller):
+    """Recommends XS one at a time (mode: choice index 1), each after the last outcome."""
+
+    def __init__(self, log, max_rounds=1000):
+        Controller.__init__(self)
+        self.log, self.n = log, 0
+
+    def set_search_space(self, space, ctx):
+        self.space = space
+        self.x = next(k for k in space.targets if ".float:" in k)
+        self.mode = next(k for k in space.targets if ".enum:" in k)
+        with open(self.log, "a") as fh:
+            fh.write(f"space {sorted(space.targets)} {space.targets[self.x][0].min} {space.targets[self.x][0].max}\\n")
+
+    def _next(self):
+        if self.n >= len(XS):
+            return []
+        self.n += 1
+        return [Recommendation(self.n, SearchResult(self.space, {self.x: XS[self.n - 1], self.mode: 1}))]
+
+    def initial_recommendation(self, ctx):
+        return self._next()
+
+    def refine_recommendation(self, outcome, ctx):
+        with open(self.log, "a") as fh:
+            fh.write(f"outcome {outcome.recommendation_id} {outcome.score:.2f}\\n")
+        return self._next()
+
+
+class Recorder(Handler):
+    def __init__(self, log):
+        Handler.__init__(self)
+        self.log = log
+
+    def _write(self, text):
+        with open(self.log, "a") as fh:
+            fh.write(text + "\\n")
+
+    def startup(self, ctx):
+        self._write("startup")
+
+    def start_job(self, ctx):
+        values = ctx.get_prop(ContextKey.CONCRETE_SEARCH_VALUE)
+        x = next(v[0] for k, v in values.items() if k.split(":")[1] == "x")
+        self._write(f"start_job {ctx.get_prop(ContextKey.JOB_NAME)} x={x}")
+
+    def end_job(self, ctx):
+        self._write(f"end_job {ctx.get_prop(ContextKey.JOB_NAME)} {ctx.get_prop(ContextKey.SCORE):.2f}")
+
+    def shutdown(self, ctx):
+        self._write("shutdown")
+'''
+
+
+def test_config_automl_with_a_byo_controller_and_handler_runs_as_clara_did(tmp_path):
+    """An MMAR with config_automl.json beside its training config: the controller of your own
+    (Clara's interface) picks every trial's values and hears each outcome, the handler of your
+    own gets Clara's events, MMARHandler's stop_threshold ends the sweep, num_mmars_to_keep keeps
+    the best trial's checkpoint only, and the trials are written as TensorBoard HParams."""
+    from conftest import run_cli
+    mmar = tmp_path / "mmar"
+    (mmar / "config").mkdir(parents=True)
+    (mmar / "custom").mkdir()
+    (mmar / "custom" / "mine.py").write_text(CONTROLLER)
+    (mmar / "config" / "config_train.json").write_text(json.dumps(CONFIG))
+    log = tmp_path / "log.txt"
+    (mmar / "config" / "config_automl.json").write_text(json.dumps({
+        "handlers": [{"name": "MMARHandler", "args": {"num_mmars_to_keep": 1, "stop_threshold": 0.85}},
+                     {"name": "StatsHandler"}, {"name": "MMARTensorboardHandler"},
+                     {"path": "mine.Recorder", "args": {"log": str(log)}}],
+        "executor": {"name": "MMARExecutor", "args": {"remove_search_augs": True}},
+        "controller": {"path": "mine.ListController", "args": {"log": str(log), "max_rounds": 10}}}))
+    proc = run_cli("convert", mmar / "config" / "config_train.json", "-o", mmar / "conf")
+    assert proc.returncode == 0, proc.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    conf = mmar / "conf" / "config_train.yaml"
+    done = sweep(conf, elsewhere, "hydra.sweeper.storage=null", "hydra.sweeper.pruner=none")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "the sweep stops: trial #2 reached stop_threshold=0.85" in done.stdout
+    trials = rows(elsewhere / "sweep" / "trials.csv")
+    assert [(r["x"], r["mode"]) for r in trials] == [("0.2", "b"), ("0.5", "b"), ("0.9", "b")]
+    events = log.read_text().splitlines()
+    assert events[0] == "space ['net.enum:mode', 'net.float:x'] 0.0 1.0"
+    assert events[1:] == ["startup",
+                          "start_job 0 x=0.2", "outcome 1 0.20", "end_job 0 0.20",
+                          "start_job 1 x=0.5", "outcome 2 0.50", "end_job 1 0.50",
+                          "start_job 2 x=0.9", "outcome 3 0.90", "end_job 2 0.90", "shutdown"]
+    sweep_dir = elsewhere / "sweep"
+    assert [(sweep_dir / n / "models" / "model.pt").exists() for n in "012"] == [False, False, True]
+    assert all(list((sweep_dir / n / "tensorboard").glob("events.out.tfevents.*")) for n in "012")

@@ -4,6 +4,7 @@ config as Hydra YAML and as a Clara config_train.json."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 from pathlib import Path
@@ -49,10 +50,12 @@ def value_columns(study, objectives: list[str] | None = None) -> list[str]:
     return [f"values_{name}" for name in names]
 
 
-def write_all(study, sweep_dir: Path, param_names: list[str], objectives: list[str] | None = None) -> None:
+def write_all(study, sweep_dir: Path, param_names: list[str], objectives: list[str] | None = None, *,
+              remove_search_augs: bool = False) -> None:
     """optimization_results.yaml with the stock sweeper's keys (``name: optuna``; ``best_params``
     and ``best_value``, or the Pareto front as ``solutions`` of ``params``/``values``) plus ours;
-    trials.csv; the best trial's configs."""
+    trials.csv; the best trial's configs (``remove_search_augs``: the Clara config without the
+    transforms that are disabled, as Clara's executor option wrote it)."""
     sweep_dir = Path(sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     trials = study.get_trials(deepcopy=False)
@@ -95,10 +98,32 @@ def write_all(study, sweep_dir: Path, param_names: list[str], objectives: list[s
         job = Path(b.user_attrs.get(P.ATTR_JOB_DIR, sweep_dir / str(b.number)))
         for src, dst in ((job / "config_train.json", "best_config_train.json"),
                          (job / ".hydra" / "config.yaml", "best_config.yaml")):
-            if src.exists():
+            if src.exists() and remove_search_augs and dst.endswith(".json"):
+                _atomic(sweep_dir / dst, json.dumps(without_disabled_transforms(json.loads(src.read_text())),
+                                                    indent=2))
+            elif src.exists():
                 shutil.copyfile(src, sweep_dir / dst)
             elif (sweep_dir / dst).exists():
                 (sweep_dir / dst).unlink()  # the best trial ran elsewhere: no stale copy of another one
+
+
+def without_disabled_transforms(tree: dict) -> dict:
+    """A Clara config whose transform lists (``pre_transforms``, ``post_transforms``, v3's
+    ``image_pipeline`` augmentations) drop the members that are disabled: what a search switched
+    off does nothing, so the written config reads as what was trained."""
+    from ..values import as_bool
+    out = dict(tree)
+    for sec in ("train", "validate"):
+        section = out.get(sec)
+        if not isinstance(section, dict):
+            continue
+        section = dict(section)
+        for key in ("pre_transforms", "post_transforms", "batch_transforms"):
+            items = section.get(key)
+            if isinstance(items, list):
+                section[key] = [c for c in items if not (isinstance(c, dict) and as_bool(c.get("disabled", False)))]
+        out[sec] = section
+    return out
 
 
 def _atomic(path: Path, text: str) -> None:

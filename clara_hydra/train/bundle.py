@@ -9,13 +9,13 @@ same objects. MONAI's ``ConfigParser`` then builds everything: no reference reso
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
 from .. import tree as T
 from ..errors import BuildError
 from ..logs import notice
+from ..paths import search_dirs
 from .ids import expr, looks_special, ref
 from .names import RENAMED_CLASSES, check_args, import_path, lookup, rename_args, resolve_class
 
@@ -24,15 +24,6 @@ COMPOSED = ("pre_transforms", "post_transforms")
 FROM_ENGINE_PRED_LABEL = expr("monai.handlers.from_engine(['pred', 'label'])")
 #: Clara's ``@conf`` (the training config object) becomes this expression.
 CONF_EXPR = expr("clara_hydra_conf")
-
-
-def search_dirs(config_file: str | None) -> list[str]:
-    """BYOC: the config's folder, the MMAR root (parent of config/) and their custom/ folders."""
-    if not config_file:
-        return []
-    cdir = os.path.dirname(os.path.abspath(config_file))
-    root = os.path.dirname(cdir) if os.path.basename(cdir) == "config" else cdir
-    return list(dict.fromkeys([os.path.join(root, "custom"), os.path.join(cdir, "custom"), cdir, root]))
 
 
 class Builder:

@@ -123,14 +123,12 @@ def _config_file(source: str | None) -> str | None:
     if not source:
         return None
     from hydra.core.hydra_config import HydraConfig
+
+    from ..paths import source_file
     sources = HydraConfig.get().runtime.config_sources
-    for provider in ("command-line", "main"):  # --config-dir first: the converted config lives there
-        for s in sources:
-            if s.provider == provider and s.schema == "file" and s.path:
-                path = os.path.normpath(os.path.join(s.path, source))
-                if os.path.exists(path):
-                    return os.path.relpath(path) if not os.path.relpath(path).startswith("../..") else path
-    return None
+    dirs = [s.path for provider in ("command-line", "main")  # --config-dir first: the converted config lives there
+            for s in sources if s.provider == provider and s.schema == "file" and s.path]
+    return source_file(source, dirs)
 
 
 __all__ = ["run", "prepare"]

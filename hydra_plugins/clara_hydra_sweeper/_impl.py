@@ -21,6 +21,7 @@ from hydra.core.utils import JobStatus
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from clara_hydra.errors import ClaraHydraError, SweepError, first_line
@@ -34,6 +35,7 @@ from clara_hydra.sweep.protocol import (
     ATTR_JOB_DIR,
     ATTR_OBJECTIVES,
     ATTR_PID,
+    ATTR_RECOMMENDATION,
     ATTR_WORKER_PID,
     ENV_CACHE_DIR,
     ENV_OBJECTIVES,
@@ -72,7 +74,9 @@ class ClaraOptunaSweeperImpl:
                  n_jobs: int, max_failure_rate: float, custom_search_space: str | None, params: DictConfig | None,
                  pruner: Any = "median", workers: int | str | None = None, study_trials: int | None = None,
                  finite_space: str = "enumerate", trial_timeout: float | None = None,
-                 timeout: float | None = None, objectives: Any = None) -> None:
+                 timeout: float | None = None, objectives: Any = None, stop_threshold: float | None = None,
+                 keep_best: int | None = None, tensorboard: bool = False, handlers: Any = None,
+                 remove_search_augs: bool = False) -> None:
         self.pruner_spec = OmegaConf.to_container(pruner) if isinstance(pruner, DictConfig) else pruner
         self.workers = workers
         self.study_trials = study_trials
@@ -88,11 +92,20 @@ class ClaraOptunaSweeperImpl:
         self.trial_timeout = trial_timeout
         self.timeout = timeout
         self.objectives = _objectives(objectives, direction)
+        if keep_best is not None and (isinstance(keep_best, bool) or not isinstance(keep_best, int) or keep_best < 1):
+            raise ClaraHydraError(f"keep_best must be a whole number >= 1, or null; got {keep_best!r}",
+                                  location="hydra.sweeper.keep_best", hint="set hydra.sweeper.keep_best=30 (or null)")
+        self.stop_threshold = stop_threshold
+        self.keep_best = keep_best
+        self.tensorboard = bool(tensorboard)
+        self.handler_specs = _handler_specs(handlers)
+        self.remove_search_augs = bool(remove_search_augs)
         self.pruner = _validate(n_trials, n_jobs, max_failure_rate, study_trials, workers, self.pruner_spec,
                                 direction)
         sampler_seed = sampler.get("seed") if hasattr(sampler, "get") else None
         sampler = instantiate(sampler, _execution_whitelist_=("hydra_plugins.hydra_optuna_sweeper.*",
-                                                               "optuna.samplers.*"))
+                                                               "optuna.samplers.*",
+                                                               "clara_hydra.automl.controller.*"))
         self.impl = upstream.stock_sweeper(sampler, direction, storage, study_name, n_trials, n_jobs,
                                            max_failure_rate, custom_search_space, params)
         self.seed = sampler_seed
@@ -138,7 +151,8 @@ class ClaraOptunaSweeperImpl:
                                       hint="give each range a step (int(interval(a, b)), choice(...)), or use "
                                            "another sampler (hydra/sweeper/sampler=tpe)") from None
             impl.sampler, grid_size = impl.sampler(grid), combinations
-        elif grid is not None and dists and self.finite_space == "enumerate" and not _log_range(dists):
+        elif grid is not None and dists and self.finite_space == "enumerate" and not _log_range(dists) \
+                and not getattr(impl.sampler, "clara_controller", False):  # a controller of your own decides
             impl.sampler, grid_size = optuna.samplers.BruteForceSampler(seed=self.seed), combinations
             notice(f"the search space is finite ({grid_size} combination(s)): each runs once, then the sweep "
                    f"stops (hydra.sweeper.finite_space=sample keeps the configured sampler)")
@@ -160,6 +174,8 @@ class ClaraOptunaSweeperImpl:
         self.sweep_dir = Path(str(self.config.hydra.sweep.dir))
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         marked = self._recover(study)
+        self.stop_reason: str | None = None
+        self._start_engine(study, dists, directions)
         done = [t for t in study.get_trials(deepcopy=False)
                 if t.state in FINISHED and t.user_attrs.get(REASON) != INTERRUPTED]
         to_go = impl.n_trials
@@ -186,6 +202,9 @@ class ClaraOptunaSweeperImpl:
                     self._run_launcher(to_go)
             finally:
                 signal.signal(signal.SIGTERM, previous)
+                self.events.fire("shutdown")
+        else:
+            self.events.fire("shutdown")
         self._write()
         best = results.best(study)
         if best is not None:
@@ -218,7 +237,86 @@ class ClaraOptunaSweeperImpl:
         overrides = upstream.trial_overrides(self.impl, trial, self.dists, self.fixed_params, self.fixed_overrides)
         job_dir = self.sweep_dir / str(trial.number)
         trial.set_user_attr(ATTR_JOB_DIR, str(job_dir))
+        rec = self._controller().recommendation_of(trial.number) if self._controller() is not None else None
+        if rec is not None:
+            trial.set_user_attr(ATTR_RECOMMENDATION, str(rec.rec_id))
         return trial, overrides, job_dir
+
+    # -- Clara's AutoML engine: a controller of your own, handlers, stop rules --------------
+    def _controller(self):
+        """The sampler, when it runs a Clara controller of your own."""
+        return self.impl.sampler if getattr(self.impl.sampler, "clara_controller", False) else None
+
+    def _space(self):
+        controller = self._controller()
+        return controller.space if controller is not None else None
+
+    def _start_engine(self, study, dists: dict, directions: list) -> None:
+        from clara_hydra.automl.handlers import Events
+        meta: Any = OmegaConf.to_container(self.config.clara_hydra.params) \
+            if "clara_hydra" in self.config and "params" in self.config.clara_hydra else {}
+        domains = {str(name): str((m or {}).get("domain") or "param") for name, m in meta.items()}
+        dirs = self._byo_dirs()
+        controller = self._controller()
+        if controller is not None:
+            controller.start(dists, domains, dirs, maximize=study.directions[0] == StudyDirection.MAXIMIZE,
+                             study=study)
+        self.events = Events(self.handler_specs, dirs, ctx=controller.ctx if controller is not None else None)
+        self.events.dists, self.events.domains = dists, domains
+        self.events.fire("startup")
+
+    def _byo_dirs(self) -> list[str]:
+        """Where a controller or handler of your own is looked for: the converted config's Clara
+        JSON's folder, its MMAR root and their custom/ folders, and the current folder."""
+        from clara_hydra.paths import search_dirs, source_file
+        source = str(self.config.clara_hydra.get("source") or "") if "clara_hydra" in self.config else ""
+        dirs = [s.path for provider in ("command-line", "main") for s in self.config.hydra.runtime.config_sources
+                if s.schema == "file" and s.provider == provider and s.path]
+        found = source_file(source, dirs) if source else None
+        return search_dirs(found) + [os.getcwd()]
+
+    def _stopping(self, *, running: bool) -> bool:
+        """No new trial: the stop threshold was reached, or the controller asked to stop or has
+        nothing to recommend (while trials run it may still: then it waits)."""
+        if self.stop_reason:
+            return True
+        controller = self._controller()
+        if controller is None or controller.ready():
+            return False
+        if controller.exhausted:
+            self.stop_reason = controller.exhausted
+        elif not running:
+            self.stop_reason = "the controller has no recommendation left"
+        if self.stop_reason:
+            notice(f"the sweep stops: {self.stop_reason}")
+            return True
+        return True
+
+    def _after_tell(self, trial, state: TrialState) -> None:
+        from clara_hydra.automl import defs
+        from clara_hydra.automl.controller import score_of
+        stored = upstream.stored_trial(self.study, trial)
+        maximize = self.study.directions[0] == StudyDirection.MAXIMIZE
+        self.events.job_ended(trial.number, stored.params, score_of(stored, state, stored.values, maximize),
+                              {TrialState.COMPLETE: defs.Status.OK, TrialState.PRUNED: defs.Status.PRUNED}
+                              .get(state, defs.Status.FAILED))
+        if self.tensorboard and state == TrialState.COMPLETE and stored.values:
+            from clara_hydra.sweep import hparams
+            try:
+                hparams.write(stored.user_attrs.get(ATTR_JOB_DIR, str(self.sweep_dir / str(trial.number))),
+                              stored.params, list(stored.values), self.objectives or ["value"])
+            except Exception as exc:  # TensorBoard is a view, not the sweep's result
+                notice(f"warning: trial #{trial.number}: no TensorBoard HParams written: {first_line(exc)}")
+        if self.keep_best is not None:
+            from clara_hydra.sweep import keep
+            for number in keep.trim(self.study, self.keep_best):
+                notice(f"trial #{number}: checkpoints removed (not among the {self.keep_best} best; keep_best)")
+        if self.stop_threshold is not None and state == TrialState.COMPLETE and not self.stop_reason:
+            value = stored.values[0]
+            if (value >= self.stop_threshold) if maximize else (value <= self.stop_threshold):
+                self.stop_reason = (f"trial #{trial.number} reached stop_threshold={self.stop_threshold:g} "
+                                    f"(value {value:.4f})")
+                notice(f"the sweep stops: {self.stop_reason}")
 
     def _reuse(self, trial) -> bool:
         """A trial whose values a finished trial of the study already trained is not trained again:
@@ -246,16 +344,17 @@ class ClaraOptunaSweeperImpl:
         return env
 
     def _write(self) -> None:
-        results.write_all(self.study, self.sweep_dir, list(self.dists), self.objectives)
+        results.write_all(self.study, self.sweep_dir, list(self.dists), self.objectives,
+                          remove_search_augs=self.remove_search_augs)
 
     # -- through Hydra's launcher (in-process by default; SLURM with submitit) ---------------
     def _run_launcher(self, to_go: int) -> None:
         """Batches of n_jobs trials through Hydra's launcher (in-process by default; a SLURM array
         with hydra-submitit-launcher). Each job's folder is its trial number."""
         launcher = self.launcher
-        while to_go > 0 and not self._out_of_time():
+        while to_go > 0 and not self._out_of_time() and not self._stopping(running=False):
             batch: list[tuple[Any, list[str]]] = []
-            while len(batch) < max(1, int(self.impl.n_jobs)) and to_go > 0:
+            while len(batch) < max(1, int(self.impl.n_jobs)) and to_go > 0 and not self._stopping(running=bool(batch)):
                 trial, overrides, job_dir = self._ask()
                 to_go -= 1
                 if self._reuse(trial):
@@ -263,6 +362,7 @@ class ClaraOptunaSweeperImpl:
                 overrides += [f"++hydra.job.env_set.{k}={_quote(v)}" for k, v in self._env(trial).items()]
                 overrides.append(f"hydra.sweep.subdir={trial.number}")
                 trial_ctx.register(self.study.study_name, trial)
+                self.events.job_started(trial.number, trial.params, self._space())
                 batch.append((trial, overrides))
             if not batch:
                 continue
@@ -316,6 +416,10 @@ class ClaraOptunaSweeperImpl:
             for slot in range(len(slots)):
                 if slot in running or to_go <= 0 or stop:
                     continue
+                if self._stopping(running=bool(running)):
+                    if self.stop_reason or not running:
+                        to_go = 0  # stopped, or a controller with nothing left to recommend
+                    break  # (a controller waits for a running trial's outcome)
                 trial, overrides, job_dir = self._ask()
                 if self._reuse(trial):
                     to_go -= 1
@@ -335,6 +439,7 @@ class ClaraOptunaSweeperImpl:
                 proc = subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT, cwd=os.getcwd(),
                                         preexec_fn=_die_with_parent)
                 trial.set_user_attr(ATTR_WORKER_PID, proc.pid)
+                self.events.job_started(trial.number, trial.params, self._space())
                 where = ("GPU " + ",".join(slots[slot]) if slots[slot] else "all GPUs") if cuda else "CPU"
                 notice(f"trial #{trial.number} on worker {slot} ({where}): {' '.join(overrides)}")
                 running[slot] = (trial, proc, time.time(), job_dir, logf)
@@ -437,6 +542,8 @@ class ClaraOptunaSweeperImpl:
             _tell(self.study, trial, state=TrialState.FAIL)
             self.failed += 1
         self.finished += 1
+        self._after_tell(trial, {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED}
+                         .get(state, TrialState.FAIL))
         best = results.best(self.study)
         shown = (results.format_values(value, self.objectives) if isinstance(value, list) else f"{value:.4f}") \
             if state == "complete" else state.upper()
@@ -495,6 +602,22 @@ def _validate(n_trials, n_jobs, max_failure_rate, study_trials, workers, pruner_
         raise ClaraHydraError(f"cannot make the pruner: {first_line(exc)}", location="hydra.sweeper.pruner",
                               hint="use median, hyperband, successive_halving, percentile, none, or "
                                    "{_target_: optuna.pruners.X, ...} with that class's arguments") from None
+
+
+def _handler_specs(handlers: Any) -> list[dict]:
+    """hydra.sweeper.handlers: [{path: module.Class, args: {...}}, ...]."""
+    specs = OmegaConf.to_container(handlers) if isinstance(handlers, (DictConfig, ListConfig)) else handlers
+    if specs is None:
+        return []
+    hint = "write hydra.sweeper.handlers=[{path: module.MyHandler, args: {}}]"
+    if not isinstance(specs, list):
+        raise ClaraHydraError(f"handlers must be a list, got {specs!r}", location="hydra.sweeper.handlers", hint=hint)
+    for i, spec in enumerate(specs):
+        path = spec.get("path") if isinstance(spec, dict) else None
+        if not isinstance(path, str) or "." not in path or not isinstance(spec.get("args") or {}, dict):
+            raise ClaraHydraError(f"a handler is {{path: module.Class, args: {{...}}}}, got {spec!r}",
+                                  location=f"hydra.sweeper.handlers[{i}]", hint=hint)
+    return specs
 
 
 def _objectives(objectives: Any, direction: Any) -> list[str] | None:

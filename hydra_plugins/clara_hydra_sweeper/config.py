@@ -1,10 +1,11 @@
 """The ``clara_optuna`` sweeper's config: hydra-optuna-sweeper's keys, plus clara-hydra's."""
 
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Union  # noqa: UP035 (OmegaConf reads them)
+from typing import Any, Dict, List, Optional, Union  # noqa: UP035 (OmegaConf reads them)
 
 from hydra.core.config_store import ConfigStore
 from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
+from omegaconf import MISSING
 
 
 @dataclass
@@ -34,6 +35,17 @@ class ClaraOptunaSweeperConf(OptunaSweeperConf):
     # returns, one name per direction: key_metric (Clara's score), train_time (seconds), or the name
     # of a validation metric (a key or additional metric, as the run logs it). null: the key metric.
     objectives: Optional[List[str]] = None  # noqa: UP006
+    # Clara's AutoML engine (config_automl.json; see the README): stop the sweep once the best value
+    # reaches stop_threshold (>= when maximizing, <= when minimizing; the first objective); keep the
+    # keep_best best trials' checkpoints and remove the others' as the sweep goes; write TensorBoard
+    # HParams of every trial; give Clara's events to handlers of your own ([{path: module.Class,
+    # args: {}}]); remove_search_augs: the best config_train.json without the transforms the search
+    # disabled.
+    stop_threshold: Optional[float] = None
+    keep_best: Optional[int] = None
+    tensorboard: bool = False
+    handlers: List[Any] = field(default_factory=list)  # noqa: UP006
+    remove_search_augs: bool = False
     # one trial at a time through the launcher (the stock default of 2 runs batches)
     n_jobs: int = 1
     # a sweep stops when more than this share of its trials fail
@@ -41,5 +53,18 @@ class ClaraOptunaSweeperConf(OptunaSweeperConf):
     defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}])
 
 
+@dataclass
+class ClaraControllerSamplerConf:
+    """A Clara AutoML controller of your own (config_automl.json's ``"controller": {"path": ...}``)
+    as the sweep's sampler: ``hydra/sweeper/sampler=clara_controller``."""
+
+    _target_: str = "clara_hydra.automl.controller.ControllerSampler"
+    path: str = MISSING  # module.Class, found in the MMAR's custom/ folder or beside the config
+    args: Dict[str, Any] = field(default_factory=dict)  # noqa: UP006
+    seed: Optional[int] = None  # for the values the controller does not give
+
+
 ConfigStore.instance().store(group="hydra/sweeper", name="clara_optuna", node=ClaraOptunaSweeperConf,
+                             provider="clara_hydra")
+ConfigStore.instance().store(group="hydra/sweeper/sampler", name="clara_controller", node=ClaraControllerSamplerConf,
                              provider="clara_hydra")

@@ -38,6 +38,11 @@ def main(cfg: DictConfig):
         outcome("complete", value=float("nan"))
         return float("nan")
     x = float(tree["x"])
+    from hydra.core.hydra_config import HydraConfig
+    models = os.path.join(HydraConfig.get().runtime.output_dir, "models")
+    os.makedirs(models, exist_ok=True)
+    with open(os.path.join(models, "model.pt"), "w") as fh:  # a checkpoint, as training writes one
+        fh.write(str(x))
     if os.environ.get(ENV_OBJECTIVES):  # a multi-objective sweep: x, and y = 1 - x (a trade-off)
         values = [{"x": x, "y": 1.0 - x}[name] for name in json.loads(os.environ[ENV_OBJECTIVES])]
         outcome("complete", value=values)

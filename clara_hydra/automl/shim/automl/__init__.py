@@ -1,0 +1,1 @@
+"""Clara's ``automl`` package names for BYO controllers and handlers (see clara_hydra.automl.defs)."""

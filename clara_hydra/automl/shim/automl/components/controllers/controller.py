@@ -1,0 +1,1 @@
+from clara_hydra.automl.defs import Controller  # noqa: F401

@@ -1,0 +1,1 @@
+from clara_hydra.automl.defs import Handler  # noqa: F401
