@@ -118,12 +118,13 @@ def _space(args) -> int:
     if not params:
         print("no search space: this config has no search entries")
         return 0
-    rows = [("NAME", "TYPE", "DOMAIN", "SWEEP", "SETS")]
+    rows = [("NAME", "TYPE", "DOMAIN", "SWEEP", "WHEN", "SETS")]
     for p in params:
-        rows.append((p.name, p.type, p.domain or "-", p.sweep, ", ".join(clara(s) for s in p.sources)))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        rows.append((p.name, p.type, p.domain or "-", p.sweep, p.when.text() if p.when else "-",
+                     ", ".join(clara(s) for s in p.sources)))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4])
+        print("  ".join(cell.ljust(w) for cell, w in zip(row[:5], widths)) + "  " + row[5])
     labelled = [p for p in params if p.mode == "label"]
     for p in labelled:
         print(f"\n{p.name}: " + "; ".join(f"{lab} = {json.dumps(v)}" for lab, v in p.choices.items()))

@@ -237,6 +237,8 @@ def _param_meta(p: Param) -> dict:
     """What the converted YAML records of a sweep param: enough to warn about an override outside
     its search domain (``range`` for float/int, ``options`` for a direct enum)."""
     out: dict[str, Any] = {"type": p.type, "domain": p.domain, "sets": [clara(s) for s in p.sources]}
+    if p.when is not None:  # searched only in trials where it matters (the sweeper reads this)
+        out["when"] = p.when.as_json()
     if p.type in ("float", "int"):
         out["range"] = [p.entry.low, p.entry.high]
     elif p.mode == "direct":
@@ -470,7 +472,8 @@ def help_template(conv: Conversion, stem: str, source_label: str) -> str:
         lines.append(f"== Search space: {len(conv.params)} parameter(s); KEY=VALUE sets one, "
                      "the sweep samples it ==")
         for p in conv.params:
-            lines.append(f"  {p.name}: {p.sweep}  [{p.type}, domain {p.domain or '-'}]")
+            lines.append(f"  {p.name}: {p.sweep}  [{p.type}, domain {p.domain or '-'}]"
+                         + (f"  {p.when.text()}" if p.when else ""))
             lines.append("      sets " + ", ".join(clara(s) for s in p.sources))
             if p.mode == "label":
                 for lab, v in p.choices.items():
@@ -522,7 +525,8 @@ def render(conv: Conversion, source_label: str) -> str:
         lines.append("    params:")
         for p in conv.params:
             sets = ", ".join(clara(s) for s in p.sources)
-            lines.append(f"      # {p.type}, domain {_one_line(p.domain or '-')}; sets {_one_line(sets)}")
+            when = _one_line(f"; {p.when.text()}") if p.when else ""
+            lines.append(f"      # {p.type}, domain {_one_line(p.domain or '-')}; sets {_one_line(sets)}{when}")
             if p.mode == "label":
                 lines.append("      #   " + _one_line("; ".join(f"{lab} = {_flow(v)}" for lab, v in p.choices.items())))
             lines.extend(_entry(p.name, p.sweep, 6))

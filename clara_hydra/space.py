@@ -14,8 +14,10 @@ Pure: imports Hydra's override parser (to check that labels round-trip), no torc
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -43,6 +45,7 @@ class Param:
     choices: dict[str, list[Any]] = field(default_factory=dict)
     default_label: str | None = None
     generated: bool = False  # the name is a top-level key of its own (not a Clara key)
+    when: Condition | None = None  # sampled only when another param enables what it sets
 
     @property
     def type(self) -> str:
@@ -60,7 +63,76 @@ class Param:
         if self.type == "enum":
             out["choices"] = self.choices
         out["sources"] = [clara(s) for s in self.sources]
+        if self.when is not None:
+            out["when"] = self.when.as_json()
         return out
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A param is searched only in trials where ``param`` takes one of ``labels`` (as written in
+    its sweep expression): the values that enable the component(s) it sets."""
+
+    param: str
+    labels: tuple[str, ...]
+
+    def text(self) -> str:
+        return f"when {self.param}={'|'.join(self.labels)}"
+
+    def as_json(self) -> dict:
+        return {"param": self.param, "in": list(self.labels)}
+
+    def holds(self, value: Any) -> bool:
+        """Does the controlling param's value (as Optuna gives it) enable it?"""
+        return str(value) in self.labels or hydra_literal(value) in self.labels
+
+
+def active(names: list[str], conditions: dict[str, Condition], fixed: dict[str, Any],
+           value: Callable[[str], Any]) -> list[str]:
+    """The params of ``names`` a trial samples: a conditional one only where its controlling
+    param (sampled in this trial, read through ``value``, or fixed) enables it, none where its
+    controller is absent. In the order of ``names``."""
+    on: set[str] = set()
+    pending = list(names)
+    progress = True
+    while pending and progress:
+        progress = False
+        for name in list(pending):
+            cond = conditions.get(name)
+            if cond is not None and cond.param in pending:
+                continue  # its controller is not decided yet
+            if cond is None:
+                holds = True
+            elif cond.param in fixed:
+                holds = cond.holds(fixed[cond.param])
+            elif cond.param in on:
+                holds = cond.holds(value(cond.param))
+            else:
+                holds = cond.param not in names  # absent from this trial: so is what it switches
+            if holds:
+                on.add(name)
+            pending.remove(name)
+            progress = True
+    on.update(pending)  # a cycle (no Clara config makes one): sample them all
+    return [name for name in names if name in on]
+
+
+def count_combinations(grid: dict[str, list], conditions: dict[str, Condition], fixed: dict[str, Any],
+                       limit: int = 100_000) -> int:
+    """How many different trials a finite space has: combinations that differ only in params
+    their condition leaves out are one."""
+    total = 1
+    for values in grid.values():
+        total *= len(values)
+    if not conditions or total > limit:
+        return total
+    names = list(grid)
+    seen = set()
+    for combo in itertools.product(*grid.values()):
+        chosen = dict(zip(names, combo))
+        on = active(names, conditions, fixed, chosen.__getitem__)
+        seen.add(tuple((name, repr(chosen[name])) for name in on))
+    return len(seen)
 
 
 # --------------------------------------------------------------------------- literals
@@ -144,7 +216,55 @@ def build(cfg: ClaraConfig) -> list[Param]:
         taken.add(p.name)
         params.append(p)
     check_schema_types(cfg, params)
+    for p in params:
+        p.when = _condition(cfg, p, params)
     return params
+
+
+def _switched(cfg: ClaraConfig, params: list[Param]) -> dict[Loc, tuple[str, dict[str, bool]]]:
+    """Components whose ``disabled`` an enum param decides: component -> (param, label ->
+    disabled). An alternatives member, or any component searched on ``@disabled``."""
+    out: dict[Loc, tuple[str, dict[str, bool]]] = {}
+    for p in params:
+        if p.type != "enum" or not p.choices:
+            continue
+        for i, arg in enumerate(p.entry.args):
+            names = {arg.alias} if arg.alias else set()
+            if arg.kind == "param":
+                names.add(arg.name)
+            for target in [arg.target] + [ap.target for ap in cfg.applies if ap.name in names]:
+                if not target or target[-1] != "disabled" or not T.is_component(get(cfg.tree, target[:-1])):
+                    continue
+                decided = {lab: as_bool(values[i]) for lab, values in p.choices.items() if i < len(values)}
+                if all(v is not None for v in decided.values()):
+                    out[target[:-1]] = (p.name, {lab: bool(v) for lab, v in decided.items()})
+    return out
+
+
+def _condition(cfg: ClaraConfig, p: Param, params: list[Param]) -> Condition | None:
+    """``p`` sets args of components that one other enum param switches on and off: it matters
+    only in trials where that param enables at least one of them (Optuna's define-by-run then
+    samples it there only). None when any of its places is always in force."""
+    switched = _switched(cfg, params)
+    controller: str | None = None
+    enabling: set[str] = set()
+    for source in p.sources:
+        inside = [c for c in switched if len(source) > len(c) and source[:len(c)] == c
+                  and source != c + ("disabled",)]
+        if not inside:
+            return None  # a place no param switches off: always in force
+        deepest = max(inside, key=len)
+        name, disabled = switched[deepest]
+        if name == p.name or (controller is not None and name != controller):
+            return None
+        controller = name
+        enabling |= {lab for lab, off in disabled.items() if not off}
+    if controller is None:
+        return None
+    labels = next(q.labels for q in params if q.name == controller)
+    if set(labels) <= enabling:
+        return None  # enabled whatever the value
+    return Condition(controller, tuple(lab for lab in labels if lab in enabling))
 
 
 def check_schema_types(cfg: ClaraConfig, params: list[Param]) -> None:

@@ -62,7 +62,7 @@ def test_space_table_and_json(tmp_path):
     src = ROOT / "examples" / "demo.json"
     table = run_cli("space", src)
     assert table.returncode == 0
-    assert table.stdout.splitlines()[0].split() == ["NAME", "TYPE", "DOMAIN", "SWEEP", "SETS"]
+    assert table.stdout.splitlines()[0].split() == ["NAME", "TYPE", "DOMAIN", "SWEEP", "WHEN", "SETS"]
     params = json.loads(run_cli("space", src, "--json").stdout)
     assert [p["name"] for p in params][:3] == ["learning_rate", "d1_d2", "useNovoGrad_useAdam"]
     for p in params:

@@ -498,3 +498,25 @@ def test_config_automl_with_a_byo_controller_and_handler_runs_as_clara_did(tmp_p
     sweep_dir = elsewhere / "sweep"
     assert [(sweep_dir / n / "models" / "model.pt").exists() for n in "012"] == [False, False, True]
     assert all(list((sweep_dir / n / "tensorboard").glob("events.out.tfevents.*")) for n in "012")
+
+
+def test_a_conditional_space_samples_an_arg_only_where_its_component_is_enabled(tmp_path):
+    """prob is searched on a transform that a second search switches off: trials where it is off
+    leave prob out (an empty cell), and the finite space is enumerated as its 6 distinct trials,
+    not the 8 combinations that would train some twice."""
+    from clara_hydra.convert import convert, write
+    from clara_hydra.reader import analyse
+    data = {"x": 0.2, "search": [{"domain": "net", "type": "enum", "args": ["x"], "targets": [0.2, 0.8]}],
+            "train": {"pre_transforms": [{"name": "RandFlipd", "args": {"keys": ["image"], "prob": 0.5}, "search": [
+                {"domain": "transform", "type": "enum", "args": ["@disabled"], "targets": [[True], [False]]},
+                {"domain": "transform", "type": "enum", "args": ["prob"], "targets": [0.1, 0.9]}]}]}}
+    conf = Path(write(convert(analyse(data, file=str(tmp_path / "cond.json"))), str(tmp_path / "conf")))
+    proc = sweep(conf, tmp_path, "hydra.sweeper.n_trials=20", "hydra.sweeper.storage=null", "hydra.sweeper.pruner=none")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "6 combination(s) in all" in proc.stdout
+    trials = rows(tmp_path / "sweep" / "trials.csv")
+    seen = sorted((r["x"], r["train.pre_transforms.0.disabled"], r["train.pre_transforms.0.args.prob"])
+                  for r in trials)
+    assert seen == [("0.2", "False", "0.1"), ("0.2", "False", "0.9"), ("0.2", "True", ""),
+                    ("0.8", "False", "0.1"), ("0.8", "False", "0.9"), ("0.8", "True", "")]
+    assert {r["state"] for r in trials} == {"complete"}

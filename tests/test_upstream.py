@@ -90,6 +90,16 @@ def test_trial_overrides_suggest_on_the_trial():
     assert "k=7" in overrides
 
 
+def test_suggest_one_param_first_then_the_overrides_agree():
+    impl = _stock({"lr": "interval(0.1, 0.2)", "mode": "choice(a, b)"})
+    dists, fixed_params, fixed_overrides = upstream.search_space(impl, [])
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+    mode = upstream.suggest(trial, "mode", dists["mode"])
+    assert mode in ("a", "b") and trial.params == {"mode": mode}
+    overrides = upstream.trial_overrides(impl, trial, {"mode": dists["mode"]}, fixed_params, fixed_overrides)
+    assert overrides == [f"mode={mode}"]  # only the params given: "lr" is absent from this trial
+
+
 def test_distribution_of_one_override():
     override = OverridesParser.create().parse_override("x=int(interval(1, 5))")
     dist = upstream.distribution(override)

@@ -31,7 +31,7 @@ PRIVATE_NAMES: dict[str, tuple[str, ...]] = {
         "_to_grid_sampler_choices"),
     "hydra.core.utils.JobReturn": ("_return_value",),
     "optuna.study.Study": ("_storage",),
-    "optuna.trial.Trial": ("_trial_id",),
+    "optuna.trial.Trial": ("_trial_id", "_suggest"),
     "optuna.trial.FrozenTrial": ("_trial_id",),
     "optuna.samplers.TPESampler": ("_rng", "_random_sampler"),
     "optuna.samplers.RandomSampler": ("_rng",),
@@ -80,6 +80,12 @@ def is_deferred_grid(sampler: Any) -> bool:
 def directions(impl: stock.OptunaSweeperImpl) -> list[Any]:
     """The sweep's direction(s) as names (``maximize``), one per objective, as Optuna takes them."""
     return list(impl._get_directions())
+
+
+def suggest(trial: Trial, name: str, dist: BaseDistribution) -> Any:
+    """Sample one param of an asked trial from its distribution (the stock trial overrides do the
+    same; a second call gives the same value): how a condition reads its controlling param first."""
+    return trial._suggest(name, dist)
 
 
 def trial_overrides(impl: stock.OptunaSweeperImpl, trial: Trial, dists: dict[str, BaseDistribution],

@@ -26,6 +26,7 @@ from optuna.trial import TrialState
 
 from clara_hydra.errors import ClaraHydraError, SweepError, first_line
 from clara_hydra.logs import notice
+from clara_hydra.space import active, count_combinations
 from clara_hydra.sweep import identity, results, upstream
 from clara_hydra.sweep import trial as trial_ctx
 from clara_hydra.sweep.options import make_pruner, parse_workers
@@ -138,11 +139,12 @@ class ClaraOptunaSweeperImpl:
                                   hint="write choice(a, b, ...), interval(low, high) or int(interval(low, high)) "
                                        "with low <= high") from None
         self.dists, self.fixed_params, self.fixed_overrides = dists, fixed_params, fixed_overrides
+        self.conditions = self._read_conditions(dists)
         try:
             grid: dict[str, list] | None = upstream.grid(dists)
         except ValueError as exc:  # a continuous range
             grid, continuous = None, exc
-        combinations = math.prod(len(values) for values in grid.values()) if grid is not None else None
+        combinations = count_combinations(grid, self.conditions, fixed_params) if grid is not None else None
         grid_size = None  # set when each combination runs once: n_trials is capped at what is left
         if upstream.is_deferred_grid(impl.sampler):
             if grid is None:
@@ -234,13 +236,34 @@ class ClaraOptunaSweeperImpl:
         trial = self.study.ask()
         trial.set_user_attr(ATTR_PID, os.getpid())
         trial.set_user_attr(ATTR_HOST, os.uname().nodename)
-        overrides = upstream.trial_overrides(self.impl, trial, self.dists, self.fixed_params, self.fixed_overrides)
+        overrides = upstream.trial_overrides(self.impl, trial, self._active(trial), self.fixed_params,
+                                             self.fixed_overrides)
         job_dir = self.sweep_dir / str(trial.number)
         trial.set_user_attr(ATTR_JOB_DIR, str(job_dir))
         rec = self._controller().recommendation_of(trial.number) if self._controller() is not None else None
         if rec is not None:
             trial.set_user_attr(ATTR_RECOMMENDATION, str(rec.rec_id))
         return trial, overrides, job_dir
+
+    def _active(self, trial) -> dict:
+        """The params this trial samples: a conditional one (``clara_hydra.params.X.when``: it sets
+        a component that another param switches off) only where its controlling param enables it,
+        sampled first (Optuna's define-by-run); an absent one keeps the config's value, unused."""
+        names = active(list(self.dists), self.conditions, self.fixed_params,
+                       lambda name: upstream.suggest(trial, name, self.dists[name]))
+        return {name: self.dists[name] for name in names}
+
+    def _read_conditions(self, dists: dict) -> dict:
+        """The conditions the converter recorded (``clara_hydra.params.X.when``) for this sweep's params."""
+        from clara_hydra.space import Condition
+        meta: Any = OmegaConf.to_container(self.config.clara_hydra.params) \
+            if "clara_hydra" in self.config and "params" in self.config.clara_hydra else {}
+        out = {}
+        for name, m in meta.items():
+            when = (m or {}).get("when")
+            if name in dists and isinstance(when, dict) and when.get("param") in set(dists) | set(self.fixed_params):
+                out[name] = Condition(str(when["param"]), tuple(str(x) for x in when.get("in") or ()))
+        return out
 
     # -- Clara's AutoML engine: a controller of your own, handlers, stop rules --------------
     def _controller(self):
