@@ -60,8 +60,7 @@ class AutoML:
 
 def is_automl(data: Any) -> bool:
     """Does this JSON look like a config_automl.json (and not like a training config)?"""
-    return isinstance(data, dict) and "train" not in data and any(k in data for k in KEYS) \
-        and set(data) <= set(KEYS) | {"name", "version"}
+    return isinstance(data, dict) and "train" not in data and "validate" not in data and any(k in data for k in KEYS)
 
 
 def beside(config_file: str) -> str | None:
