@@ -520,3 +520,44 @@ def test_a_conditional_space_samples_an_arg_only_where_its_component_is_enabled(
     assert seen == [("0.2", "False", "0.1"), ("0.2", "False", "0.9"), ("0.2", "True", ""),
                     ("0.8", "False", "0.1"), ("0.8", "False", "0.9"), ("0.8", "True", "")]
     assert {r["state"] for r in trials} == {"complete"}
+
+
+def test_stop_threshold_holds_on_resume_and_a_handler_can_stop_the_sweep(tmp_path, conf):
+    """MMARHandler's stop_threshold: a resumed study that reached it starts no trial; a handler
+    of your own that calls ctx.stop_work stops the sweep after the trial it saw end."""
+    storage = f"hydra.sweeper.storage=sqlite:///{tmp_path / 's.db'}"
+    args = ("hydra.sweeper.n_trials=5", "hydra.sweeper.pruner=none", "hydra.sweeper.stop_threshold=0.0", storage)
+    first = sweep(conf, tmp_path, *args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert len(rows(tmp_path / "sweep" / "trials.csv")) == 1
+    again = sweep(conf, tmp_path, *args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "the sweep stops: trial #0 reached stop_threshold=0" in again.stdout
+    assert len(rows(tmp_path / "sweep" / "trials.csv")) == 1
+    (tmp_path / "stopper.py").write_text(
+        "from automl.components.handlers.handler import Handler\n"
+        "class Stop(Handler):\n"
+        "    def end_job(self, ctx):\n"
+        "        ctx.stop_work(self, 'seen one')\n")
+    (tmp_path / "sweep").rename(tmp_path / "first")
+    stopped = sweep(conf, tmp_path, "hydra.sweeper.n_trials=5", "hydra.sweeper.pruner=none",
+                    "hydra.sweeper.storage=null", "hydra.sweeper.handlers=[{path: stopper.Stop}]")
+    assert stopped.returncode == 0, stopped.stderr[-3000:]
+    assert "the sweep stops: Stop asked to stop: seen one" in stopped.stdout
+    assert len(rows(tmp_path / "sweep" / "trials.csv")) == 1
+
+
+def test_the_grid_over_a_conditional_space_trains_every_distinct_trial(tmp_path):
+    from clara_hydra.convert import convert, write
+    from clara_hydra.reader import analyse
+    data = {"x": 0.2, "search": [{"domain": "net", "type": "enum", "args": ["x"], "targets": [0.2, 0.8]}],
+            "train": {"pre_transforms": [{"name": "RandFlipd", "args": {"keys": ["image"], "prob": 0.5}, "search": [
+                {"domain": "transform", "type": "enum", "args": ["@disabled"], "targets": [[True], [False]]},
+                {"domain": "transform", "type": "enum", "args": ["prob"], "targets": [0.1, 0.9]}]}]}}
+    conf = Path(write(convert(analyse(data, file=str(tmp_path / "cond.json"))), str(tmp_path / "conf")))
+    proc = sweep(conf, tmp_path, "hydra/sweeper/sampler=grid", "hydra.sweeper.storage=null",
+                 "hydra.sweeper.pruner=none", "hydra.sweeper.sampler.seed=1")  # (a seed whose grid order skipped trials before)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trained = {(r["x"], r["train.pre_transforms.0.disabled"], r["train.pre_transforms.0.args.prob"])
+               for r in rows(tmp_path / "sweep" / "trials.csv") if not r["reason"].startswith("reused")}
+    assert len(trained) == 6  # every distinct trial; grid points differing only in an absent prob are reused

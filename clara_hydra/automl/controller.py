@@ -80,7 +80,7 @@ class ControllerSampler(optuna.samplers.BaseSampler):
         self.args = dict(args or {})
         self.seed = seed
         self.ctx = defs.Context()
-        self._random = optuna.samplers.RandomSampler(seed=seed)
+        self._random_sampler = optuna.samplers.RandomSampler(seed=seed)  # (the name resume reseeds)
         self._queue: collections.deque = collections.deque()
         self._of_trial: dict[int, Any] = {}  # trial number -> its recommendation
         self._told: set[int] = set()
@@ -93,8 +93,8 @@ class ControllerSampler(optuna.samplers.BaseSampler):
     # -- set up by the sweeper --------------------------------------------------------------
     def start(self, dists: dict[str, BaseDistribution], domains: dict[str, str], dirs: list[str],
               maximize: bool, study: optuna.Study) -> None:
-        """Load the controller, give it the space, take its initial recommendations; outcomes of
-        finished trials of a resumed study go to it first."""
+        """Load the controller, give it the space, take its initial recommendations. A resumed
+        study's finished trials are not replayed to it (Clara's engine had no resume)."""
         self.maximize = maximize
         self.space, self.keys = clara_space(dists, domains)
         cls = load(self.path, dirs, "hydra.sweeper.sampler.path")
@@ -154,14 +154,16 @@ class ControllerSampler(optuna.samplers.BaseSampler):
         key = self.keys.get(param_name)
         values = rec.result.values if rec is not None else {}
         if key is None or key not in values:
-            return self._random.sample_independent(study, trial, param_name, param_distribution)
+            return self._random_sampler.sample_independent(study, trial, param_name, param_distribution)
         value = values[key]
         if isinstance(value, (list, tuple)) and len(value) == 1:
             value = value[0]
         dist = param_distribution
         try:
-            if isinstance(dist, CategoricalDistribution):
-                return dist.choices[int(value)]  # Clara's enum value: the choice's index
+            if isinstance(dist, CategoricalDistribution):  # Clara's enum value: the choice's index
+                if isinstance(value, bool) or float(value) != int(value) or not 0 <= int(value) < len(dist.choices):
+                    raise ValueError(value)
+                return dist.choices[int(value)]
             number = min(max(float(value), dist.low), dist.high)  # type: ignore[attr-defined]
             return int(round(number)) if isinstance(dist, IntDistribution) else number
         except (TypeError, ValueError, IndexError):
@@ -178,12 +180,10 @@ class ControllerSampler(optuna.samplers.BaseSampler):
                                {TrialState.COMPLETE: defs.Status.OK, TrialState.PRUNED: defs.Status.PRUNED}
                                .get(state, defs.Status.FAILED), str(trial.number))
         self.ctx.set_prop(defs.ContextKey.OUTCOME, outcome)
-        try:
+        try:  # (inside study.tell: a failure here stops the search, it never leaves a trial unrecorded)
             self._add(self.controller.refine_recommendation(outcome, self.ctx), "refine_recommendation")
-        except ClaraHydraError:
-            raise
         except Exception as exc:
-            self.exhausted = f"the controller failed: {type(exc).__name__}: {first_line(exc)}"
+            self.exhausted = f"the controller failed: {first_line(exc)}"
 
 
 def score_of(trial: FrozenTrial, state: TrialState, values, maximize: bool) -> float:

@@ -32,11 +32,15 @@ def trim(study, keep: int) -> list[int]:
     """Remove the heavy files of finished trials outside the ``keep`` best; gives the numbers of
     the trials whose files were removed now."""
     order = ranked(study)
-    kept_dirs = {t.user_attrs.get(P.ATTR_JOB_DIR) for t in order[:keep]}
+    kept_dirs: set = set()
+    for t in order:  # the best `keep` folders (a reused trial shares its twin's)
+        if len(kept_dirs) >= keep:
+            break
+        kept_dirs.add(t.user_attrs.get(P.ATTR_JOB_DIR))
     kept_dirs |= {t.user_attrs.get(P.ATTR_JOB_DIR) for t in study.get_trials(deepcopy=False,
                                                                              states=(TrialState.RUNNING,))}
     removed = []
-    for t in order[keep:]:
+    for t in order:
         job_dir = t.user_attrs.get(P.ATTR_JOB_DIR)
         if not job_dir or job_dir in kept_dirs:  # a reused trial shares its twin's folder
             continue

@@ -109,7 +109,7 @@ def write_all(study, sweep_dir: Path, param_names: list[str], objectives: list[s
 
 def without_disabled_transforms(tree: dict) -> dict:
     """A Clara config whose transform lists (``pre_transforms``, ``post_transforms``, v3's
-    ``image_pipeline`` augmentations) drop the members that are disabled: what a search switched
+    ``batch_transforms``) drop the members that are disabled: what a search switched
     off does nothing, so the written config reads as what was trained."""
     from ..values import as_bool
     out = dict(tree)

@@ -152,7 +152,9 @@ class ClaraOptunaSweeperImpl:
                                       location="hydra.sweeper.params",
                                       hint="give each range a step (int(interval(a, b)), choice(...)), or use "
                                            "another sampler (hydra/sweeper/sampler=tpe)") from None
-            impl.sampler, grid_size = impl.sampler(grid), combinations
+            # the grid walks every point of the product, also those that differ only in a param a
+            # condition leaves out (reused, not trained): its cap is the whole product
+            impl.sampler, grid_size = impl.sampler(grid), math.prod(len(v) for v in grid.values())
         elif grid is not None and dists and self.finite_space == "enumerate" and not _log_range(dists) \
                 and not getattr(impl.sampler, "clara_controller", False):  # a controller of your own decides
             impl.sampler, grid_size = optuna.samplers.BruteForceSampler(seed=self.seed), combinations
@@ -171,6 +173,12 @@ class ClaraOptunaSweeperImpl:
             directions=directions, load_if_exists=True), what=str(self.storage_spec))
         self.study = study
         identity.check(study, dists, directions, impl.storage)
+        stored = study.user_attrs.get(ATTR_OBJECTIVES)
+        if stored is not None and self.objectives is not None and list(stored) != self.objectives \
+                and study.get_trials(deepcopy=False):
+            raise ClaraHydraError(f"study '{study.study_name}' holds trials of the objectives {stored}, not "
+                                  f"{self.objectives}", location="hydra.sweeper.objectives",
+                                  hint="give this sweep its own study: hydra.sweeper.study_name=NEW_NAME")
         if self.objectives is not None:
             study.set_user_attr(ATTR_OBJECTIVES, self.objectives)  # for `clara-hydra report`
         self.sweep_dir = Path(str(self.config.hydra.sweep.dir))
@@ -215,7 +223,7 @@ class ClaraOptunaSweeperImpl:
         for t in results.front(study):
             notice(f"Pareto front: trial #{t.number}, {results.format_values(t.values, self.objectives)}, "
                    f"{results.format_params(t.params)}")
-        if to_go and self.completed == 0:
+        if to_go and self.completed == 0 and not (self.stop_reason and self.finished == 0):
             raise SweepError(f"no trial completed: {self.finished} ran, {self.failed} failed, "
                              f"{self.finished - self.failed - self.completed} pruned", location="hydra.sweeper",
                              hint=f"see the reasons in {self.sweep_dir / 'trials.csv'}")
@@ -234,6 +242,14 @@ class ClaraOptunaSweeperImpl:
 
     def _ask(self):
         trial = self.study.ask()
+        try:
+            return self._prepare(trial)
+        except BaseException as exc:  # e.g. a controller's value that fits no distribution
+            trial.set_user_attr(REASON, first_line(exc)[:500])
+            _tell(self.study, trial, state=TrialState.FAIL)
+            raise
+
+    def _prepare(self, trial):
         trial.set_user_attr(ATTR_PID, os.getpid())
         trial.set_user_attr(ATTR_HOST, os.uname().nodename)
         overrides = upstream.trial_overrides(self.impl, trial, self._active(trial), self.fixed_params,
@@ -287,6 +303,15 @@ class ClaraOptunaSweeperImpl:
         self.events = Events(self.handler_specs, dirs, ctx=controller.ctx if controller is not None else None)
         self.events.dists, self.events.domains = dists, domains
         self.events.fire("startup")
+        if self.stop_threshold is not None:  # a resumed study may have reached it already
+            done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
+            maximize = study.directions[0] == StudyDirection.MAXIMIZE
+            reached = [t for t in done if (t.values[0] >= self.stop_threshold if maximize
+                                           else t.values[0] <= self.stop_threshold)]
+            if reached:
+                self.stop_reason = (f"trial #{reached[0].number} reached stop_threshold={self.stop_threshold:g} "
+                                    f"(value {reached[0].values[0]:.4f})")
+                notice(f"the sweep stops: {self.stop_reason}")
 
     def _byo_dirs(self) -> list[str]:
         """Where a controller or handler of your own is looked for: the converted config's Clara
@@ -302,6 +327,10 @@ class ClaraOptunaSweeperImpl:
         """No new trial: the stop threshold was reached, or the controller asked to stop or has
         nothing to recommend (while trials run it may still: then it waits)."""
         if self.stop_reason:
+            return True
+        if self.events.ctx.stop_requested:  # a handler (or the controller) called ctx.stop_work
+            self.stop_reason = self.events.ctx.stop_requested
+            notice(f"the sweep stops: {self.stop_reason}")
             return True
         controller = self._controller()
         if controller is None or controller.ready():
