@@ -556,7 +556,7 @@ def test_the_grid_over_a_conditional_space_trains_every_distinct_trial(tmp_path)
                 {"domain": "transform", "type": "enum", "args": ["prob"], "targets": [0.1, 0.9]}]}]}}
     conf = Path(write(convert(analyse(data, file=str(tmp_path / "cond.json"))), str(tmp_path / "conf")))
     proc = sweep(conf, tmp_path, "hydra/sweeper/sampler=grid", "hydra.sweeper.storage=null",
-                 "hydra.sweeper.pruner=none", "hydra.sweeper.sampler.seed=1")  # (a seed whose grid order skipped trials before)
+                 "hydra.sweeper.pruner=none", "hydra.sweeper.sampler.seed=1")  # its grid order skipped trials before
     assert proc.returncode == 0, proc.stderr[-3000:]
     trained = {(r["x"], r["train.pre_transforms.0.disabled"], r["train.pre_transforms.0.args.prob"])
                for r in rows(tmp_path / "sweep" / "trials.csv") if not r["reason"].startswith("reused")}
