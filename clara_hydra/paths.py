@@ -69,6 +69,13 @@ def search_dirs(config_file: str | None) -> list[str]:
     return list(dict.fromkeys([os.path.join(root, "custom"), os.path.join(cdir, "custom"), cdir, root]))
 
 
+def config_dirs(config_sources) -> list[str]:
+    """The file config folders of a Hydra run (``hydra.runtime.config_sources``), ``--config-dir``
+    first: the folder a converted config was found in comes before the app's own."""
+    return [s.path for provider in ("command-line", "main") for s in config_sources
+            if s.schema == "file" and s.provider == provider and s.path]
+
+
 def source_file(source: str, config_dirs: list[str]) -> str | None:
     """The Clara JSON a converted config came from (``clara_hydra.source``, relative to its
     config folder), found in the first of ``config_dirs`` that has it; None when none does."""

@@ -11,7 +11,6 @@ and what was inferred of it.
 from __future__ import annotations
 
 import collections
-import importlib
 import os
 import sys
 from typing import Any
@@ -27,26 +26,18 @@ SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim")
 
 
 def load(path: str, dirs: list[str], where: str) -> Any:
-    """Import ``module.Class`` from the MMAR's folders (or installed packages), with Clara's
-    ``automl`` package names available to it."""
-    for d in [SHIM] + [d for d in reversed(dirs) if os.path.isdir(d)]:
-        if d not in sys.path:
-            if d == SHIM:
-                sys.path.append(d)  # an installed automl package wins
-            else:
-                sys.path.insert(0, d)
-    module_name, _, attr = path.rpartition(".")
+    """Import ``module.Class`` as BYOC components are imported (the MMAR's folders, then installed
+    packages), with Clara's ``automl`` package names available to it."""
+    from ..train.names import import_path
+    if SHIM not in sys.path:
+        sys.path.append(SHIM)  # appended: an installed automl package wins
     try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise ClaraHydraError(f"cannot import '{path}': module '{exc.name}' not found", location=where,
-                              hint="put the module in the MMAR's custom/ folder (or beside the config)") from None
-    except Exception as exc:
+        return import_path(path, where, dirs)
+    except ClaraHydraError:
+        raise
+    except Exception as exc:  # the user's module fails as it is imported
         raise ClaraHydraError(f"cannot import '{path}': {type(exc).__name__}: {first_line(exc)}",
                               location=where) from None
-    if not hasattr(module, attr):
-        raise ClaraHydraError(f"module '{module_name}' has no '{attr}'", location=where)
-    return getattr(module, attr)
 
 
 def prl_key(name: str, dist: BaseDistribution, domain: str | None) -> str:
@@ -176,14 +167,18 @@ class ControllerSampler(optuna.samplers.BaseSampler):
         if rec is None or trial.number in self._told or self.controller is None:
             return
         self._told.add(trial.number)
-        outcome = defs.Outcome(rec.rec_id, score_of(trial, state, values, self.maximize),
-                               {TrialState.COMPLETE: defs.Status.OK, TrialState.PRUNED: defs.Status.PRUNED}
-                               .get(state, defs.Status.FAILED), str(trial.number))
+        outcome = defs.Outcome(rec.rec_id, score_of(trial, state, values, self.maximize), status_of(state),
+                               str(trial.number))
         self.ctx.set_prop(defs.ContextKey.OUTCOME, outcome)
         try:  # (inside study.tell: a failure here stops the search, it never leaves a trial unrecorded)
             self._add(self.controller.refine_recommendation(outcome, self.ctx), "refine_recommendation")
         except Exception as exc:
             self.exhausted = f"the controller failed: {first_line(exc)}"
+
+
+def status_of(state: TrialState) -> defs.Status:
+    """Clara's status of a finished trial."""
+    return {TrialState.COMPLETE: defs.Status.OK, TrialState.PRUNED: defs.Status.PRUNED}.get(state, defs.Status.FAILED)
 
 
 def score_of(trial: FrozenTrial, state: TrialState, values, maximize: bool) -> float:

@@ -18,12 +18,12 @@ from ..logs import notice
 from . import defs
 from .controller import load, prl_key
 
-EVENTS = ("startup", "recommendations_available", "start_job", "end_job", "round_ended", "shutdown")
-
 
 class Events:
-    def __init__(self, specs: list[dict], dirs: list[str], ctx: defs.Context | None = None) -> None:
+    def __init__(self, specs: list[dict], dirs: list[str], dists: dict, domains: dict[str, str],
+                 ctx: defs.Context | None = None) -> None:
         self.ctx = ctx or defs.Context()
+        self.dists, self.domains = dists, domains  # the sweep's space, for Clara's keys
         self.handlers: list[Any] = []
         for i, spec in enumerate(specs):
             where = f"hydra.sweeper.handlers[{i}]"
@@ -34,11 +34,6 @@ class Events:
                 from ..errors import ClaraHydraError, first_line
                 raise ClaraHydraError(f"cannot make the handler {spec['path']}: {type(exc).__name__}: "
                                       f"{first_line(exc)}", location=where) from None
-        self.dists: dict = {}
-        self.domains: dict[str, str] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self.handlers)
 
     def fire(self, event: str, **props: Any) -> None:
         for key, value in props.items():
@@ -64,9 +59,9 @@ class Events:
     def job_started(self, number: int, params: dict, space: defs.SearchSpace | None) -> None:
         if not self.handlers:
             return
-        recs = [defs.Recommendation(number, defs.SearchResult(space or defs.SearchSpace("clara_hydra", {}),
-                                                              self.concrete(params)))]
-        props = {defs.ContextKey.JOB_NAME: str(number), defs.ContextKey.CONCRETE_SEARCH_VALUE: self.concrete(params),
+        values = self.concrete(params)
+        recs = [defs.Recommendation(number, defs.SearchResult(space or defs.SearchSpace("clara_hydra", {}), values))]
+        props = {defs.ContextKey.JOB_NAME: str(number), defs.ContextKey.CONCRETE_SEARCH_VALUE: values,
                  defs.ContextKey.RECOMMENDATIONS: recs, defs.ContextKey.SCORE: None}
         self.fire("recommendations_available", **props)
         self.fire("start_job", **props)

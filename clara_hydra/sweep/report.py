@@ -32,17 +32,13 @@ def report(study_name: str, storage: str, out_dir: str, top: int = 5) -> list[st
     from optuna.visualization import matplotlib as vis
     written = []
     many = len(study.directions) > 1
-    first: dict[str, Any] = {}
-    if many:  # Optuna's plots of one objective need a target: the first objective's, and the front
-        first = {"target": lambda t: t.values[0], "target_name": "objective 0"}
-        plots = [("pareto_front.png", lambda: vis.plot_pareto_front(study)),
-                 ("optimization_history.png", lambda: vis.plot_optimization_history(study, **first)),
-                 ("parallel_coordinate.png", lambda: vis.plot_parallel_coordinate(study, **first))]
-    else:
-        plots = [("optimization_history.png", lambda: vis.plot_optimization_history(study)),
-                 ("parallel_coordinate.png", lambda: vis.plot_parallel_coordinate(study))]
+    # Optuna's plots of one objective need a target in a multi-objective study: the first one's
+    first: dict[str, Any] = {"target": lambda t: t.values[0], "target_name": "objective 0"} if many else {}
+    plots = [("pareto_front.png", lambda: vis.plot_pareto_front(study))] if many else []
+    plots += [("optimization_history.png", lambda: vis.plot_optimization_history(study, **first)),
+              ("parallel_coordinate.png", lambda: vis.plot_parallel_coordinate(study, **first))]
     if len(complete) >= 2 and len({k for t in complete for k in t.params}) >= 1:
-        plots.append(("param_importances.png", lambda: vis.plot_param_importances(study, **(first if many else {}))))
+        plots.append(("param_importances.png", lambda: vis.plot_param_importances(study, **first)))
     import warnings
     for name, plot in plots:
         with warnings.catch_warnings():

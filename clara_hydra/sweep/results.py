@@ -35,19 +35,20 @@ def front(study) -> list:
     return list(study.best_trials) if len(study.directions) > 1 else []
 
 
+def _objective_names(objectives: list[str] | None, n: int) -> list[str]:
+    """The names of n values: the objectives', or 0, 1, ... where they are not named."""
+    return list(objectives) if objectives and len(objectives) == n else [str(i) for i in range(n)]
+
+
 def format_values(values, objectives: list[str] | None = None) -> str:
-    names = objectives if objectives and len(objectives) == len(values) else [str(i) for i in range(len(values))]
-    return ", ".join(f"{n} {v:.4f}" for n, v in zip(names, values))
+    return ", ".join(f"{n} {v:.4f}" for n, v in zip(_objective_names(objectives, len(values)), values))
 
 
 def value_columns(study, objectives: list[str] | None = None) -> list[str]:
     """trials.csv's value column(s): ``value`` (one objective, as Optuna's trials_dataframe), else
     ``values_<objective>`` (``values_0``, ``values_1``, ... where the objectives have no names)."""
     n = len(study.directions)
-    if n == 1:
-        return ["value"]
-    names = objectives if objectives and len(objectives) == n else [str(i) for i in range(n)]
-    return [f"values_{name}" for name in names]
+    return ["value"] if n == 1 else [f"values_{name}" for name in _objective_names(objectives, n)]
 
 
 def write_all(study, sweep_dir: Path, param_names: list[str], objectives: list[str] | None = None, *,

@@ -124,11 +124,8 @@ def _config_file(source: str | None) -> str | None:
         return None
     from hydra.core.hydra_config import HydraConfig
 
-    from ..paths import source_file
-    sources = HydraConfig.get().runtime.config_sources
-    dirs = [s.path for provider in ("command-line", "main")  # --config-dir first: the converted config lives there
-            for s in sources if s.provider == provider and s.schema == "file" and s.path]
-    return source_file(source, dirs)
+    from ..paths import config_dirs, source_file
+    return source_file(source, config_dirs(HydraConfig.get().runtime.config_sources))
 
 
 __all__ = ["run", "prepare"]

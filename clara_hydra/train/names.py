@@ -62,7 +62,7 @@ def lookup(name: str, where: str) -> str:
 
 def import_path(path: str, where: str, search_dirs: list[str]) -> Any:
     """Import a BYOC ``path`` (``module.Class``) from the MMAR's folders or installed packages."""
-    for d in search_dirs:
+    for d in reversed(search_dirs):  # each goes to the front: the first folder is looked in first
         if d and os.path.isdir(d) and d not in sys.path:
             sys.path.insert(0, d)
     module_name, _, attr = path.rpartition(".")

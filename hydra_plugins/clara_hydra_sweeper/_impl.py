@@ -26,6 +26,7 @@ from optuna.trial import TrialState
 
 from clara_hydra.errors import ClaraHydraError, SweepError, first_line
 from clara_hydra.logs import notice
+from clara_hydra.paths import config_dirs
 from clara_hydra.space import active, count_combinations
 from clara_hydra.sweep import identity, results, upstream
 from clara_hydra.sweep import trial as trial_ctx
@@ -139,6 +140,9 @@ class ClaraOptunaSweeperImpl:
                                   hint="write choice(a, b, ...), interval(low, high) or int(interval(low, high)) "
                                        "with low <= high") from None
         self.dists, self.fixed_params, self.fixed_overrides = dists, fixed_params, fixed_overrides
+        meta: Any = OmegaConf.to_container(self.config.clara_hydra.params) \
+            if "clara_hydra" in self.config and "params" in self.config.clara_hydra else {}
+        self.param_meta: dict = meta  # what the converter recorded of each param (domain, when)
         self.conditions = self._read_conditions(dists)
         try:
             grid: dict[str, list] | None = upstream.grid(dists)
@@ -272,10 +276,8 @@ class ClaraOptunaSweeperImpl:
     def _read_conditions(self, dists: dict) -> dict:
         """The conditions the converter recorded (``clara_hydra.params.X.when``) for this sweep's params."""
         from clara_hydra.space import Condition
-        meta: Any = OmegaConf.to_container(self.config.clara_hydra.params) \
-            if "clara_hydra" in self.config and "params" in self.config.clara_hydra else {}
         out = {}
-        for name, m in meta.items():
+        for name, m in self.param_meta.items():
             when = (m or {}).get("when")
             if name in dists and isinstance(when, dict) and when.get("param") in set(dists) | set(self.fixed_params):
                 out[name] = Condition(str(when["param"]), tuple(str(x) for x in when.get("in") or ()))
@@ -292,35 +294,38 @@ class ClaraOptunaSweeperImpl:
 
     def _start_engine(self, study, dists: dict, directions: list) -> None:
         from clara_hydra.automl.handlers import Events
-        meta: Any = OmegaConf.to_container(self.config.clara_hydra.params) \
-            if "clara_hydra" in self.config and "params" in self.config.clara_hydra else {}
-        domains = {str(name): str((m or {}).get("domain") or "param") for name, m in meta.items()}
+        domains = {str(name): str((m or {}).get("domain") or "param") for name, m in self.param_meta.items()}
         dirs = self._byo_dirs()
         controller = self._controller()
         if controller is not None:
             controller.start(dists, domains, dirs, maximize=study.directions[0] == StudyDirection.MAXIMIZE,
                              study=study)
-        self.events = Events(self.handler_specs, dirs, ctx=controller.ctx if controller is not None else None)
-        self.events.dists, self.events.domains = dists, domains
+        self.events = Events(self.handler_specs, dirs, dists, domains,
+                             ctx=controller.ctx if controller is not None else None)
         self.events.fire("startup")
-        if self.stop_threshold is not None:  # a resumed study may have reached it already
-            done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
-            maximize = study.directions[0] == StudyDirection.MAXIMIZE
-            reached = [t for t in done if (t.values[0] >= self.stop_threshold if maximize
-                                           else t.values[0] <= self.stop_threshold)]
-            if reached:
-                self.stop_reason = (f"trial #{reached[0].number} reached stop_threshold={self.stop_threshold:g} "
-                                    f"(value {reached[0].values[0]:.4f})")
+        # a resumed study may have reached the stop threshold already
+        self._check_threshold(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+    def _check_threshold(self, complete: list) -> None:
+        """MMARHandler's stop_threshold: the first of these complete trials whose (first) value
+        reaches it stops the sweep."""
+        if self.stop_threshold is None or self.stop_reason:
+            return
+        maximize = self.study.directions[0] == StudyDirection.MAXIMIZE
+        for t in complete:
+            value = t.values[0] if t.values else None
+            if value is not None and (value >= self.stop_threshold if maximize else value <= self.stop_threshold):
+                self.stop_reason = (f"trial #{t.number} reached stop_threshold={self.stop_threshold:g} "
+                                    f"(value {value:.4f})")
                 notice(f"the sweep stops: {self.stop_reason}")
+                return
 
     def _byo_dirs(self) -> list[str]:
         """Where a controller or handler of your own is looked for: the converted config's Clara
         JSON's folder, its MMAR root and their custom/ folders, and the current folder."""
         from clara_hydra.paths import search_dirs, source_file
         source = str(self.config.clara_hydra.get("source") or "") if "clara_hydra" in self.config else ""
-        dirs = [s.path for provider in ("command-line", "main") for s in self.config.hydra.runtime.config_sources
-                if s.schema == "file" and s.provider == provider and s.path]
-        found = source_file(source, dirs) if source else None
+        found = source_file(source, config_dirs(self.config.hydra.runtime.config_sources)) if source else None
         return search_dirs(found) + [os.getcwd()]
 
     def _stopping(self, *, running: bool) -> bool:
@@ -335,23 +340,17 @@ class ClaraOptunaSweeperImpl:
         controller = self._controller()
         if controller is None or controller.ready():
             return False
-        if controller.exhausted:
-            self.stop_reason = controller.exhausted
-        elif not running:
-            self.stop_reason = "the controller has no recommendation left"
-        if self.stop_reason:
+        if controller.exhausted or not running:  # (while trials run, the controller may still recommend)
+            self.stop_reason = controller.exhausted or "the controller has no recommendation left"
             notice(f"the sweep stops: {self.stop_reason}")
-            return True
         return True
 
     def _after_tell(self, trial, state: TrialState) -> None:
-        from clara_hydra.automl import defs
-        from clara_hydra.automl.controller import score_of
+        from clara_hydra.automl.controller import score_of, status_of
         stored = upstream.stored_trial(self.study, trial)
         maximize = self.study.directions[0] == StudyDirection.MAXIMIZE
         self.events.job_ended(trial.number, stored.params, score_of(stored, state, stored.values, maximize),
-                              {TrialState.COMPLETE: defs.Status.OK, TrialState.PRUNED: defs.Status.PRUNED}
-                              .get(state, defs.Status.FAILED))
+                              status_of(state))
         if self.tensorboard and state == TrialState.COMPLETE and stored.values:
             from clara_hydra.sweep import hparams
             try:
@@ -363,12 +362,8 @@ class ClaraOptunaSweeperImpl:
             from clara_hydra.sweep import keep
             for number in keep.trim(self.study, self.keep_best):
                 notice(f"trial #{number}: checkpoints removed (not among the {self.keep_best} best; keep_best)")
-        if self.stop_threshold is not None and state == TrialState.COMPLETE and not self.stop_reason:
-            value = stored.values[0]
-            if (value >= self.stop_threshold) if maximize else (value <= self.stop_threshold):
-                self.stop_reason = (f"trial #{trial.number} reached stop_threshold={self.stop_threshold:g} "
-                                    f"(value {value:.4f})")
-                notice(f"the sweep stops: {self.stop_reason}")
+        if state == TrialState.COMPLETE:
+            self._check_threshold([stored])
 
     def _reuse(self, trial) -> bool:
         """A trial whose values a finished trial of the study already trained is not trained again:
@@ -553,12 +548,7 @@ class ClaraOptunaSweeperImpl:
         script = sys.argv[0]  # python train.py (or any Hydra script): the same script; else clara-hydra's app
         cmd = [sys.executable, os.path.abspath(script)] if script.endswith(".py") and os.path.isfile(script) \
             else [sys.executable, "-m", "clara_hydra.app"]
-        for provider in ("command-line", "main"):
-            dirs = [s.path for s in hc.runtime.config_sources
-                    if s.schema == "file" and s.provider == provider and s.path]
-            if dirs:
-                cmd += ["--config-dir", os.path.abspath(dirs[0])]
-                break
+        cmd += [arg for d in config_dirs(hc.runtime.config_sources)[:1] for arg in ("--config-dir", os.path.abspath(d))]
         cmd += ["--config-name", hc.job.config_name]
         return cmd
 
