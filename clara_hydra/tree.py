@@ -44,6 +44,25 @@ def class_name(comp: dict) -> str:
     return str(comp.get("name", "")).split("#", 1)[0]
 
 
+def validation_metric_names(validate: Any) -> set[str]:
+    """The names a run's validation metrics go by (what ``hydra.sweeper.objectives`` may name):
+    each metric's ``log_label`` (v4), else its ``args.name`` (v3), else its class, in every era's
+    slots (``metrics``; ``key_metric`` and ``additional_metrics``). A v3 section without metrics
+    validates with the mean Dice as ``val_mean_dice``."""
+    if not isinstance(validate, dict):
+        return set()
+    comps: list = []
+    for slot in ("metrics", "key_metric", "additional_metrics"):
+        value = validate.get(slot)
+        comps += value if isinstance(value, list) else [value] if value is not None else []
+    names = {"val_mean_dice"} if not comps else set()
+    for comp in comps:
+        if is_component(comp):
+            args = comp.get("args") if isinstance(comp.get("args"), dict) else {}
+            names.add(str(comp.get("log_label") or args.get("name") or class_name(comp)))
+    return names
+
+
 def component_alias(comp: dict) -> str | None:
     name = comp.get("name")
     if isinstance(name, str) and "#" in name:

@@ -67,6 +67,23 @@ def test_a_trial_returns_the_named_objectives(names, want):
     assert objective_values(names, 0.8, {"val_mean_dice": 0.7, "val_acc": 0.9}, 12.5, "val_mean_dice") == want
 
 
+@pytest.mark.parametrize("config, want", [
+    pytest.param("mdai-chexpert-tf/config_train.json", {"mean_accuracy", "Average_AUC", "Pneumonia"}, id="v3-name"),
+    pytest.param("mdai-spleen-pt40/config_train.json", {"val_mean_dice", "val_acc"}, id="v4.0-metrics"),
+    pytest.param("mdai-spleen-pt41/config_train.json", {"val_mean_dice", "val_acc"}, id="v4.1-key-and-additional"),
+])
+def test_the_objectives_a_sweep_may_name_are_the_validation_metrics(config, want):
+    """What the sweeper checks hydra.sweeper.objectives against before any trial: the names the
+    run's metrics go by (log_label, else a v3 metric's args.name), not the classes."""
+    import json
+
+    from conftest import TRIMMED_CORPUS
+
+    from clara_hydra.tree import validation_metric_names
+    names = validation_metric_names(json.loads((TRIMMED_CORPUS / config).read_text())["validate"])
+    assert want <= names and not names & {"ComputeAUC", "ComputeAverage", "MeanDice", "Accuracy"}
+
+
 def test_an_unknown_objective_names_the_known_ones():
     from clara_hydra.errors import TrainingError
     from clara_hydra.train.run import objective_values

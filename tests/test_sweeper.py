@@ -399,6 +399,21 @@ def test_a_multi_objective_mistake_is_one_line_before_any_trial(tmp_path, conf, 
     assert not (tmp_path / "seen_gpus.txt").exists()  # no trial ran
 
 
+def test_an_objective_the_validation_does_not_have_is_one_line_before_any_trial(tmp_path):
+    from clara_hydra.convert import convert, write
+    from clara_hydra.reader import analyse
+    config = dict(CONFIG, validate={"metrics": [
+        {"name": "MeanDice", "log_label": "val_mean_dice", "is_key_metric": True, "args": {}},
+        {"name": "HausdorffDistance", "log_label": "val_hd", "args": {}}]})
+    conf = Path(write(convert(analyse(config, file=str(tmp_path / "cfg.json"))), str(tmp_path / "conf")))
+    proc = sweep(conf, tmp_path, "hydra.sweeper.storage=null", "hydra.sweeper.direction=[maximize,minimize]",
+                 "hydra.sweeper.objectives=[val_mean_dice,val_hdd]")
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and "no objective 'val_hdd'" in line and "did you mean val_hd?" in line, line
+    assert "MeanDice" not in line  # a metric with a log_label goes by it
+    assert not (tmp_path / "seen_gpus.txt").exists()  # no trial ran
+
+
 CONTROLLER = '''
 from automl.components.controllers.controller import Controller
 from automl.components.handlers.handler import Handler

@@ -48,7 +48,9 @@ from clara_hydra.sweep.protocol import (
     ENV_TRIAL,
     ENV_TRIAL_TIMEOUT,
     INTERRUPTED,
+    KEY_METRIC,
     RESULT_FILE,
+    TRAIN_TIME,
     read_outcome,
 )
 from clara_hydra.sweep.protocol import ATTR_REASON as REASON
@@ -170,6 +172,7 @@ class ClaraOptunaSweeperImpl:
                                   f"(its key metric) unless told which ones", location="hydra.sweeper.objectives",
                                   hint="name one value per direction, e.g. hydra.sweeper.direction=[maximize,"
                                        "minimize] hydra.sweeper.objectives=[key_metric,train_time]")
+        self._check_objective_names()
         self.storage_spec = absolute(impl.storage)
         storage = open_storage(self.storage_spec)
         study = retrying(lambda: optuna.create_study(
@@ -272,6 +275,21 @@ class ClaraOptunaSweeperImpl:
         names = active(list(self.dists), self.conditions, self.fixed_params,
                        lambda name: upstream.suggest(trial, name, self.dists[name]))
         return {name: self.dists[name] for name in names}
+
+    def _check_objective_names(self) -> None:
+        """An objective a Clara config's validation cannot give is one line before any trial trains
+        (not a failure of every trial after it trained)."""
+        if self.objectives is None or "clara_hydra" not in self.config or "validate" not in self.config:
+            return
+        from clara_hydra.errors import did_you_mean
+        from clara_hydra.tree import validation_metric_names
+        known = sorted(validation_metric_names(OmegaConf.to_container(self.config.validate, resolve=False)))
+        names = [KEY_METRIC, TRAIN_TIME, *known]
+        for name in self.objectives:
+            if name not in names:
+                raise ClaraHydraError(f"no objective '{name}': the config's validation has no such metric",
+                                      location="hydra.sweeper.objectives",
+                                      hint=did_you_mean(name, names) + "known: " + ", ".join(names))
 
     def _read_conditions(self, dists: dict) -> dict:
         """The conditions the converter recorded (``clara_hydra.params.X.when``) for this sweep's params."""
