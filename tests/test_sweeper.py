@@ -570,9 +570,22 @@ def test_the_grid_over_a_conditional_space_trains_every_distinct_trial(tmp_path)
                 {"domain": "transform", "type": "enum", "args": ["@disabled"], "targets": [[True], [False]]},
                 {"domain": "transform", "type": "enum", "args": ["prob"], "targets": [0.1, 0.9]}]}]}}
     conf = Path(write(convert(analyse(data, file=str(tmp_path / "cond.json"))), str(tmp_path / "conf")))
+    (tmp_path / "rec.py").write_text(  # Clara's handler events: every job that ends has started
+        "from automl.components.handlers.handler import Handler\n"
+        "from automl.defs import ContextKey\n"
+        "class Rec(Handler):\n"
+        "    def start_job(self, ctx):\n"
+        "        open('events.txt', 'a').write(f'start {ctx.get_prop(ContextKey.JOB_NAME)}\\n')\n"
+        "    def end_job(self, ctx):\n"
+        "        open('events.txt', 'a').write(f'end {ctx.get_prop(ContextKey.JOB_NAME)}\\n')\n")
     proc = sweep(conf, tmp_path, "hydra/sweeper/sampler=grid", "hydra.sweeper.storage=null",
-                 "hydra.sweeper.pruner=none", "hydra.sweeper.sampler.seed=1")  # its grid order skipped trials before
+                 "hydra.sweeper.pruner=none", "hydra.sweeper.sampler.seed=1",  # its grid order skipped trials before
+                 "hydra.sweeper.handlers=[{path: rec.Rec}]")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = rows(tmp_path / "sweep" / "trials.csv")
     trained = {(r["x"], r["train.pre_transforms.0.disabled"], r["train.pre_transforms.0.args.prob"])
-               for r in rows(tmp_path / "sweep" / "trials.csv") if not r["reason"].startswith("reused")}
+               for r in trials if not r["reason"].startswith("reused")}
     assert len(trained) == 6  # every distinct trial; grid points differing only in an absent prob are reused
+    assert any(r["reason"].startswith("reused") for r in trials)
+    events = (tmp_path / "events.txt").read_text().split()
+    assert events == [word for t in trials for word in ("start", t["number"], "end", t["number"])], events

@@ -392,6 +392,7 @@ class ClaraOptunaSweeperImpl:
         if twin is None:
             return False
         trial.set_user_attr(ATTR_JOB_DIR, twin.user_attrs.get(ATTR_JOB_DIR, ""))
+        self.events.job_started(trial.number, trial.params, self._space())  # (a job whose outcome is known)
         self._tell(trial, "complete", value=twin.values if len(twin.values) > 1 else twin.value,
                    reason=f"reused: the same values as trial #{twin.number}", started=time.time())
         return True
