@@ -186,3 +186,28 @@ def test_a_controller_of_your_own_drives_an_optuna_study(tmp_path):
     assert seen == [(0.1, "sgd"), (0.2, "adam"), (0.3, "sgd")]
     assert sampler.controller.scores == [(1, -0.5), (2, -1_000_000.0), (3, -0.25)]
     assert not sampler.ready() and "Stepper asked to stop: enough" in sampler.exhausted
+
+
+@pytest.mark.parametrize("directions, values, keep, kept", [
+    # one objective: the `keep` best values keep their checkpoints as trials finish
+    pytest.param(["maximize"], [[0.3], [0.9], [0.5], [0.7]], 2, [{0}, {0, 1}, {1, 2}, {1, 3}], id="single"),
+    # two objectives: the whole Pareto front keeps them (trials 1 and 2 are on it until trial 3
+    # dominates them); the front ranked into `keep` places would drop trial 1 and 2 while on it
+    pytest.param(["maximize", "maximize"], [[0.9, 0.1], [0.1, 0.9], [0.5, 0.5], [0.6, 0.95]], 1,
+                 [{0}, {0, 1}, {0, 1, 2}, {0, 3}], id="pareto-front"),
+])
+def test_keep_best_removes_checkpoints_never_wanted_back(tmp_path, directions, values, keep, kept):
+    """MMARHandler's num_mmars_to_keep (keep_best) on a real Optuna study and real trial folders."""
+    import optuna
+
+    from clara_hydra.sweep import keep as keeping
+    from clara_hydra.sweep.protocol import ATTR_JOB_DIR
+    study = optuna.create_study(directions=directions)
+    for number, (value, want) in enumerate(zip(values, kept)):
+        models = tmp_path / str(number) / "models"
+        models.mkdir(parents=True)
+        (models / "model.pt").write_text("weights")
+        study.add_trial(optuna.trial.create_trial(values=value, user_attrs={ATTR_JOB_DIR: str(models.parent)}))
+        keeping.trim(study, keep)
+        have = {n for n in range(number + 1) if (tmp_path / str(n) / "models" / "model.pt").exists()}
+        assert have == want, f"after trial #{number}"

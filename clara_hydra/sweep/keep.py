@@ -16,13 +16,12 @@ HEAVY_DIRS = ("models",)
 
 
 def ranked(study) -> list:
-    """Finished trials, best first: complete ones by value (a multi-objective study: the Pareto
-    front first, then by the first objective), then pruned, then failed."""
+    """Finished trials, best first: complete ones by value (the first objective of a
+    multi-objective study), then pruned, then failed. A trial only ever moves down this order as
+    trials finish, so one whose files were removed is never wanted back."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    directions = study.directions
-    sign = 1.0 if directions[0].name == "MAXIMIZE" else -1.0
-    front = {t.number for t in study.best_trials} if len(directions) > 1 and complete else set()
-    complete.sort(key=lambda t: (t.number not in front, -sign * t.values[0]))
+    sign = 1.0 if study.directions[0].name == "MAXIMIZE" else -1.0
+    complete.sort(key=lambda t: -sign * t.values[0])
     rest = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)) \
         + study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     return complete + rest
@@ -30,15 +29,19 @@ def ranked(study) -> list:
 
 def trim(study, keep: int) -> list[int]:
     """Remove the heavy files of finished trials outside the ``keep`` best; gives the numbers of
-    the trials whose files were removed now."""
+    the trials whose files were removed now. A multi-objective study also keeps its whole Pareto
+    front (a trial off the front never returns to it; a front ranked into ``keep`` places would
+    drop a member that a later change of the front wants back)."""
     order = ranked(study)
     kept_dirs: set = set()
     for t in order:  # the best `keep` folders (a reused trial shares its twin's)
         if len(kept_dirs) >= keep:
             break
         kept_dirs.add(t.user_attrs.get(P.ATTR_JOB_DIR))
-    kept_dirs |= {t.user_attrs.get(P.ATTR_JOB_DIR) for t in study.get_trials(deepcopy=False,
-                                                                             states=(TrialState.RUNNING,))}
+    keepers = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if len(study.directions) > 1:
+        keepers += study.best_trials
+    kept_dirs |= {t.user_attrs.get(P.ATTR_JOB_DIR) for t in keepers}
     removed = []
     for t in order:
         job_dir = t.user_attrs.get(P.ATTR_JOB_DIR)
