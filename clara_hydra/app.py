@@ -84,8 +84,41 @@ def fail(exc: BaseException, *, full: bool, os_hint: str = RUN_DIRS, file: str |
     return code
 
 
+#: Hydra's flags that take the next argument as their value (never read as an override).
+VALUE_FLAGS = frozenset({"--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp", "--info", "-i",
+                         "--experimental-rerun"})
+
+
+def quote_equals(args: list[str]) -> list[str]:
+    """``KEY=VALUE`` where VALUE holds a ``=`` (the checkpoint names MONAI writes:
+    ``MMAR_CKPT=models/net_key_metric=0.9123.pt``) quoted for Hydra's override grammar, which
+    refuses a bare ``=`` in a value. Any other argument is left as it is, for Hydra to judge."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    parser = None
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        key, _, value = arg.partition("=")
+        if arg.startswith("-") or "=" not in value or value[:1] in "'\"" or (i and args[i - 1] in VALUE_FLAGS) \
+                or "'" in value:
+            out.append(arg)
+            continue
+        parser = parser or OverridesParser.create()
+        try:
+            parser.parse_override(arg)
+            out.append(arg)  # (Hydra takes it as it is: a sweep like x=choice(a,b) never gets here)
+        except Exception:  # noqa: BLE001 - Hydra's grammar error: try the value quoted
+            quoted = f"{key}='{value}'"
+            try:
+                parser.parse_override(quoted)
+                out.append(quoted)
+            except Exception:  # noqa: BLE001 - not ours to fix: Hydra says what is wrong
+                out.append(arg)
+    return out
+
+
 def run_app(main: Callable[[], Any]) -> None:
     """Run a ``@hydra.main`` function; every failure ends as one line on stderr and an exit code."""
+    sys.argv = sys.argv[:1] + quote_equals(sys.argv[1:])
     full = full_error_wanted()
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra lets the exception through to us
     os.environ[_WRAPPED] = "1"

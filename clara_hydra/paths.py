@@ -58,6 +58,31 @@ def nodes(tree: Any) -> Iterator[tuple[Loc, Any]]:
             stack.extend((loc + (i,), v) for i, v in reversed(list(enumerate(node))))
 
 
+#: environment.json keys that name a file or folder of the MMAR: Clara read a relative one from
+#: the MMAR root (MMAR_CKPT_DIR is not one: each run writes its checkpoints in its own folder).
+MMAR_PATH_KEYS = ("DATASET_JSON", "DATA_ROOT", "MMAR_CKPT", "MMAR_TORCHSCRIPT", "PRETRAIN_WEIGHTS_FILE",
+                  "MMAR_EVAL_OUTPUT_PATH")
+
+
+def mmar_root(config_file: str) -> str:
+    """The MMAR a Clara config belongs to: the parent of its ``config/`` folder (else its own folder)."""
+    import os
+    cdir = os.path.dirname(os.path.abspath(config_file))
+    return os.path.dirname(cdir) if os.path.basename(cdir) == "config" else cdir
+
+
+def in_mmar(path: str, root: str) -> str:
+    """A relative path of an MMAR's environment.json, as Clara took it: from the MMAR root; one
+    that is not there but is from the MMAR's ``commands/`` folder (v3 MMARs wrote
+    ``../config/dataset_0.json`` for the scripts run there) from there."""
+    import os
+    for base in (root, os.path.join(root, "commands")):
+        candidate = os.path.normpath(os.path.join(base, path))
+        if os.path.exists(candidate):
+            return candidate
+    return os.path.normpath(os.path.join(root, path))
+
+
 def search_dirs(config_file: str | None) -> list[str]:
     """Where a config's own code (BYOC components, a BYO AutoML controller or handler) is looked
     for: the config's folder, the MMAR root (parent of config/) and their custom/ folders."""
@@ -65,7 +90,7 @@ def search_dirs(config_file: str | None) -> list[str]:
         return []
     import os
     cdir = os.path.dirname(os.path.abspath(config_file))
-    root = os.path.dirname(cdir) if os.path.basename(cdir) == "config" else cdir
+    root = mmar_root(config_file)
     return list(dict.fromkeys([os.path.join(root, "custom"), os.path.join(cdir, "custom"), cdir, root]))
 
 

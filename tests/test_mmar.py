@@ -187,6 +187,27 @@ def test_v3_arg_type_error_is_one_located_line(tmp_path):
     assert "train.model: cannot map this v3 component" in one_error(proc)
 
 
+def test_finetune_loads_the_mmars_checkpoint_from_any_folder(tmp_path, mmar):
+    """Clara's finetune (dont_load_ckpt_model=false): environment.json's relative MMAR_CKPT is the
+    MMAR's models/model.pt, wherever the run is started; a checkpoint named on the command line is
+    the caller's, and MONAI's names with '=' in them need no quoting."""
+    import shutil
+    first = tmp_path / "first"
+    proc = clara_train("--mmar", mmar, f"hydra.run.dir={first}", "epochs=1", cwd=tmp_path / "a")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (ckpt,) = (first / "models").glob("*key_metric=*.pt")  # the demo's CheckpointSaver: MONAI's name
+    finetune = ("--mmar", mmar, "epochs=1", "dont_load_ckpt_model=false")
+    line = one_error(clara_train(*finetune, f"hydra.run.dir={tmp_path / 'ft0'}", cwd=tmp_path / "b"))
+    assert f"train.handlers[0]: the checkpoint to load is not there: {mmar / 'models' / 'model.pt'}" in line, line
+    (mmar / "models").mkdir()
+    shutil.copy(ckpt, mmar / "models" / "model.pt")
+    proc = clara_train(*finetune, f"hydra.run.dir={tmp_path / 'ft1'}", cwd=tmp_path / "b")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = one_error(clara_train(*finetune, "MMAR_CKPT=net_key_metric=0.1.pt", f"hydra.run.dir={tmp_path / 'ft2'}",
+                                 cwd=tmp_path / "b"))
+    assert f"checkpoint to load is not there: {tmp_path / 'b' / 'net_key_metric=0.1.pt'}" in line, line
+
+
 # ----------------------------------------------------------------------------- sweeps
 
 def test_sweep_with_gpu_workers_syntax_from_an_mmar(tmp_path, mmar):

@@ -91,3 +91,21 @@ def test_an_unknown_objective_names_the_known_ones():
         objective_values(["val_acc"], 0.8, {"val_mean_dice": 0.7, "val_accuracy": 0.9}, 1.0, "val_mean_dice")
     line = err.value.format()
     assert "no objective 'val_acc'" in line and "did you mean val_accuracy" in line and "train_time" in line
+
+
+@pytest.mark.parametrize("value, exists, want", [
+    pytest.param("config/dataset_0.json", "config/dataset_0.json", "config/dataset_0.json", id="v4-from-the-root"),
+    pytest.param("../config/dataset_0.json", "config/dataset_0.json", "config/dataset_0.json",
+                 id="v3-from-commands"),  # (fzbuzz-spleen's environment.json)
+    pytest.param("models/model.pt", None, "models/model.pt", id="not-there-yet-is-the-mmars"),
+])
+def test_an_environment_path_is_the_mmars(tmp_path, value, exists, want):
+    from clara_hydra.paths import in_mmar, mmar_root
+    mmar = tmp_path / "mmar"
+    (mmar / "config").mkdir(parents=True)
+    (mmar / "commands").mkdir()
+    if exists:
+        (mmar / exists).write_text("{}")
+    root = mmar_root(str(mmar / "config" / "config_train.json"))
+    assert root == str(mmar)
+    assert in_mmar(value, root) == str(mmar / want)

@@ -9,6 +9,7 @@ same objects. MONAI's ``ConfigParser`` then builds everything: no reference reso
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -242,6 +243,11 @@ class Builder:
             h.setdefault("lr_scheduler", self.reference("lr_scheduler", sec, where))
         elif cls == "ValidationHandler":
             h.setdefault("validator", self.reference("evaluator", sec, where))
+        elif cls == "CheckpointLoader" and isinstance(h.get("load_path"), str) and h["load_path"][:1] not in "#$@%" \
+                and not os.path.isfile(h["load_path"]):
+            raise BuildError(f"the checkpoint to load is not there: {os.path.abspath(h['load_path'])}",
+                             location=where, hint="train first, or set MMAR_CKPT=PATH (a relative path in "
+                                                  "environment.json is the MMAR's), or dont_load_ckpt_model=true")
         for key in ("load_dict", "save_dict"):
             if key not in h:
                 continue

@@ -11,6 +11,7 @@ import time
 from omegaconf import DictConfig, open_dict
 
 from ..errors import ClaraHydraError
+from ..paths import mmar_root
 from ..resolve import effective_from_cfg
 
 SYNTHETIC = "synthetic"
@@ -25,11 +26,22 @@ def _synthetic(cfg: DictConfig, key: str) -> bool:
     return key in cfg and cfg.get(key) == SYNTHETIC
 
 
-def prepare(cfg: DictConfig, run_dir: str) -> None:
+def prepare(cfg: DictConfig, run_dir: str, mmar: str | None = None, overridden: frozenset = frozenset()) -> None:
     """Built-in synthetic data only where the config asks for it (``DATASET_JSON``/``DATA_ROOT``
     is ``synthetic``: the demo); a datalist that nothing defines is an error when the dataset is
-    built. Checkpoints go into the run folder where MMAR_CKPT_DIR is not set."""
+    built. Relative paths of the MMAR's environment (``MMAR_CKPT``, ``DATASET_JSON`` ...) are the
+    MMAR's, as in Clara (those given on the command line are the caller's: ``overridden``).
+    Checkpoints go into the run folder where MMAR_CKPT_DIR is ``models`` or not set."""
+    from ..paths import MMAR_PATH_KEYS, in_mmar
     with open_dict(cfg):
+        for key in MMAR_PATH_KEYS if mmar is not None else ():
+            try:
+                value = cfg.get(key) if key in cfg else None
+            except Exception:  # noqa: BLE001 - an interpolation that fails says so where it is used
+                continue
+            if isinstance(value, str) and value and not os.path.isabs(value) and key not in overridden \
+                    and value != SYNTHETIC and not value.startswith("{") and mmar is not None:
+                cfg[key] = in_mmar(value, mmar)
         if any(_synthetic(cfg, k) for k in ("DATASET_JSON", "DATA_ROOT")):
             from ..logs import notice
             notice("DATASET_JSON is 'synthetic': training on the built-in synthetic data set")
@@ -41,7 +53,7 @@ def prepare(cfg: DictConfig, run_dir: str) -> None:
         models = os.path.join(run_dir, "models")
         if _undefined(cfg, "MMAR_CKPT_DIR") or cfg.get("MMAR_CKPT_DIR") == "models":
             cfg["MMAR_CKPT_DIR"] = models
-        if _undefined(cfg, "MMAR_CKPT") or cfg.get("MMAR_CKPT") == "models/model.pt":
+        if _undefined(cfg, "MMAR_CKPT"):
             cfg["MMAR_CKPT"] = os.path.join(models, "model.pt")
 
 
@@ -60,7 +72,8 @@ def run(cfg: DictConfig) -> float | list[float] | None:
     multirun = mode is not None and mode.name == "MULTIRUN"
     worker = P.in_worker()  # a worker process of the clara_optuna sweeper: it answers with a file
     try:
-        prepare(cfg, run_dir)
+        config_file = _config_file(source)
+        prepare(cfg, run_dir, mmar_root(config_file) if config_file else None, _overridden())
         full = effective_from_cfg(cfg, enabled_only=False)
         with open(os.path.join(run_dir, "config_train.json"), "w") as fh:
             json.dump(full, fh, indent=2)  # a normal Clara config: searched values in, no search blocks
@@ -68,7 +81,7 @@ def run(cfg: DictConfig) -> float | list[float] | None:
         objectives = json.loads(os.environ[P.ENV_OBJECTIVES]) if os.environ.get(P.ENV_OBJECTIVES) else None
         started = time.time()
         try:
-            value = train(enabled_only(full), config_file=_config_file(source), run_dir=run_dir, trial=trial,
+            value = train(enabled_only(full), config_file=config_file, run_dir=run_dir, trial=trial,
                           objectives=objectives)
         finally:
             if trial is not None:
@@ -117,6 +130,12 @@ def _to_log_file(line: str) -> None:
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
             handler.emit(logging.LogRecord("clara_hydra", logging.ERROR, __file__, 0, line, None, None))
+
+
+def _overridden() -> frozenset:
+    """The keys the command line set (their relative paths are the caller's, not the MMAR's)."""
+    from hydra.core.hydra_config import HydraConfig
+    return frozenset(o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task)
 
 
 def _config_file(source: str | None) -> str | None:
