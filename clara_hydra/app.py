@@ -138,21 +138,27 @@ def task(cfg) -> Any:
     return run(cfg)
 
 
+def validate_task(cfg) -> Any:
+    from .train.entry import validate_run
+    return validate_run(cfg)
+
+
 #: An empty folder: with config_path=None Hydra would search this package (train/, sweep/) for groups.
 EMPTY_CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "app_conf")
 
 
-def hydra_app(config_path: str | None = None, config_name: str | None = None) -> Callable[[], Any]:
+def hydra_app(config_path: str | None = None, config_name: str | None = None,
+              function: Callable[[Any], Any] = task) -> Callable[[], Any]:
     import hydra
-    return hydra.main(config_path=config_path or EMPTY_CONF, config_name=config_name)(task)
+    return hydra.main(config_path=config_path or EMPTY_CONF, config_name=config_name)(function)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, function: Callable[[Any], Any] = task) -> None:
     """``python -m clara_hydra.app --config-dir DIR --config-name NAME [overrides]``: the same app
     without a config folder of its own (the sweeper's workers run this)."""
     if argv is not None:
         sys.argv = [sys.argv[0]] + list(argv)
-    run_app(hydra_app())
+    run_app(hydra_app(function=function))
 
 
 if __name__ == "__main__":  # pragma: no cover

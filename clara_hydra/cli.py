@@ -60,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
                                "the app of train.py on DIR/conf/NAME.yaml (default: ./conf/config_train.yaml); "
                                "every Hydra flag works (--cfg job, --help, -sc install=bash)")
 
+    sub.add_parser("validate", add_help=False, help="validate a checkpoint on the validation data (Clara's "
+                                                    "validate.sh)",
+                   description="clara-hydra validate [--mmar DIR] [--config-name NAME] [KEY=VALUE ...]: the "
+                               "config's validate section with the checkpoint MMAR_CKPT names (the MMAR's "
+                               "models/model.pt); per-case metrics and summaries go to MMAR_EVAL_OUTPUT_PATH (the "
+                               "MMAR's eval/), else the run folder's eval/")
+
     d = sub.add_parser("synth-data", help="write a small synthetic NIfTI data set with its datalist",
                        description="Write a synthetic NIfTI data set (3D volumes with blobs and their labels), a "
                                    "Decathlon-style dataset.json (training/validation) and an environment.json "
@@ -198,8 +205,9 @@ def train_argv(argv: list[str]) -> list[str]:
     return args
 
 
-def _train(argv: list[str]) -> int:
+def _train(argv: list[str], function=None) -> int:
     from .app import main as app_main
+    from .app import task
     from .errors import ClaraHydraError
     try:
         hydra_args = train_argv(argv)
@@ -207,8 +215,18 @@ def _train(argv: list[str]) -> int:
         print(exc.format(), file=sys.stderr)
         return exc.exit_code
     sys.argv = ["clara-hydra"] + hydra_args
-    app_main()
+    app_main(function=function or task)
     return 0
+
+
+def _validate(argv: list[str]) -> int:
+    from .app import validate_task
+    from .errors import ClaraHydraError
+    if any(a in ("-m", "--multirun") for a in argv):
+        print(ClaraHydraError("validate runs once; it has no sweep", location="-m",
+                              hint="drop -m (sweep with clara-hydra train -m)").format(), file=sys.stderr)
+        return 2
+    return _train(argv, validate_task)
 
 
 def _completion(argv: list[str]) -> int | None:
@@ -237,13 +255,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]:
         return _train(argv[1:])
+    if argv[:1] == ["validate"]:
+        return _validate(argv[1:])
     if any(a in ("-sc", "--shell-completion") or a.startswith("--shell-completion=") for a in argv):
         done = _completion(argv)
         if done is not None:
             return done
     parser = _parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if argv and argv[0] in sub.choices and argv[0] != "train":
+    if argv and argv[0] in sub.choices and argv[0] not in ("train", "validate"):
         # flags before or after the overrides: `resolve cfg.json a=1 --json` and `resolve --json cfg.json a=1`
         args = sub.choices[argv[0]].parse_intermixed_args(argv[1:])
         args.command = argv[0]

@@ -187,10 +187,11 @@ def test_v3_arg_type_error_is_one_located_line(tmp_path):
     assert "train.model: cannot map this v3 component" in one_error(proc)
 
 
-def test_finetune_loads_the_mmars_checkpoint_from_any_folder(tmp_path, mmar):
-    """Clara's finetune (dont_load_ckpt_model=false): environment.json's relative MMAR_CKPT is the
-    MMAR's models/model.pt, wherever the run is started; a checkpoint named on the command line is
-    the caller's, and MONAI's names with '=' in them need no quoting."""
+def test_finetune_and_validate_use_the_mmars_checkpoint_from_any_folder(tmp_path, mmar):
+    """Clara's finetune (dont_load_ckpt_model=false) and validate.sh: environment.json's relative
+    MMAR_CKPT is the MMAR's models/model.pt, wherever the run is started; a checkpoint named on the
+    command line is the caller's, and MONAI's names with '=' in them need no quoting. Validation
+    writes per-case metrics and summaries, and gives the value training saw for that checkpoint."""
     import shutil
     first = tmp_path / "first"
     proc = clara_train("--mmar", mmar, f"hydra.run.dir={first}", "epochs=1", cwd=tmp_path / "a")
@@ -203,6 +204,19 @@ def test_finetune_loads_the_mmars_checkpoint_from_any_folder(tmp_path, mmar):
     shutil.copy(ckpt, mmar / "models" / "model.pt")
     proc = clara_train(*finetune, f"hydra.run.dir={tmp_path / 'ft1'}", cwd=tmp_path / "b")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    line = one_error(run_cli("validate", "--mmar", mmar, "MMAR_CKPT=nope.pt", cwd=tmp_path / "b"))
+    assert f"MMAR_CKPT: the checkpoint to validate is not there: {tmp_path / 'b' / 'nope.pt'}" in line, line
+    proc = run_cli("validate", "--mmar", mmar, f"hydra.run.dir={tmp_path / 'val'}", cwd=tmp_path / "b")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    saw = float(re.search(r"key_metric=([0-9.]+)\.pt$", ckpt.name).group(1))  # what training saw, in its name
+    with open(tmp_path / "val" / "eval" / "metrics.csv") as fh:
+        (name, value), = csv.reader(fh)
+    assert name == "val_mean_dice" and float(value) == pytest.approx(saw, abs=1e-4)
+    with open(tmp_path / "val" / "eval" / "val_mean_dice_raw.csv") as fh:
+        cases = list(csv.DictReader(fh))
+    datalist = json.loads(Path(json.loads((mmar / "config" / "environment.json").read_text())["DATASET_JSON"])
+                          .read_text())
+    assert [Path(c["filename"]).name for c in cases] == [Path(v["image"]).name for v in datalist["validation"]]
     line = one_error(clara_train(*finetune, "MMAR_CKPT=net_key_metric=0.1.pt", f"hydra.run.dir={tmp_path / 'ft2'}",
                                  cwd=tmp_path / "b"))
     assert f"checkpoint to load is not there: {tmp_path / 'b' / 'net_key_metric=0.1.pt'}" in line, line

@@ -124,6 +124,39 @@ def run(cfg: DictConfig) -> float | list[float] | None:
         raise
 
 
+def validate_run(cfg: DictConfig) -> dict:
+    """What ``clara-hydra validate`` does inside Hydra: Clara's validate.sh on the config's
+    validate section, with the checkpoint MMAR_CKPT names (the MMAR's ``models/model.pt``)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from ..effective import enabled_only
+    from .evaluate import validate
+
+    run_dir = HydraConfig.get().runtime.output_dir
+    source = ((cfg.get("clara_hydra") or {}).get("source")) if "clara_hydra" in cfg else None
+    config_file = _config_file(source)
+    mmar = mmar_root(config_file) if config_file else None
+    prepare(cfg, run_dir, mmar, _overridden())
+    try:
+        checkpoint = cfg.get("MMAR_CKPT") if "MMAR_CKPT" in cfg else None
+        if not isinstance(checkpoint, str) or checkpoint.startswith("{"):
+            raise ClaraHydraError("no checkpoint to validate: MMAR_CKPT is not set", location="MMAR_CKPT",
+                                  hint="set MMAR_CKPT=PATH (or MMAR_CKPT in the MMAR's environment.json)")
+        out = cfg.get("MMAR_EVAL_OUTPUT_PATH") if "MMAR_EVAL_OUTPUT_PATH" in cfg else None
+        out_dir = out if isinstance(out, str) and out and not out.startswith("{") else os.path.join(run_dir, "eval")
+        full = effective_from_cfg(cfg, enabled_only=False)
+        return validate(enabled_only(full), checkpoint=checkpoint, out_dir=out_dir, config_file=config_file,
+                        run_dir=run_dir)
+    except ClaraHydraError as exc:
+        if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
+            raise
+        if exc.file is None and source:
+            exc.file = config_file or source
+        _to_log_file(exc.format())
+        print(exc.format(), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def _to_log_file(line: str) -> None:
     """The error line in train.log too (the console gets it on stderr)."""
     import logging
@@ -147,4 +180,4 @@ def _config_file(source: str | None) -> str | None:
     return source_file(source, config_dirs(HydraConfig.get().runtime.config_sources))
 
 
-__all__ = ["run", "prepare"]
+__all__ = ["run", "prepare", "validate_run"]
