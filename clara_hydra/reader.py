@@ -130,7 +130,12 @@ def _locate_number(text: str, token: str) -> tuple[int, int]:
 
 def read(path: str, env_path: str | None = None) -> ClaraConfig:
     data = load_json(path)
-    from .automl.config import is_automl
+    from .automl.config import is_automl, is_evaluation
+    if is_evaluation(data):
+        raise ConfigSyntaxError("this is a Clara validation or inference config (config_validation.json), not a "
+                                "training config", file=path,
+                                hint="validate with the training config's validate section: clara-hydra validate "
+                                     "--mmar MMAR (converting config_validation.json itself is not supported yet)")
     if is_automl(data):
         raise ConfigSyntaxError("this is a Clara AutoML config (config_automl.json), not a training config",
                                 file=path, hint="convert the training config; the AutoML config is read with it: "

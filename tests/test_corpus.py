@@ -251,3 +251,15 @@ def test_lr_range_of_a_decade_or_more_is_log_scale(path, where, low, high, log):
         m = re.fullmatch(pattern, param["sweep"])
         assert m, f"{how}: {where} in [{low}, {high}] (domain {param['domain']}) sweeps as {param['sweep']}"
         assert (float(m.group(1)), float(m.group(2))) == (low, high), (how, param["sweep"])
+
+
+VALIDATION = sorted(CORPUS.rglob("config_validation*.json"))
+
+
+@pytest.mark.parametrize("path", VALIDATION, ids=[_id(p) for p in VALIDATION])
+def test_a_validation_config_is_refused_as_a_training_config_and_says_what_to_run(path):
+    """convert took config_validation.json (top-level handlers) for a config_automl.json."""
+    proc = run_cli("convert", path, "-o", "never")
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "this is a Clara validation or inference config" in lines[0] and "clara-hydra validate" in lines[0]

@@ -58,9 +58,21 @@ class AutoML:
     sources: dict[str, str] = field(default_factory=dict)  # sweeper key -> where in the file it came from
 
 
+#: top-level keys of Clara's validation and inference configs (config_validation.json), which
+#: have handlers too
+EVALUATION_KEYS = ("evaluator", "model_loader", "val_metrics", "inferer", "dataset", "pre_transforms")
+
+
 def is_automl(data: Any) -> bool:
-    """Does this JSON look like a config_automl.json (and not like a training config)?"""
-    return isinstance(data, dict) and "train" not in data and "validate" not in data and any(k in data for k in KEYS)
+    """Does this JSON look like a config_automl.json (and not like a training or validation config)?"""
+    return isinstance(data, dict) and ("controller" in data or "executor" in data) \
+        and not any(k in data for k in ("train", "validate") + EVALUATION_KEYS)
+
+
+def is_evaluation(data: Any) -> bool:
+    """Does this JSON look like a config_validation.json / config_inference.json (every slot at
+    the top level, no train section)?"""
+    return isinstance(data, dict) and "train" not in data and any(k in data for k in EVALUATION_KEYS)
 
 
 def beside(config_file: str) -> str | None:
