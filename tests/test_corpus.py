@@ -257,9 +257,10 @@ VALIDATION = sorted(CORPUS.rglob("config_validation*.json"))
 
 
 @pytest.mark.parametrize("path", VALIDATION, ids=[_id(p) for p in VALIDATION])
-def test_a_validation_config_is_refused_as_a_training_config_and_says_what_to_run(path):
+def test_a_validation_config_is_refused_as_a_training_config_and_says_what_to_run(tmp_path, path):
     """convert took config_validation.json (top-level handlers) for a config_automl.json."""
-    proc = run_cli("convert", path, "-o", "never")
+    proc = run_cli("convert", path, "-o", tmp_path / "conf")
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert "this is a Clara validation or inference config" in lines[0] and "clara-hydra validate" in lines[0]
+    assert not (tmp_path / "conf").exists()
