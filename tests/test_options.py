@@ -109,3 +109,31 @@ def test_an_environment_path_is_the_mmars(tmp_path, value, exists, want):
     root = mmar_root(str(mmar / "config" / "config_train.json"))
     assert root == str(mmar)
     assert in_mmar(value, root) == str(mmar / want)
+
+
+TPE = {"_target_": "optuna.samplers.TPESampler", "seed": 0, "n_startup_trials": 10}
+
+
+@pytest.mark.parametrize("sampler, startup, n_trials, want", [
+    pytest.param(TPE, "auto", 20, 4, id="auto-a-fifth"),
+    pytest.param(TPE, "auto", 200, 10, id="auto-at-most-10"),
+    pytest.param(TPE, "auto", 5, 2, id="auto-at-least-2"),
+    pytest.param(dict(TPE, n_startup_trials=3), "auto", 20, 3, id="auto-keeps-the-users-own"),
+    pytest.param(TPE, 7, 20, 7, id="a-number"),
+    pytest.param(TPE, None, 20, 10, id="null-the-samplers"),
+])
+def test_startup_trials_sets_the_tpe_samplers_random_start(sampler, startup, n_trials, want):
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from clara_hydra.sweep.options import with_startup
+    got, _ = with_startup(OmegaConf.create(sampler), startup, n_trials)
+    assert instantiate(got)._n_startup_trials == want  # the sampler the sweep uses
+
+
+def test_startup_trials_leaves_other_samplers_and_refuses_nonsense():
+    from clara_hydra.sweep.options import with_startup
+    random = {"_target_": "optuna.samplers.RandomSampler", "seed": 0}
+    assert with_startup(random, "auto", 20) == (random, None)
+    with pytest.raises(ClaraHydraError, match="startup_trials must be auto"):
+        with_startup(TPE, "some", 20)

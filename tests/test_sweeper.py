@@ -60,6 +60,7 @@ def test_failures_and_nan_are_recorded_and_the_sweep_goes_on(tmp_path, conf):
     assert trials["2"]["state"] == "fail" and "the key metric is nan" in trials["2"]["reason"]
     assert sum(r["state"] == "complete" for r in trials.values()) == 3
     assert "clara-hydra: trial #1: FAIL" in proc.stdout
+    assert "TPE models the results after 2 random start-up trial(s)" in proc.stdout  # startup_trials: auto, 5 / 5
 
 
 def test_too_many_failures_stop_the_sweep(tmp_path, conf):

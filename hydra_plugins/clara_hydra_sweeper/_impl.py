@@ -30,7 +30,7 @@ from clara_hydra.paths import config_dirs
 from clara_hydra.space import active, count_combinations
 from clara_hydra.sweep import identity, results, upstream
 from clara_hydra.sweep import trial as trial_ctx
-from clara_hydra.sweep.options import make_pruner, parse_workers
+from clara_hydra.sweep.options import make_pruner, parse_workers, with_startup
 from clara_hydra.sweep.protocol import (
     ATTR_DURATION,
     ATTR_HOST,
@@ -80,7 +80,7 @@ class ClaraOptunaSweeperImpl:
                  finite_space: str = "enumerate", trial_timeout: float | None = None,
                  timeout: float | None = None, objectives: Any = None, stop_threshold: float | None = None,
                  keep_best: int | None = None, tensorboard: bool = False, handlers: Any = None,
-                 remove_search_augs: bool = False) -> None:
+                 remove_search_augs: bool = False, startup_trials: Any = "auto") -> None:
         self.pruner_spec = OmegaConf.to_container(pruner) if isinstance(pruner, DictConfig) else pruner
         self.workers = workers
         self.study_trials = study_trials
@@ -106,6 +106,8 @@ class ClaraOptunaSweeperImpl:
         self.remove_search_augs = bool(remove_search_augs)
         self.pruner = _validate(n_trials, n_jobs, max_failure_rate, study_trials, workers, self.pruner_spec,
                                 direction)
+        sampler, self.startup = with_startup(sampler, startup_trials,
+                                             study_trials if study_trials is not None else n_trials)
         sampler_seed = sampler.get("seed") if hasattr(sampler, "get") else None
         sampler = instantiate(sampler, _execution_whitelist_=("hydra_plugins.hydra_optuna_sweeper.*",
                                                                "optuna.samplers.*",
@@ -206,7 +208,9 @@ class ClaraOptunaSweeperImpl:
                  + (f", {marked} interrupted one(s) marked failed" if marked else "")
                  + f"; this run: {to_go} trial(s)"
                  + (f" (study_trials={self.study_trials})" if self.study_trials is not None else "")
-                 + (f" ({grid_size} combination(s) in all)" if grid_size is not None else ""))
+                 + (f" ({grid_size} combination(s) in all)" if grid_size is not None else "")
+                 + (f"; TPE models the results after {self.startup} random start-up trial(s) (startup_trials)"
+                    if self.startup is not None and isinstance(study.sampler, optuna.samplers.TPESampler) else ""))
         self.failed = 0
         self.finished = 0
         self.completed = 0

@@ -22,6 +22,10 @@ class ClaraOptunaSweeperConf(OptunaSweeperConf):
     # processes on one study add up. study_trials: a cap on the study's finished trials, so that a
     # resumed command continues to the same total (null: no cap).
     study_trials: Optional[int] = None
+    # TPE's random start-up trials before it models the results: auto = n_trials / 5, 2 to 10
+    # (where the sampler keeps hydra-optuna-sweeper's n_startup_trials of 10); a number; null: the
+    # sampler's own setting
+    startup_trials: Optional[Union[int, str]] = "auto"
     # a search space with finitely many combinations (choices, int ranges): "enumerate" runs each
     # once with Optuna's BruteForceSampler and stops (as Clara's enum-only search did); "sample"
     # keeps the configured sampler. Either way a finished combination is never trained again.
