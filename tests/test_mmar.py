@@ -9,6 +9,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -85,7 +86,12 @@ def trials(sweep_dir: Path) -> list[dict]:
 
 # ----------------------------------------------------------------------------- one run
 
-def test_train_an_mmar_from_another_folder_with_its_custom_code(tmp_path, mmar):
+def test_train_finetune_and_validate_an_mmar_from_another_folder(tmp_path, mmar):
+    """Train with the MMAR's custom code, then Clara's finetune (dont_load_ckpt_model=false) and
+    validate.sh: environment.json's relative MMAR_CKPT is the MMAR's models/model.pt wherever the
+    run starts; a checkpoint named on the command line is the caller's, and MONAI's names with '='
+    need no quoting. Validation writes per-case metrics and summaries and gives the value training
+    saw for that checkpoint."""
     run_dir = tmp_path / "run"
     proc = clara_train("--mmar", mmar, f"hydra.run.dir={run_dir}", cwd=tmp_path / "elsewhere")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -99,6 +105,26 @@ def test_train_an_mmar_from_another_folder_with_its_custom_code(tmp_path, mmar):
     assert "\r" not in log and "clara-hydra: epoch 2/2" in log
     # quiet: no engine chatter, no library warnings the user cannot act on
     assert "Engine run" not in proc.stdout and "UserWarning" not in proc.stderr and "Warning:" not in proc.stderr
+
+    (ckpt,) = (run_dir / "models").glob("*key_metric=*.pt")  # the demo's CheckpointSaver: MONAI's name
+    line = one_error(clara_train("--mmar", mmar, "dont_load_ckpt_model=false", cwd=tmp_path / "b"))
+    assert f"train.handlers[0]: the checkpoint to load is not there: {mmar / 'models' / 'model.pt'}" in line, line
+    line = one_error(run_cli("validate", "--mmar", mmar, "MMAR_CKPT=net_key_metric=0.1.pt", cwd=tmp_path / "b"))
+    assert f"MMAR_CKPT: the checkpoint to validate is not there: {tmp_path / 'b' / 'net_key_metric=0.1.pt'}" \
+        in line, line
+    (mmar / "models").mkdir()
+    shutil.copy(ckpt, mmar / "models" / "model.pt")
+    proc = run_cli("validate", "--mmar", mmar, f"hydra.run.dir={tmp_path / 'val'}", cwd=tmp_path / "b")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    saw = float(re.search(r"key_metric=([0-9.]+)\.pt$", ckpt.name).group(1))  # what training saw, in its name
+    with open(tmp_path / "val" / "eval" / "metrics.csv") as fh:
+        (name, value), = csv.reader(fh)
+    assert name == "val_mean_dice" and float(value) == pytest.approx(saw, abs=1e-4)
+    with open(tmp_path / "val" / "eval" / "val_mean_dice_raw.csv") as fh:
+        cases = list(csv.DictReader(fh))
+    datalist = json.loads(Path(json.loads((mmar / "config" / "environment.json").read_text())["DATASET_JSON"])
+                          .read_text())
+    assert [Path(c["filename"]).name for c in cases] == [Path(v["image"]).name for v in datalist["validation"]]
 
 
 def test_python_train_py_with_config_dir_from_the_mmar(tmp_path, mmar):
@@ -185,41 +211,6 @@ def test_v3_arg_type_error_is_one_located_line(tmp_path):
                            f"hydra.run.dir={tmp_path / 'r'}"], capture_output=True, text=True, cwd=tmp_path,
                           timeout=300)
     assert "train.model: cannot map this v3 component" in one_error(proc)
-
-
-def test_finetune_and_validate_use_the_mmars_checkpoint_from_any_folder(tmp_path, mmar):
-    """Clara's finetune (dont_load_ckpt_model=false) and validate.sh: environment.json's relative
-    MMAR_CKPT is the MMAR's models/model.pt, wherever the run is started; a checkpoint named on the
-    command line is the caller's, and MONAI's names with '=' in them need no quoting. Validation
-    writes per-case metrics and summaries, and gives the value training saw for that checkpoint."""
-    import shutil
-    first = tmp_path / "first"
-    proc = clara_train("--mmar", mmar, f"hydra.run.dir={first}", "epochs=1", cwd=tmp_path / "a")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (ckpt,) = (first / "models").glob("*key_metric=*.pt")  # the demo's CheckpointSaver: MONAI's name
-    finetune = ("--mmar", mmar, "epochs=1", "dont_load_ckpt_model=false")
-    line = one_error(clara_train(*finetune, f"hydra.run.dir={tmp_path / 'ft0'}", cwd=tmp_path / "b"))
-    assert f"train.handlers[0]: the checkpoint to load is not there: {mmar / 'models' / 'model.pt'}" in line, line
-    (mmar / "models").mkdir()
-    shutil.copy(ckpt, mmar / "models" / "model.pt")
-    proc = clara_train(*finetune, f"hydra.run.dir={tmp_path / 'ft1'}", cwd=tmp_path / "b")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = one_error(run_cli("validate", "--mmar", mmar, "MMAR_CKPT=nope.pt", cwd=tmp_path / "b"))
-    assert f"MMAR_CKPT: the checkpoint to validate is not there: {tmp_path / 'b' / 'nope.pt'}" in line, line
-    proc = run_cli("validate", "--mmar", mmar, f"hydra.run.dir={tmp_path / 'val'}", cwd=tmp_path / "b")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    saw = float(re.search(r"key_metric=([0-9.]+)\.pt$", ckpt.name).group(1))  # what training saw, in its name
-    with open(tmp_path / "val" / "eval" / "metrics.csv") as fh:
-        (name, value), = csv.reader(fh)
-    assert name == "val_mean_dice" and float(value) == pytest.approx(saw, abs=1e-4)
-    with open(tmp_path / "val" / "eval" / "val_mean_dice_raw.csv") as fh:
-        cases = list(csv.DictReader(fh))
-    datalist = json.loads(Path(json.loads((mmar / "config" / "environment.json").read_text())["DATASET_JSON"])
-                          .read_text())
-    assert [Path(c["filename"]).name for c in cases] == [Path(v["image"]).name for v in datalist["validation"]]
-    line = one_error(clara_train(*finetune, "MMAR_CKPT=net_key_metric=0.1.pt", f"hydra.run.dir={tmp_path / 'ft2'}",
-                                 cwd=tmp_path / "b"))
-    assert f"checkpoint to load is not there: {tmp_path / 'b' / 'net_key_metric=0.1.pt'}" in line, line
 
 
 # ----------------------------------------------------------------------------- sweeps
