@@ -11,6 +11,7 @@ from pathlib import Path
 from optuna.trial import TrialState
 
 from . import protocol as P
+from . import results
 
 HEAVY_DIRS = ("models",)
 
@@ -38,9 +39,7 @@ def trim(study, keep: int) -> list[int]:
         if len(kept_dirs) >= keep:
             break
         kept_dirs.add(t.user_attrs.get(P.ATTR_JOB_DIR))
-    keepers = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    if len(study.directions) > 1:
-        keepers += study.best_trials
+    keepers = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) + results.front(study)
     kept_dirs |= {t.user_attrs.get(P.ATTR_JOB_DIR) for t in keepers}
     removed = []
     for t in order:

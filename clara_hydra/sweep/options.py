@@ -60,14 +60,9 @@ def with_startup(sampler: Any, startup: Any, n_trials: int) -> tuple[Any, int | 
         if sampler.get("n_startup_trials") != STOCK_TPE_STARTUP:
             return sampler, None  # the user's own setting
         startup = startup_trials(n_trials)
-    from omegaconf import OmegaConf, open_dict
-    sampler = OmegaConf.create(OmegaConf.to_container(sampler)) if OmegaConf.is_config(sampler) else dict(sampler)
-    if OmegaConf.is_config(sampler):
-        with open_dict(sampler):
-            sampler.n_startup_trials = startup
-    else:
-        sampler["n_startup_trials"] = startup
-    return sampler, startup
+    from omegaconf import OmegaConf
+    copy: Any = OmegaConf.to_container(sampler) if OmegaConf.is_config(sampler) else dict(sampler)
+    return OmegaConf.create(dict(copy, n_startup_trials=startup)), startup
 
 
 def parse_workers(spec: Any) -> list[list[str]]:

@@ -32,16 +32,9 @@ def prepare(cfg: DictConfig, run_dir: str, mmar: str | None = None, overridden: 
     built. Relative paths of the MMAR's environment (``MMAR_CKPT``, ``DATASET_JSON`` ...) are the
     MMAR's, as in Clara (those given on the command line are the caller's: ``overridden``).
     Checkpoints go into the run folder where MMAR_CKPT_DIR is ``models`` or not set."""
-    from ..paths import MMAR_PATH_KEYS, in_mmar
     with open_dict(cfg):
-        for key in MMAR_PATH_KEYS if mmar is not None else ():
-            try:
-                value = cfg.get(key) if key in cfg else None
-            except Exception:  # noqa: BLE001 - an interpolation that fails says so where it is used
-                continue
-            if isinstance(value, str) and value and not os.path.isabs(value) and key not in overridden \
-                    and value != SYNTHETIC and not value.startswith("{") and mmar is not None:
-                cfg[key] = in_mmar(value, mmar)
+        if mmar is not None:
+            _in_mmar(cfg, mmar, overridden)
         if any(_synthetic(cfg, k) for k in ("DATASET_JSON", "DATA_ROOT")):
             from ..logs import notice
             notice("DATASET_JSON is 'synthetic': training on the built-in synthetic data set")
@@ -57,6 +50,19 @@ def prepare(cfg: DictConfig, run_dir: str, mmar: str | None = None, overridden: 
             cfg["MMAR_CKPT"] = os.path.join(models, "model.pt")
 
 
+def _in_mmar(cfg: DictConfig, mmar: str, overridden: frozenset) -> None:
+    """The relative environment paths of ``cfg`` (not set on the command line) made the MMAR's."""
+    from ..paths import MMAR_PATH_KEYS, in_mmar
+    for key in MMAR_PATH_KEYS:
+        try:
+            value = cfg.get(key) if key in cfg else None
+        except Exception:  # noqa: BLE001 - an interpolation that fails says so where it is used
+            continue
+        if isinstance(value, str) and value and not os.path.isabs(value) and key not in overridden \
+                and value != SYNTHETIC and not value.startswith("{"):
+            cfg[key] = in_mmar(value, mmar)
+
+
 def run(cfg: DictConfig) -> float | list[float] | None:
     from hydra.core.hydra_config import HydraConfig
 
@@ -67,13 +73,12 @@ def run(cfg: DictConfig) -> float | list[float] | None:
     from .run import train
 
     run_dir = HydraConfig.get().runtime.output_dir
-    source = ((cfg.get("clara_hydra") or {}).get("source")) if "clara_hydra" in cfg else None
+    source = _source(cfg)
     mode = HydraConfig.get().mode
     multirun = mode is not None and mode.name == "MULTIRUN"
     worker = P.in_worker()  # a worker process of the clara_optuna sweeper: it answers with a file
     try:
-        config_file = _config_file(source)
-        prepare(cfg, run_dir, mmar_root(config_file) if config_file else None, _overridden())
+        config_file = _start(cfg, run_dir, source)
         full = effective_from_cfg(cfg, enabled_only=False)
         with open(os.path.join(run_dir, "config_train.json"), "w") as fh:
             json.dump(full, fh, indent=2)  # a normal Clara config: searched values in, no search blocks
@@ -133,11 +138,10 @@ def validate_run(cfg: DictConfig) -> dict:
     from .evaluate import validate
 
     run_dir = HydraConfig.get().runtime.output_dir
-    source = ((cfg.get("clara_hydra") or {}).get("source")) if "clara_hydra" in cfg else None
-    config_file = _config_file(source)
-    mmar = mmar_root(config_file) if config_file else None
-    prepare(cfg, run_dir, mmar, _overridden())
+    source = _source(cfg)
+    config_file = None
     try:
+        config_file = _start(cfg, run_dir, source)
         checkpoint = cfg.get("MMAR_CKPT") if "MMAR_CKPT" in cfg else None
         if not isinstance(checkpoint, str) or checkpoint.startswith("{"):
             raise ClaraHydraError("no checkpoint to validate: MMAR_CKPT is not set", location="MMAR_CKPT",
@@ -163,6 +167,19 @@ def _to_log_file(line: str) -> None:
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
             handler.emit(logging.LogRecord("clara_hydra", logging.ERROR, __file__, 0, line, None, None))
+
+
+def _source(cfg: DictConfig) -> str | None:
+    """The Clara JSON a converted config came from, as the YAML records it (relative to its folder)."""
+    return ((cfg.get("clara_hydra") or {}).get("source")) if "clara_hydra" in cfg else None
+
+
+def _start(cfg: DictConfig, run_dir: str, source: str | None) -> str | None:
+    """:func:`prepare` with the MMAR of the config's source file and the command line's keys; gives
+    that file (None where it is not found)."""
+    config_file = _config_file(source)
+    prepare(cfg, run_dir, mmar_root(config_file) if config_file else None, _overridden())
+    return config_file
 
 
 def _overridden() -> frozenset:
