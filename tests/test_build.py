@@ -90,6 +90,22 @@ def test_v40_implicit_wiring_gives_the_objects_v41_writes(tmp_path):
     assert e40.state.key_metric_name == e41.state.key_metric_name == "val_mean_dice"
 
 
+def test_the_network_goes_where_training_runs_and_the_optimizer_keeps_its_parameters(tmp_path):
+    """MONAI's engines move each batch to the device, never the network: training puts it there
+    (on CUDA; here the "meta" device stands in, which no CPU default could reach by chance), and
+    the optimizer optimizes the parameters that moved."""
+    import torch
+
+    from clara_hydra.train.run import place
+    assert run_cli("synth-data", tmp_path, "--shape", "32", "32", "32").returncode == 0
+    trainer, evaluator = _build("cte-pt41-automl/trn_autoML_Loss_Optimizer.json", tmp_path)
+    place(torch.device("meta"), trainer, evaluator)  # (a move that makes new Parameter objects)
+    assert {p.device.type for p in evaluator.network.parameters()} == {"meta"}
+    optimized = [p for group in trainer.optimizer.param_groups for p in group["params"]]
+    assert len(optimized) == len(list(trainer.network.parameters()))
+    assert all(a is b for a, b in zip(optimized, trainer.network.parameters()))
+
+
 @pytest.mark.parametrize("tree,where,words", [
     pytest.param({"train": {"model": {"name": "UNet", "args": {"spatial_dims": 3, "in_channels": 1, "out_channels": 2,
                                                                "chanels": [8, 16], "strides": [2]}}}},

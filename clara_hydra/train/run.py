@@ -33,8 +33,10 @@ def pick_device() -> tuple[str, bool]:
     return "cpu", False
 
 
-def build(tree: dict, *, config_file: str | None, device: str, amp: bool, share_cache: bool = False):
-    """The monai.bundle ConfigParser over the translated config."""
+def build(tree: dict, *, config_file: str | None, device: str, amp: bool, share_cache: bool = False,
+          validate_only: bool = False):
+    """The monai.bundle ConfigParser over the translated config (``validate_only``: of the
+    train section only the model, whose weights validation loads)."""
     import monai
     import numpy
     import torch
@@ -49,6 +51,8 @@ def build(tree: dict, *, config_file: str | None, device: str, amp: bool, share_
     if era == "v3":
         from .v3 import to_v4
         tree = to_v4(tree)
+    if validate_only:
+        tree = {**tree, "train": {k: v for k, v in (tree.get("train") or {}).items() if k == "model"}}
     gpu_free = torch.cuda.mem_get_info()[0] if device == "cuda" else None
     bundle = Builder(tree, device=device, amp=amp, config_file=config_file, share_cache=share_cache,
                      gpu_free_bytes=gpu_free).build()
@@ -155,6 +159,7 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
                          hint="add train.trainer (SupervisedTrainer)")
     trainer = _parsed(parser, item_id("train", "trainer"))
     evaluator = _parsed(parser, item_id("validate", "evaluator")) if "evaluator" in bundle["validate"] else None
+    place(device, trainer, evaluator)
 
     @trainer.on(Events.ITERATION_COMPLETED)
     def _finite_loss(engine):
@@ -184,8 +189,9 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
 
     def hook(args: threading.ExceptHookArgs) -> None:
         if args.exc_value is not None:
-            thread_errors.append(args.exc_value)
-        previous_hook(args)
+            thread_errors.append(args.exc_value)  # the error line names it when training fails
+        if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
+            previous_hook(args)  # the thread's traceback only where tracebacks are wanted
     threading.excepthook = hook
     try:
         trainer.run()
@@ -207,6 +213,23 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
         return objective_values(objectives, metric, at_best, elapsed,
                                 getattr((evaluator or trainer).state, "key_metric_name", None))
     return metric
+
+
+def place(device, *engines) -> None:
+    """The engines' networks on ``device``: MONAI's engines move each batch there, never the
+    network. An optimizer built on the parameters before (the config builds it so) gets the
+    moved ones wherever the move made new Parameter objects."""
+    for engine in engines:
+        network = getattr(engine, "network", None)
+        if network is None:
+            continue
+        before = list(network.parameters())
+        network.to(device)
+        moved = {id(b): a for b, a in zip(before, network.parameters()) if b is not a}
+        optimizer = getattr(engine, "optimizer", None)
+        if moved and optimizer is not None:
+            for group in optimizer.param_groups:
+                group["params"] = [moved.get(id(p), p) for p in group["params"]]
 
 
 def _metrics_at_best(evaluator) -> dict:
@@ -266,23 +289,25 @@ def _time_limit(trainer, evaluator, *, started: float) -> None:
             engine.add_event_handler(Events.ITERATION_COMPLETED, check)
 
 
-def _training_error(exc: BaseException) -> TrainingError:
-    """The root cause of a failure inside training, as one located message."""
+def _training_error(exc: BaseException, section: str = "train") -> TrainingError:
+    """The root cause of a failure inside training (or validation: ``section``), as one located
+    message."""
     root = exc
     while True:
         nxt = root.__cause__ or (root.__context__ if "applying transform" in str(root) else None)
         if nxt is None:
             break
         root = nxt
-    where = "train"
+    where = section
     text = str(exc)
-    if "applying transform" in text:
+    if "applying transform" in text and section == "train":  # (validation also runs post transforms)
         where = "train.pre_transforms"
     message = (str(root).strip().splitlines() or [""])[0]
     if "CUDA out of memory" in message or type(root).__name__ == "OutOfMemoryError":
         return TrainingError(f"CUDA out of memory: {message}", location=where,
                              hint="lower the batch size or the crop size")
-    return TrainingError(f"training failed: {type(root).__name__}: {message}", location=where,
+    work = "validation" if section == "validate" else "training"
+    return TrainingError(f"{work} failed: {type(root).__name__}: {message}", location=where,
                          hint="set CLARA_HYDRA_FULL_ERROR=1 for the traceback")
 
 
