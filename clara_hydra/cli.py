@@ -62,10 +62,11 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("validate", add_help=False, help="validate a checkpoint on the validation data (Clara's "
                                                     "validate.sh)",
-                   description="clara-hydra validate [--mmar DIR] [--config-name NAME] [KEY=VALUE ...]: the "
-                               "config's validate section with the checkpoint MMAR_CKPT names (the MMAR's "
-                               "models/model.pt); per-case metrics and summaries go to MMAR_EVAL_OUTPUT_PATH (the "
-                               "MMAR's eval/), else the run folder's eval/")
+                   description="clara-hydra validate [--mmar DIR] [--eval-config FILE|none] [--config-name NAME] "
+                               "[KEY=VALUE ...]: the MMAR's config/config_validation.json (else the training "
+                               "config's validate section) with the checkpoint MMAR_CKPT names (the MMAR's "
+                               "models/model.pt) or the TorchScript model it loads; per-case metrics and summaries "
+                               "go to MMAR_EVAL_OUTPUT_PATH (the MMAR's eval/), else the run folder's eval/")
 
     d = sub.add_parser("synth-data", help="write a small synthetic NIfTI data set with its datalist",
                        description="Write a synthetic NIfTI data set (3D volumes with blobs and their labels), a "
@@ -157,22 +158,26 @@ def _resolve(args) -> int:
     return 0
 
 
-def _split_mmar(words: list[str]) -> tuple[str | None, list[str]]:
-    """(the folder of ``--mmar DIR`` / ``--mmar=DIR``, or None; ``""`` when it has none) and the
+def _split_option(words: list[str], flag: str) -> tuple[str | None, list[str]]:
+    """(the value of ``FLAG VALUE`` / ``FLAG=VALUE``, or None; ``""`` when it has none) and the
     other words."""
-    mmar, rest, i = None, [], 0
+    value, rest, i = None, [], 0
     while i < len(words):
         word = words[i]
-        if word == "--mmar":
-            mmar = words[i + 1] if i + 1 < len(words) else ""
+        if word == flag:
+            value = words[i + 1] if i + 1 < len(words) else ""
             i += 2
             continue
-        if word.startswith("--mmar="):
-            mmar = word.split("=", 1)[1]
+        if word.startswith(flag + "="):
+            value = word.split("=", 1)[1]
         else:
             rest.append(word)
         i += 1
-    return mmar, rest
+    return value, rest
+
+
+def _split_mmar(words: list[str]) -> tuple[str | None, list[str]]:
+    return _split_option(words, "--mmar")
 
 
 def train_argv(argv: list[str]) -> list[str]:
@@ -222,11 +227,52 @@ def _train(argv: list[str], function=None) -> int:
 def _validate(argv: list[str]) -> int:
     from .app import validate_task
     from .errors import ClaraHydraError
-    if any(a in ("-m", "--multirun") for a in argv):
-        print(ClaraHydraError("validate runs once; it has no sweep", location="-m",
-                              hint="drop -m (sweep with clara-hydra train -m)").format(), file=sys.stderr)
-        return 2
+    from .train.entry import ENV_EVAL_CONFIG
+    try:
+        if any(a in ("-m", "--multirun") for a in argv):
+            raise ClaraHydraError("validate runs once; it has no sweep", location="-m",
+                                  hint="drop -m (sweep with clara-hydra train -m)")
+        given, argv = _split_option(argv, "--eval-config")
+        if given == "":
+            raise ClaraHydraError("--eval-config needs a file (or 'none')", location="--eval-config",
+                                  hint="--eval-config config/config_validation.json")
+        mmar, _ = _split_mmar(argv)
+        argv = _eval_keys(argv, _eval_config(mmar, given))  # (the training config need not have them)
+    except ClaraHydraError as exc:
+        print(exc.format(), file=sys.stderr)
+        return exc.exit_code
+    if given is not None:
+        os.environ[ENV_EVAL_CONFIG] = os.path.abspath(given) if given != "none" else given
     return _train(argv, validate_task)
+
+
+def _eval_config(mmar: str | None, given: str | None) -> str | None:
+    """The evaluation config a validate run will read, as far as the command line tells: the
+    given one, else the MMAR's config/config_validation.json."""
+    from .evalconf import FILE_NAME, NONE
+    if given == NONE:
+        return None
+    path = given or os.path.join(mmar or ".", "config", FILE_NAME)
+    return path if os.path.isfile(path) else None
+
+
+def _eval_keys(argv: list[str], eval_config: str | None) -> list[str]:
+    """``KEY=VALUE`` of an MMAR path (``MMAR_CKPT``, ``MMAR_EVAL_OUTPUT_PATH`` ...) or of a
+    first-level key of the evaluation config (``dont_load_ts_model=true``) as Hydra's
+    ``++KEY=VALUE``: the training config that Hydra composes need not have it (as Clara's
+    ``--set`` needed no declaration)."""
+    from .paths import MMAR_PATH_KEYS
+    own = set(MMAR_PATH_KEYS) | {"MMAR_CKPT_DIR"}
+    try:
+        with open(eval_config or "") as fh:
+            own |= {k for k, v in json.load(fh).items() if not isinstance(v, (dict, list))}
+    except (OSError, ValueError, AttributeError):
+        pass  # none, or the run reads it again and says what is wrong
+    out = []
+    for arg in argv:
+        key = arg.split("=", 1)[0]
+        out.append("++" + arg if "=" in arg and key in own and not arg.startswith(("+", "~", "-")) else arg)
+    return out
 
 
 def _completion(argv: list[str]) -> int | None:

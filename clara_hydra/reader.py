@@ -134,8 +134,8 @@ def read(path: str, env_path: str | None = None) -> ClaraConfig:
     if is_evaluation(data):
         raise ConfigSyntaxError("this is a Clara validation or inference config (config_validation.json), not a "
                                 "training config", file=path,
-                                hint="validate with the training config's validate section: clara-hydra validate "
-                                     "--mmar MMAR (converting config_validation.json itself is not supported yet)")
+                                hint="convert the training config; clara-hydra validate --mmar MMAR runs the "
+                                     "config_validation.json beside it (or --eval-config FILE)")
     if is_automl(data):
         raise ConfigSyntaxError("this is a Clara AutoML config (config_automl.json), not a training config",
                                 file=path, hint="convert the training config; the AutoML config is read with it: "

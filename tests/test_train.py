@@ -3,6 +3,7 @@ data (as written apart from epochs and the data paths), BYOC refusals, clear fai
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import subprocess
@@ -10,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, ROOT, run_cli, training_configs
+from conftest import CORPUS, ROOT, one_error, run_cli, training_configs
 
 from clara_hydra import tree as T
 
@@ -56,7 +57,8 @@ def _components(config: Path) -> tuple:
 _FIRST: dict[tuple, Path] = {}
 for _p in TRAINABLE:
     _FIRST.setdefault(_components(_p), _p)
-TRAINED = list(_FIRST.values())
+TRAINED = list(_FIRST.values()) + [p for p in TRAINABLE if (p.parent / "config_validation.json").is_file()
+                                    and p not in _FIRST.values()]  # validated with it after training
 BUILT = [p for p in TRAINABLE if p not in TRAINED]
 
 
@@ -116,15 +118,55 @@ def _one_sample_batches(config: Path) -> list[str]:
 def test_corpus_config_trains_one_epoch(tmp_path, synth_sets, config):
     data = synth_sets(_spacing(config))
     _convert(config, tmp_path / "conf")
-    proc = train(tmp_path / "conf", config.stem, "epochs=1", f"DATASET_JSON={data / 'dataset.json'}",
-                 f"DATA_ROOT={data}", f"hydra.run.dir={tmp_path / 'run'}", *_one_sample_batches(config),
-                 cwd=tmp_path)
+    data_keys = [f"DATASET_JSON={data / 'dataset.json'}", f"DATA_ROOT={data}"]
+    proc = train(tmp_path / "conf", config.stem, "epochs=1", *data_keys, f"hydra.run.dir={tmp_path / 'run'}",
+                 *_one_sample_batches(config), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = re.search(r"finished 1 epoch\(s\) in [\d.]+s[\s\S]*key metric = ([\d.]+)", proc.stdout)
     assert m, proc.stderr[-2000:]
     assert 0.0 <= float(m.group(1)) <= 1.0
     saved = json.loads((tmp_path / "run" / "config_train.json").read_text())
     assert saved["epochs"] == 1
+    if (config.parent / "config_validation.json").is_file():
+        _validate_with_the_corpus_validation_config(tmp_path, config, data_keys)
+
+
+#: What each corpus config_validation.json gives on the checkpoint its MMAR's training config
+#: wrote: its metrics and the files its writers (v3) or SaveImaged (v4.1) write; or the one error
+#: line of a pair that does not fit (cte-tf31-gettingstarted's validation config has 3 classes,
+#: trn_base.json trains 2).
+VALIDATES = {
+    "cte-pt41-gettingstarted/config_train_Unet.json": (["val_mean_dice", "val_acc"], []),
+    "mdai-spleen-pt41/config_train.json": (["val_mean_dice", "val_acc"], ["case_001/case_001_trans.nii.gz"]),
+    "fzbuzz-spleen/config_train.json": (["mean_dice"], ["case_001_model.nii.gz", "case_001_pred_class1.nii.gz"]),
+    "cte-tf31-gettingstarted/trn_base.json": "validate: validation failed: ValueError: class 2 is asked for, but "
+                                             "the prediction has 2 channel(s)",
+}
+
+
+def _validate_with_the_corpus_validation_config(tmp_path: Path, config: Path, data: list[str]) -> None:
+    """Clara's validate.sh on the corpus's own config_validation.json (v3 and v4.1 forms), with the
+    checkpoint the training above wrote; a v4.1 config loads it (dont_load_ckpt_model=false) instead
+    of its TorchScript file."""
+    want = VALIDATES[_rel(config)]
+    (ckpt,) = (tmp_path / "run" / "models").glob("*.pt")
+    eval_dir = tmp_path / "eval"
+    v41 = "dont_load_ts_model" in (config.parent / "config_validation.json").read_text()
+    proc = run_cli("validate", "--config-dir", tmp_path / "conf", "--config-name", config.stem, *data,
+                   "--eval-config", config.parent / "config_validation.json", f"MMAR_CKPT={ckpt}",
+                   f"MMAR_EVAL_OUTPUT_PATH={eval_dir}", f"hydra.run.dir={tmp_path / 'val'}",
+                   *(["dont_load_ts_model=true", "dont_load_ckpt_model=false"] if v41 else []), cwd=tmp_path)
+    if isinstance(want, str):
+        assert want in one_error(proc), proc.stderr
+        return
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics, files = want
+    with open(eval_dir / "metrics.csv") as fh:
+        rows = {name: float(value) for name, value in csv.reader(fh)}
+    assert sorted(rows) == sorted(metrics) and all(0 <= v <= 1 for v in rows.values()), rows
+    assert (eval_dir / f"{metrics[0]}_raw.csv").read_text().count("case_001") == 1
+    for name in files:
+        assert (eval_dir / name).is_file(), sorted(p.name for p in eval_dir.rglob("*"))
 
 
 @pytest.mark.parametrize("config", BUILT, ids=_rel)

@@ -23,6 +23,10 @@ from .names import RENAMED_CLASSES, check_args, import_path, lookup, rename_args
 SECTIONS = ("train", "validate")
 COMPOSED = ("pre_transforms", "post_transforms")
 FROM_ENGINE_PRED_LABEL = expr("monai.handlers.from_engine(['pred', 'label'])")
+#: ``from_engine(['image_meta_dict'])``: MONAI 1.6 keeps the meta data on the image (MetaTensor)
+META_FROM_ENGINE = re.compile(r"monai\.handlers\.from_engine\(\[\s*['\"](\w+)_meta_dict['\"]\s*\]\)")
+#: Clara-era classes whose inverse (MONAI 1.x) gives numpy, which Invertd's next inverse refuses
+INVERTS_TO_NUMPY = {"ToTensord": "EnsureTyped"}
 #: Clara's ``@conf`` (the training config object) becomes this expression.
 CONF_EXPR = expr("clara_hydra_conf")
 
@@ -37,6 +41,7 @@ class Builder:
         self.amp = amp
         self.dirs = search_dirs(config_file)
         self.bundle: dict[str, Any] = {sec: {} for sec in SECTIONS}
+        self.inverted: set[str] = set()  # the sections whose post transforms invert the pre transforms
 
     # -- references ------------------------------------------------------------------
     def has(self, sec: str, slot: str) -> bool:
@@ -64,7 +69,8 @@ class Builder:
                 return CONF_EXPR
             return self.reference(m.group(1), sec, where)
         if v.startswith("#"):  # Clara's expression: "#@model.parameters()"
-            return expr(re.sub(r"@(\w+)", lambda mm: self.reference(mm.group(1), sec, where), v[1:]))
+            code = META_FROM_ENGINE.sub(r"clara_hydra.train.compat.meta_of('\1')", v[1:])
+            return expr(re.sub(r"@(\w+)", lambda mm: self.reference(mm.group(1), sec, where), code))
         if v.lstrip().startswith("lambda"):
             if key == "output_transform":  # MONAI 1.6 engines give a list of items per batch
                 return expr(f"clara_hydra.train.compat.per_item({v})")
@@ -80,6 +86,11 @@ class Builder:
             cls_name = target
         else:
             cls_name = comp["name"].split("#", 1)[0]
+            if cls_name in INVERTS_TO_NUMPY and sec in self.inverted and ".pre_transforms[" in where:
+                new = INVERTS_TO_NUMPY[cls_name]
+                notice(f"{where}: {cls_name} inverts to numpy in MONAI today, which breaks the Invertd of the post "
+                       f"transforms: using {new} (the same tensors; Invertd passes over it)")
+                cls_name = new
             if cls_name in RENAMED_CLASSES:
                 args.update(RENAMED_CLASSES[cls_name][1])
             target = lookup(cls_name, where)
@@ -99,6 +110,9 @@ class Builder:
         return out
 
     def build(self) -> dict:
+        self.inverted = {sec for sec in SECTIONS if any(
+            T.is_component(c) and T.class_name(c) == "Invertd" for c in self.tree.get(sec, {}).get("post_transforms")
+            or [])}
         for sec in SECTIONS:
             for slot, val in self.tree.get(sec, {}).items():
                 if slot.startswith("_"):

@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, ListConfig, open_dict
 
 from ..errors import ClaraHydraError
 from ..paths import mmar_root
@@ -129,12 +129,20 @@ def run(cfg: DictConfig) -> float | list[float] | None:
         raise
 
 
+#: ``clara-hydra validate --eval-config FILE`` (``none``: the training config's validate section)
+ENV_EVAL_CONFIG = "CLARA_HYDRA_EVAL_CONFIG"
+
+
 def validate_run(cfg: DictConfig) -> dict:
-    """What ``clara-hydra validate`` does inside Hydra: Clara's validate.sh on the config's
-    validate section, with the checkpoint MMAR_CKPT names (the MMAR's ``models/model.pt``)."""
+    """What ``clara-hydra validate`` does inside Hydra: Clara's validate.sh. It runs the MMAR's
+    config_validation.json (or ``--eval-config``) where there is one, else the training config's
+    validate section, with the checkpoint MMAR_CKPT names (the MMAR's ``models/model.pt``) or the
+    TorchScript model the evaluation config loads."""
     from hydra.core.hydra_config import HydraConfig
 
+    from .. import evalconf
     from ..effective import enabled_only
+    from ..logs import notice
     from .evaluate import validate
 
     run_dir = HydraConfig.get().runtime.output_dir
@@ -142,15 +150,28 @@ def validate_run(cfg: DictConfig) -> dict:
     config_file = None
     try:
         config_file = _start(cfg, run_dir, source)
-        checkpoint = cfg.get("MMAR_CKPT") if "MMAR_CKPT" in cfg else None
-        if not isinstance(checkpoint, str) or checkpoint.startswith("{"):
-            raise ClaraHydraError("no checkpoint to validate: MMAR_CKPT is not set", location="MMAR_CKPT",
-                                  hint="set MMAR_CKPT=PATH (or MMAR_CKPT in the MMAR's environment.json)")
-        out = cfg.get("MMAR_EVAL_OUTPUT_PATH") if "MMAR_EVAL_OUTPUT_PATH" in cfg else None
+        scalars = _scalars(cfg)
+        out = scalars.get("MMAR_EVAL_OUTPUT_PATH")
         out_dir = out if isinstance(out, str) and out and not out.startswith("{") else os.path.join(run_dir, "eval")
-        full = effective_from_cfg(cfg, enabled_only=False)
-        return validate(enabled_only(full), checkpoint=checkpoint, out_dir=out_dir, config_file=config_file,
-                        run_dir=run_dir)
+        tree = enabled_only(effective_from_cfg(cfg, enabled_only=False))
+        eval_file = evalconf.find(config_file, os.environ.get(ENV_EVAL_CONFIG))
+        if eval_file is None:
+            weights = ("ckpt", evalconf.checkpoint(scalars, None))
+            return validate(tree, weights=weights, out_dir=out_dir, config_file=config_file, run_dir=run_dir)
+        ev = evalconf.read(eval_file, scalars, _overridden(), tree)
+        notice(f"evaluating with {eval_file}")
+        for line in ev.notes:
+            notice(f"{eval_file}: {line}")
+        try:
+            return validate(ev.tree, weights=ev.weights, out_dir=out_dir, config_file=config_file,
+                            run_dir=run_dir, writers=ev.writers)
+        except ClaraHydraError as exc:
+            where = str(exc.location or "")
+            if exc.file is None and not where.startswith("train"):
+                exc.file = eval_file  # its slots are the validate section's (v4: at its top level)
+                if where.startswith("validate.") and ev.era == "v4":
+                    exc.location = where[len("validate."):]
+            raise
     except ClaraHydraError as exc:
         if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
             raise
@@ -159,6 +180,21 @@ def validate_run(cfg: DictConfig) -> dict:
         _to_log_file(exc.format())
         print(exc.format(), file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _scalars(cfg: DictConfig) -> dict:
+    """The first-level values of a composed config (environment keys included), resolved."""
+    out = {}
+    for key in cfg:
+        if key in ("hydra", "clara_hydra"):
+            continue
+        try:
+            value = cfg[key]
+        except Exception:  # noqa: BLE001 - an interpolation that fails says so where it is used
+            continue
+        if not isinstance(value, (DictConfig, ListConfig)):
+            out[str(key)] = value
+    return out
 
 
 def _to_log_file(line: str) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 import time
 
-from ..errors import BuildError
+from ..errors import BuildError, ClaraHydraError
 from ..logs import notice
+from .compat import meta_of
 from .ids import item_id
 
 #: handlers of a training config's validate section that make no sense without training: the
@@ -17,65 +19,103 @@ from .ids import item_id
 TRAINING_ONLY = ("CheckpointSaver",)
 
 
-def _meta_of(batch) -> list[dict]:
-    """The meta data of each case of a batch (for the file names in the per-case CSV)."""
-    from monai.data import decollate_batch
-    items = batch if isinstance(batch, list) else decollate_batch(batch)
-    out = []
-    for item in items:
-        image = item.get("image") if isinstance(item, dict) else None
-        meta = getattr(image, "meta", None) or (item.get("image_meta_dict") if isinstance(item, dict) else None)
-        out.append(dict(meta) if meta else {})
-    return out
-
-
-def validate(tree: dict, *, checkpoint: str, out_dir: str, config_file: str | None = None,
-             run_dir: str = ".", progress: bool = True) -> dict[str, float]:
+def validate(tree: dict, *, weights: tuple[str, str], out_dir: str, config_file: str | None = None,
+             run_dir: str = ".", writers: list[tuple[str, str, str]] | tuple = (),
+             progress: bool = True) -> dict[str, float]:
     """Run ``tree``'s validation (an effective, enabled-only Clara config) with the network's
-    weights from ``checkpoint``; write MONAI's MetricsSaver reports (``metrics.csv``, and per
-    metric ``<name>_raw.csv`` per case and ``<name>_summary.csv``) into ``out_dir``; return the
-    metrics."""
+    weights from ``weights`` (``("ckpt", path)``: a checkpoint into the config's network;
+    ``("ts", path)``: a TorchScript model, which the tree's ``train.model`` loads); write MONAI's
+    MetricsSaver reports (``metrics.csv``, and per metric ``<name>_raw.csv`` per case and
+    ``<name>_summary.csv``) into ``out_dir`` unless the config saves its own; write a v3
+    config's ``writers`` (field, folder, dtype) as NIfTI; return the metrics."""
     import json
 
     from monai.handlers import CheckpointLoader, MetricsSaver
 
-    from .run import _parsed, build, pick_device
+    from .run import _parsed, _training_error, build, pick_device, place
 
     device, amp = pick_device()
-    if not os.path.isfile(checkpoint):
-        raise BuildError(f"the checkpoint to validate is not there: {os.path.abspath(checkpoint)}",
+    kind, weights_file = weights
+    if not os.path.isfile(weights_file):
+        if kind == "ts":
+            raise BuildError(f"the TorchScript model to validate is not there: {os.path.abspath(weights_file)}",
+                             location="MMAR_TORCHSCRIPT",
+                             hint="export the MMAR (clara-hydra export writes models/model.ts), or load the "
+                                  "checkpoint: dont_load_ts_model=true dont_load_ckpt_model=false")
+        raise BuildError(f"the checkpoint to validate is not there: {os.path.abspath(weights_file)}",
                          location="MMAR_CKPT", hint="train first, or set MMAR_CKPT=PATH (a relative path in "
                                                     "environment.json is the MMAR's)")
     t_build = time.perf_counter()
-    parser, bundle, _era = build(tree, config_file=config_file, device=device, amp=amp)
+    parser, bundle, _era = build(tree, config_file=config_file, device=device, amp=amp, validate_only=True)
     if "evaluator" not in bundle.get("validate", {}):
         raise BuildError("the config has nothing to validate with", location="validate",
                          hint="add a validate section (dataset, dataloader, inferer, metrics, evaluator)")
     handlers = bundle["validate"].get("handlers")
-    if isinstance(handlers, list):
-        dropped = [h for h in handlers if isinstance(h, dict) and str(h.get("_target_", "")).endswith(TRAINING_ONLY)]
-        bundle["validate"]["handlers"] = [h for h in handlers if h not in dropped]
-        parser.update({item_id("validate", "handlers"): bundle["validate"]["handlers"]})
+    if isinstance(handlers, list):  # the weights are loaded here, once, and never saved again
+        kept = [h for h in handlers if not (isinstance(h, dict) and str(h.get("_target_", "")).endswith(
+            TRAINING_ONLY + ("CheckpointLoader",)))]
+        bundle["validate"]["handlers"] = kept
+        parser.update({item_id("validate", "handlers"): kept})
+    own_saver = any(str(h.get("_target_", "")).endswith("MetricsSaver") for h in
+                    bundle["validate"].get("handlers") or [] if isinstance(h, dict))
+    if writers:
+        post = bundle["validate"].get("post_transforms")
+        chain = post.get("transforms") if isinstance(post, dict) else None
+        if chain is None:
+            raise BuildError("the writers need post transforms to follow", location="validate.post_transforms")
+        chain.extend(nifti_writers(writers))
+        parser.update({item_id("validate", "post_transforms"): post})
     with open(os.path.join(run_dir, "bundle_config.json"), "w") as fh:
         json.dump(bundle, fh, indent=1, default=str)
     evaluator = _parsed(parser, item_id("validate", "evaluator"))
-    CheckpointLoader(load_path=checkpoint, load_dict={"model": evaluator.network},
-                     map_location=device).attach(evaluator)
+    place(device, evaluator)
+    if kind == "ckpt":
+        CheckpointLoader(load_path=weights_file, load_dict={"model": evaluator.network},
+                         map_location=device).attach(evaluator)
     os.makedirs(out_dir, exist_ok=True)
-    MetricsSaver(save_dir=out_dir, metrics="*", metric_details="*", batch_transform=_meta_of,
-                 summary_ops="*").attach(evaluator)
+    if not own_saver:
+        MetricsSaver(save_dir=out_dir, metrics="*", metric_details="*", batch_transform=meta_of("image"),
+                     summary_ops="*").attach(evaluator)
     from ..logs import tidy_library_loggers
     tidy_library_loggers()
     if progress and sys.stderr.isatty():
         from ignite.contrib.handlers import ProgressBar
         ProgressBar(persist=False).attach(evaluator)
-    notice(f"built in {time.perf_counter() - t_build:.2f}s; validating {checkpoint}")
+    notice(f"built in {time.perf_counter() - t_build:.2f}s; validating {weights_file}")
     start = time.perf_counter()
-    evaluator.run()
+    try:
+        evaluator.run()
+    except ClaraHydraError:
+        raise
+    except Exception as exc:
+        raise _training_error(exc, "validate") from None
     metrics = {k: float(v) for k, v in evaluator.state.metrics.items() if isinstance(v, (int, float))}
     cases = len(evaluator.data_loader.dataset) if hasattr(evaluator.data_loader, "dataset") else None
     for name, value in metrics.items():
         notice(f"{name} = {value:.4f}" + ("" if math.isfinite(value) else " (check the metric's inputs)"))
     notice(f"validated {cases if cases is not None else '?'} case(s) in {time.perf_counter() - start:.1f}s; "
-           f"per-case metrics and summaries in {out_dir}")
+           + ("the config's MetricsSaver wrote its reports" if own_saver else
+              f"per-case metrics and summaries in {out_dir}"))
     return metrics
+
+
+def nifti_writers(writers) -> list[dict]:
+    """v3 WriteNifti writers as post transforms (after the one-hot ``pred``): ``model`` is the
+    label map, ``pred_classK`` the mask of class K; each as ``<case>_<field>.nii.gz``."""
+    out: list[dict] = []
+    for field, folder, dtype in writers:
+        m = re.fullmatch(r"pred_class(\d+)", field)
+        if field == "model":
+            pick = {"_target_": "monai.transforms.AsDiscreted", "keys": field, "argmax": True}
+        elif m:
+            k = int(m.group(1))
+            pick = {"_target_": "monai.transforms.Lambdad", "keys": field,
+                    "func": f"$lambda x: clara_hydra.train.compat.one_channel(x, {k})"}
+        else:
+            raise BuildError(f"the writer's field '{field}' is not one clara-hydra writes", location="writers",
+                             hint="write 'model' (the label map) or 'pred_classK' (one class)")
+        out += [{"_target_": "monai.transforms.CopyItemsd", "keys": "pred", "names": field}, pick,
+                {"_target_": "monai.transforms.SaveImaged", "keys": field, "output_dir": folder,
+                 "output_postfix": field, "output_dtype": "$numpy." + dtype, "separate_folder": False,
+                 "resample": False, "print_log": False}]
+    return out

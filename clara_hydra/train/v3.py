@@ -12,6 +12,7 @@ same builder as v4 turns into MONAI objects.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from .. import tree as T
@@ -354,7 +355,12 @@ def _validate(validate: dict, train: dict, act: str, n: int, classification: boo
         a = comp.get("args") or {}
         label = str(a.get("name") or T.class_name(comp))
         name = T.class_name(comp)
-        if name == "ComputeAverageDice":
+        one_class = re.fullmatch(r"pred_class(\d+)", str(a.get("field", "")))
+        if name == "ComputeAverageDice" and one_class:  # an evaluation config's dice of one class
+            m, kind = {"path": "monai.handlers.MeanDice", "log_label": label, "args": {
+                "include_background": True,
+                "output_transform": f"#clara_hydra.train.compat.channel({int(one_class.group(1))})"}}, "dice"
+        elif name == "ComputeAverageDice":
             m, kind = {"path": "monai.handlers.MeanDice", "log_label": label,
                        "args": {"include_background": not a.get("remove_bg", True)}}, "dice"
         elif name == "ComputeAUC":
