@@ -68,6 +68,15 @@ def _parser() -> argparse.ArgumentParser:
                                "models/model.pt) or the TorchScript model it loads; per-case metrics and summaries "
                                "go to MMAR_EVAL_OUTPUT_PATH (the MMAR's eval/), else the run folder's eval/")
 
+    e = sub.add_parser("export", help="write a run (or a sweep's trial) as a complete MMAR",
+                       description="Write the MMAR of a run folder (a single run, or a trial's folder of a sweep): "
+                                   "config/config_train.json with the run's values in and no search blocks, "
+                                   "environment.json, the validation config, models/model.pt, models/model.ts "
+                                   "(where the network scripts) and conf/. validate, infer and train run on it.")
+    e.add_argument("run", metavar="RUN_DIR")
+    e.add_argument("-o", "--output-dir", required=True, metavar="DIR", help="the MMAR folder to write")
+    e.add_argument("--force", action="store_true", help="write into a folder that is not empty")
+
     d = sub.add_parser("synth-data", help="write a small synthetic NIfTI data set with its datalist",
                        description="Write a synthetic NIfTI data set (3D volumes with blobs and their labels), a "
                                    "Decathlon-style dataset.json (training/validation) and an environment.json "
@@ -85,6 +94,14 @@ def _parser() -> argparse.ArgumentParser:
 def _report(args) -> int:
     from .sweep.report import report
     report(args.study, args.storage, args.output_dir or f"report-{args.study}", top=args.top)
+    return 0
+
+
+def _export(args) -> int:
+    from .export import export
+    for line in export(args.run, args.output_dir, force=args.force):
+        print(f"clara-hydra: {line}", file=sys.stderr)
+    print(os.path.abspath(args.output_dir))
     return 0
 
 
@@ -316,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         args = parser.parse_args(argv)
     handler = {"convert": _convert, "space": _space, "resolve": _resolve, "synth-data": _synth,
-               "report": _report}[args.command]
+               "report": _report, "export": _export}[args.command]
     from .app import fail, full_error_wanted
     from .errors import allow_large_configs
 

@@ -143,6 +143,50 @@ def test_corpus_config_converts_composes_resolves(tmp_path, path):
         effective_from_cfg(cfg, enabled_only=True) if not conv.cfg.alternatives else None
 
 
+@pytest.mark.parametrize("path", CONFIGS + EXAMPLES, ids=[_id(p) for p in CONFIGS + EXAMPLES])
+def test_a_run_exported_as_a_config_resolves_as_the_run_did(tmp_path, path):
+    """`clara-hydra export` writes the user's JSON with a run's values in: no search or apply
+    blocks, "{NAME}" references and refs as written; converted and resolved again (no overrides)
+    it gives the run's effective config exactly."""
+    import shutil
+
+    from clara_hydra.convert import write
+    from clara_hydra.export import written
+    from clara_hydra.paths import get, nodes
+    from clara_hydra.resolve import compose, effective_from_cfg
+
+    conv = _convert(path)
+    yaml = Path(write(conv, str(tmp_path / "conf")))
+    rng = random.Random(path.name + "export")
+    tree = None
+    for _ in range(5):  # a random combination may leave an alternatives slot without its one member
+        overrides = _random_overrides(conv, rng)
+        try:
+            tree = effective_from_cfg(compose(str(tmp_path / "conf"), yaml.stem, overrides), enabled_only=False)
+            break
+        except Exception:  # noqa: BLE001 - the AlternativesError of test_corpus_config_converts_composes_resolves
+            continue
+    assert tree is not None
+    raw = json.loads(path.read_text())
+    env_file = path.parent / "environment.json"
+    env = json.loads(env_file.read_text()) if env_file.is_file() else {}
+    out = written(raw, tree, {k for k, v in raw.items() if not isinstance(v, (dict, list))} | set(env))
+    assert not [loc for loc, _ in nodes(out) if set(loc) & {"search", "apply", "lr_search"}]
+    text = json.dumps(out)
+    assert text.count('"ref":') == json.dumps(raw).count('"ref":')
+    names = [(loc, v) for loc, v in nodes(raw) if isinstance(v, str) and re.search(r"\{(\w+)\}", v)
+             and not set(loc) & {"search", "apply", "lr_search"}]
+    assert all(get(out, loc) == v for loc, v in names), [(loc, v, get(out, loc)) for loc, v in names]
+    (tmp_path / "mmar").mkdir()
+    (tmp_path / "mmar" / "config_train.json").write_text(text)
+    if env:
+        shutil.copy(env_file, tmp_path / "mmar" / "environment.json")
+    again = write(_convert(tmp_path / "mmar" / "config_train.json"), str(tmp_path / "conf2"))
+    # (the names a top-level enum search defines, e.g. mySearchLoss1, go with its search block)
+    assert effective_from_cfg(compose(str(tmp_path / "conf2"), Path(again).stem, []), enabled_only=False) \
+        == {k: v for k, v in tree.items() if k in raw}
+
+
 def _all_params():
     out = []
     for path in CONFIGS + EXAMPLES:
