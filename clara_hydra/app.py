@@ -143,6 +143,11 @@ def validate_task(cfg) -> Any:
     return validate_run(cfg)
 
 
+def infer_task(cfg) -> Any:
+    from .train.entry import infer_run
+    return infer_run(cfg)
+
+
 #: An empty folder: with config_path=None Hydra would search this package (train/, sweep/) for groups.
 EMPTY_CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "app_conf")
 

@@ -77,6 +77,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--output-dir", required=True, metavar="DIR", help="the MMAR folder to write")
     e.add_argument("--force", action="store_true", help="write into a folder that is not empty")
 
+    sub.add_parser("infer", add_help=False, help="predict on a datalist list without labels (Clara's infer.sh)",
+                   description="clara-hydra infer [--mmar DIR] [--datalist-key KEY] [--eval-config FILE|none] "
+                               "[KEY=VALUE ...]: the evaluation of validate on the datalist's KEY list (default: "
+                               "INFER_DATALIST_KEY, else test) without labels or metrics; each prediction is saved "
+                               "as NIfTI with its input's affine into MMAR_EVAL_OUTPUT_PATH, else the run folder's "
+                               "infer/")
+
     d = sub.add_parser("synth-data", help="write a small synthetic NIfTI data set with its datalist",
                        description="Write a synthetic NIfTI data set (3D volumes with blobs and their labels), a "
                                    "Decathlon-style dataset.json (training/validation) and an environment.json "
@@ -241,18 +248,21 @@ def _train(argv: list[str], function=None) -> int:
     return 0
 
 
-def _validate(argv: list[str]) -> int:
-    from .app import validate_task
+def _validate(argv: list[str], command: str = "validate") -> int:
+    """``clara-hydra validate`` and ``clara-hydra infer`` (``--datalist-key KEY``)."""
+    from .app import infer_task, validate_task
     from .errors import ClaraHydraError
-    from .train.entry import ENV_EVAL_CONFIG
+    from .train.entry import ENV_EVAL_CONFIG, ENV_INFER_KEY
     try:
         if any(a in ("-m", "--multirun") for a in argv):
-            raise ClaraHydraError("validate runs once; it has no sweep", location="-m",
+            raise ClaraHydraError(f"{command} runs once; it has no sweep", location="-m",
                                   hint="drop -m (sweep with clara-hydra train -m)")
         given, argv = _split_option(argv, "--eval-config")
-        if given == "":
-            raise ClaraHydraError("--eval-config needs a file (or 'none')", location="--eval-config",
-                                  hint="--eval-config config/config_validation.json")
+        key, argv = _split_option(argv, "--datalist-key") if command == "infer" else (None, argv)
+        for flag, value in (("--eval-config", given), ("--datalist-key", key)):
+            if value == "":
+                raise ClaraHydraError(f"{flag} needs a value", location=flag,
+                                      hint="--eval-config config/config_validation.json (or none); --datalist-key test")
         mmar, _ = _split_mmar(argv)
         argv = _eval_keys(argv, _eval_config(mmar, given))  # (the training config need not have them)
     except ClaraHydraError as exc:
@@ -260,7 +270,9 @@ def _validate(argv: list[str]) -> int:
         return exc.exit_code
     if given is not None:
         os.environ[ENV_EVAL_CONFIG] = os.path.abspath(given) if given != "none" else given
-    return _train(argv, validate_task)
+    if key is not None:
+        os.environ[ENV_INFER_KEY] = key
+    return _train(argv, infer_task if command == "infer" else validate_task)
 
 
 def _eval_config(mmar: str | None, given: str | None) -> str | None:
@@ -318,15 +330,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]:
         return _train(argv[1:])
-    if argv[:1] == ["validate"]:
-        return _validate(argv[1:])
+    if argv[:1] in (["validate"], ["infer"]):
+        return _validate(argv[1:], argv[0])
     if any(a in ("-sc", "--shell-completion") or a.startswith("--shell-completion=") for a in argv):
         done = _completion(argv)
         if done is not None:
             return done
     parser = _parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if argv and argv[0] in sub.choices and argv[0] not in ("train", "validate"):
+    if argv and argv[0] in sub.choices and argv[0] not in ("train", "validate", "infer"):
         # flags before or after the overrides: `resolve cfg.json a=1 --json` and `resolve --json cfg.json a=1`
         args = sub.choices[argv[0]].parse_intermixed_args(argv[1:])
         args.command = argv[0]

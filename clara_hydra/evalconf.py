@@ -116,6 +116,12 @@ def _substituted(data: dict, scalars: dict, overridden: frozenset, path: str) ->
     for key, value in scalars.items():
         if key not in own or key in overridden:
             body[key] = _escape(value) if isinstance(value, str) else value
+    if values.undefined:
+        name, loc = next(iter(values.undefined.items()))
+        from .paths import clara
+        raise ClaraHydraError(f"'{{{name}}}' names nothing: neither the environment nor the config defines it",
+                              file=path, location=clara(loc),
+                              hint=f"set {name} in environment.json or on the command line: {name}=VALUE")
     try:
         out: Any = OmegaConf.to_container(OmegaConf.create(body), resolve=True)
     except OmegaConfBaseException as exc:
@@ -123,12 +129,6 @@ def _substituted(data: dict, scalars: dict, overridden: frozenset, path: str) ->
         raise ClaraHydraError(f"cannot give the config its values: {first_line(exc)}", file=path,
                               location=getattr(exc, "full_key", None) or None,
                               hint="set the names it uses in environment.json or on the command line") from None
-    if values.undefined:
-        name, loc = next(iter(values.undefined.items()))
-        from .paths import clara
-        raise ClaraHydraError(f"'{{{name}}}' names nothing: neither the environment nor the config defines it",
-                              file=path, location=clara(loc),
-                              hint=f"set {name} in environment.json or on the command line: {name}=VALUE")
     return out
 
 
@@ -211,4 +211,72 @@ def _v3(tree: dict, train_tree: dict, path: str) -> Evaluation:
     return Evaluation(path, out, _weights(tree, path), writers, notes, era="v3")
 
 
-__all__ = ["Evaluation", "find", "read", "FILE_NAME", "NONE"]
+#: The label key of Clara's datalists: what inference data has not
+LABEL = "label"
+#: Validation's slots and handlers that need labels, or that save what inference does not make
+METRIC_SLOTS = ("key_metric", "additional_metrics", "metrics")
+NOT_IN_INFERENCE = ("MetricsSaver", "CheckpointSaver", "CheckpointLoader", "ValidationHandler")
+
+
+def for_inference(tree: dict, key: str, out_dir: str) -> dict:
+    """A v4-form tree (v3 already mapped) whose validate section infers: on the datalist's
+    ``key`` list, without labels (the ``label`` key leaves every transform, a transform of
+    labels only goes), without metrics, a label map (``argmax`` without ``to_onehot``) inverted
+    to the input's grid (``Invertd``, unless the post transforms invert already) and saved as
+    NIfTI with the input's affine (``SaveImaged`` into ``out_dir``, unless the config saves)."""
+    import copy
+    v = copy.deepcopy(tree.get("validate") or {})
+    dataset = v.get("dataset")
+    if isinstance(dataset, dict):
+        dataset["data_list_key"] = key
+    for slot in ("pre_transforms", "post_transforms"):
+        v[slot] = [c for c in (_without_label(c) for c in v.get(slot) or []) if c is not None]
+    for slot in METRIC_SLOTS:
+        v.pop(slot, None)
+    v["handlers"] = [h for h in v.get("handlers") or [] if T.class_name(h).rsplit(".", 1)[-1] not in NOT_IN_INFERENCE]
+    evaluator = v.get("evaluator")
+    if isinstance(evaluator, dict):
+        args = {k: a for k, a in (evaluator.get("args") or {}).items()
+                if k not in ("key_val_metric", "additional_metrics")}
+        v["evaluator"] = {**evaluator, "args": args}
+    post = v["post_transforms"]
+    for c in post:
+        a = c.get("args") or {}
+        if T.class_name(c).endswith("AsDiscreted") and _keys(a) == ["pred"] and a.get("argmax") in (True, [True]):
+            a.pop("to_onehot", None)  # a label map, not one channel per class
+    names = [T.class_name(c).rsplit(".", 1)[-1] for c in post]
+    if "Invertd" not in names and v.get("pre_transforms"):
+        post.append({"path": "monai.transforms.Invertd", "args": {
+            "keys": "pred", "transform": "@pre_transforms", "orig_keys": "image", "nearest_interp": True}})
+    if "SaveImaged" not in names:
+        post.append({"path": "monai.transforms.SaveImaged", "args": {
+            "keys": "pred", "output_dir": out_dir, "output_postfix": "seg", "separate_folder": False,
+            "resample": False, "print_log": False}})
+    return {**tree, "validate": v}
+
+
+def _keys(args: dict) -> list:
+    keys = args.get("keys")
+    return [keys] if isinstance(keys, str) else list(keys) if isinstance(keys, list) else []
+
+
+def _without_label(comp: Any) -> Any:
+    """``comp`` with the label key out of its ``keys`` (and out of its per-key list args); None
+    where it is a transform of labels only."""
+    if not T.is_component(comp):
+        return comp
+    args = dict(comp.get("args") or {})
+    keys = _keys(args)
+    if LABEL not in keys:
+        return comp
+    if keys == [LABEL]:
+        return None
+    at = keys.index(LABEL)
+    for name, value in list(args.items()):
+        if name != "keys" and isinstance(value, list) and len(value) == len(keys):
+            args[name] = value[:at] + value[at + 1:]  # (mode: [bilinear, nearest] -> [bilinear])
+    args["keys"] = keys[:at] + keys[at + 1:]
+    return {**comp, "args": args}
+
+
+__all__ = ["Evaluation", "find", "read", "for_inference", "FILE_NAME", "NONE"]

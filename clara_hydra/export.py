@@ -85,6 +85,7 @@ def environment(env: dict, values: dict, overridden: set[str], src_root: str, ou
             value = os.path.normpath(os.path.join(cwd, value))
         out[key] = value
     out.update({"MMAR_CKPT_DIR": "models", "MMAR_CKPT": CKPT, "MMAR_TORCHSCRIPT": TORCHSCRIPT})
+    out.setdefault("MMAR_EVAL_OUTPUT_PATH", "eval")  # (as every Clara MMAR had it: its validation writes there)
     for key in ("DATASET_JSON", "DATA_ROOT", "PRETRAIN_WEIGHTS_FILE"):
         value = out.get(key)
         if not isinstance(value, str) or not value or os.path.isabs(value) or value.startswith("{") \
@@ -109,9 +110,11 @@ def write_json(path: str, data: Any) -> None:
         fh.write("\n")
 
 
-def export(run_dir: str, out_root: str, *, force: bool = False) -> list[str]:
+def export(run_dir: str, out_root: str, *, force: bool = False, remove_disabled: bool = False) -> list[str]:
     """Write the MMAR of the run in ``run_dir`` (a single run's folder, or a sweep's job folder)
-    into ``out_root``; give what was noted on the way (the TorchScript outcome among it)."""
+    into ``out_root``; give what was noted on the way (the TorchScript outcome among it).
+    ``remove_disabled``: the transforms the run had disabled are left out (Clara's
+    ``remove_search_augs``)."""
     from omegaconf import OmegaConf
 
     from . import convert as C
@@ -142,7 +145,11 @@ def export(run_dir: str, out_root: str, *, force: bool = False) -> list[str]:
     effective = effective_from_cfg(cfg, enabled_only=False, file=src)
     names = {k for k, v in raw.items() if not isinstance(v, (dict, list))} | set(env)
     config_path = os.path.join(out_root, "config", "config_train.json")
-    write_json(config_path, written(raw, effective, names))
+    config = written(raw, effective, names)
+    if remove_disabled:
+        from .sweep.results import without_disabled_transforms
+        config = without_disabled_transforms(config)
+    write_json(config_path, config)
     overridden = {str(o).split("=", 1)[0].lstrip("+~") for o in hy.overrides.task}
     values = {str(k): cfg[k] for k in cfg if k != "clara_hydra" and _plain(cfg, k)}
     env_out, env_notes = environment(env, values, overridden, mmar_root(src), out_root, str(hy.runtime.cwd))
@@ -152,6 +159,7 @@ def export(run_dir: str, out_root: str, *, force: bool = False) -> list[str]:
         beside = os.path.join(os.path.dirname(os.path.abspath(src)), name)
         if os.path.isfile(beside):
             shutil.copyfile(beside, os.path.join(out_root, "config", name))
+    notes += _copy_code(mmar_root(src), os.path.dirname(os.path.abspath(src)), out_root)
     ckpt = pick_checkpoint(os.path.join(run_dir, "models"))
     os.makedirs(os.path.join(out_root, "models"), exist_ok=True)
     shutil.copyfile(ckpt, os.path.join(out_root, CKPT))
@@ -164,6 +172,22 @@ def export(run_dir: str, out_root: str, *, force: bool = False) -> list[str]:
     conv = C.convert(read(config_path))
     C.write(conv, os.path.join(out_root, "conf"))
     return notes
+
+
+def _copy_code(root: str, config_dir: str, out_root: str) -> list[str]:
+    """The MMAR's own code (BYOC: where clara-hydra looks for it, :func:`clara_hydra.paths.search_dirs`):
+    ``custom/`` of the MMAR and of its config folder, and Python files beside the config."""
+    copied = []
+    for src, dst in ((os.path.join(root, "custom"), os.path.join(out_root, "custom")),
+                     (os.path.join(config_dir, "custom"), os.path.join(out_root, "config", "custom"))):
+        if os.path.isdir(src) and os.path.abspath(src) != os.path.abspath(dst) and not os.path.isdir(dst):
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+            copied.append(os.path.relpath(dst, out_root))
+    for name in sorted(os.listdir(config_dir)):
+        if name.endswith(".py"):
+            shutil.copyfile(os.path.join(config_dir, name), os.path.join(out_root, "config", name))
+            copied.append(f"config/{name}")
+    return [f"your code copied along: {', '.join(copied)}"] if copied else []
 
 
 def _plain(cfg: Any, key: Any) -> bool:

@@ -38,6 +38,8 @@ NOT_IN_TRIMMED = {
     "taiwancvai-heaortanet/config_train.json": "no licence: not redistributed (BYOC refusal in test_train)",
     "warrentseng-colonoscopy/config_train.json": "no licence: not redistributed (named to be excluded)",
     "cte-pt-digitalpathology/config_train_smartcache.json": "named to be excluded from training",
+    "fzbuzz-spleen/config_train.json": "no licence: not redistributed (its v3 config_validation.json runs where "
+                                       "the full corpus is)",
 }
 
 

@@ -229,7 +229,50 @@ def test_sweep_with_gpu_workers_syntax_from_an_mmar(tmp_path, mmar):
     assert "CLARA_HYDRA" not in proc.stdout  # no internal plumbing on the launch lines
 
 
-def test_sweep_values_match_the_logged_metric_in_process(tmp_path, mmar):
+#: A Clara 4.1 config_validation.json for the test MMAR (the form of the corpus's
+#: cte-pt41-gettingstarted one): the TorchScript model unless told otherwise, MetricsSaver
+#: reports in {MMAR_EVAL_OUTPUT_PATH}.
+VALIDATION_V41 = {
+    "dont_load_ts_model": False, "dont_load_ckpt_model": True, "amp": True,
+    "model": [{"ts_path": "{MMAR_TORCHSCRIPT}", "disabled": "{dont_load_ts_model}"},
+              {"ckpt_path": "{MMAR_CKPT}", "disabled": "{dont_load_ckpt_model}"}],
+    "pre_transforms": [{"name": "LoadImaged", "args": {"keys": ["image", "label"]}},
+                       {"name": "EnsureChannelFirstd", "args": {"keys": ["image", "label"]}},
+                       {"name": "ScaleIntensityRanged", "args": {"keys": "image", "a_min": -57, "a_max": 164,
+                                                                  "b_min": 0.0, "b_max": 1.0, "clip": True}},
+                       {"name": "ToTensord", "args": {"keys": ["image", "label"]}}],
+    "dataset": {"name": "Dataset", "data_list_file_path": "{DATASET_JSON}", "data_file_base_dir": "{DATA_ROOT}",
+                "data_list_key": "validation", "args": {"transform": "@pre_transforms"}},
+    "dataloader": {"name": "DataLoader", "args": {"dataset": "@dataset", "batch_size": 1, "shuffle": False}},
+    "inferer": {"name": "SlidingWindowInferer", "args": {"roi_size": [16, 16, 16], "sw_batch_size": 4}},
+    "handlers": [{"name": "CheckpointLoader", "disabled": "{dont_load_ckpt_model}",
+                  "args": {"load_path": "{MMAR_CKPT}", "load_dict": {"model": "@model"}}},
+                 {"name": "MetricsSaver", "args": {
+                     "save_dir": "{MMAR_EVAL_OUTPUT_PATH}", "metrics": ["val_mean_dice"],
+                     "metric_details": ["val_mean_dice"], "summary_ops": "*",
+                     "batch_transform": "#monai.handlers.from_engine(['image_meta_dict'])"}}],
+    "post_transforms": [{"name": "Activationsd", "args": {"keys": "pred", "softmax": True}},
+                        {"name": "Invertd", "args": {"keys": ["pred"], "transform": "@pre_transforms",
+                                                     "orig_keys": "image", "nearest_interp": False,
+                                                     "to_tensor": True, "device": "cuda"}},
+                        {"name": "AsDiscreted", "args": {"keys": ["pred", "label"], "argmax": [True, False],
+                                                         "to_onehot": 2}}],
+    "key_metric": {"name": "MeanDice", "log_label": "val_mean_dice", "args": {
+        "include_background": False, "output_transform": "#monai.handlers.from_engine(['pred', 'label'])"}},
+    "evaluator": {"name": "SupervisedEvaluator", "args": {
+        "device": "cuda", "val_data_loader": "@dataloader", "network": "@model", "inferer": "@inferer",
+        "postprocessing": "@post_transforms", "key_val_metric": "@key_metric", "val_handlers": "@handlers",
+        "amp": "{amp}"}},
+}
+
+
+def test_the_best_trial_is_an_mmar_that_validates_infers_and_finetunes_where_it_is_moved(tmp_path, mmar, data):
+    """A sweep's values are what each trial logged; at its end the best trial is a complete MMAR
+    (clara-hydra export): its config has the best values in and no search blocks, its network is
+    TorchScript too. Moved to another folder, Clara's validate.sh (its config_validation.json on
+    model.ts), infer.sh (a datalist list without labels, predictions on the input's grid) and
+    finetune.sh (training from its model.pt) run on it as it is."""
+    (mmar / "config" / "config_validation.json").write_text(json.dumps(VALIDATION_V41, indent=1))
     sweep_dir = tmp_path / "sweep"
     proc = clara_train("--mmar", mmar, "-m", "hydra.sweeper.n_trials=2", "hydra.sweeper.pruner=none",
                        f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path / "work")
@@ -239,6 +282,46 @@ def test_sweep_values_match_the_logged_metric_in_process(tmp_path, mmar):
     for r in rows:
         assert float(r["value"]) == pytest.approx(logged_best(Path(r["job_dir"]) / "train.log"), abs=1e-4)
     assert "++hydra.job.env_set" not in proc.stdout and "hydra.sweep.subdir" not in proc.stdout
+    assert f"the best trial as an MMAR: {sweep_dir / 'best_mmar'}" in proc.stdout
+
+    moved = tmp_path / "elsewhere" / "spleen_best"
+    shutil.move(sweep_dir / "best_mmar", moved)
+    best = max(rows, key=lambda r: float(r["value"]))
+    config = json.loads((moved / "config" / "config_train.json").read_text())
+    assert '"search"' not in json.dumps(config) and config["learning_rate"] == pytest.approx(
+        float(best["learning_rate"]))
+    assert config["train"]["optimizer"][0]["args"]["lr"] == "{learning_rate}"  # as the user wrote it
+    assert config["train"]["pre_transforms"][4]["path"] == "myflip.MyFlip"
+    assert (moved / "models" / "model.ts").is_file() and (moved / "custom" / "myflip.py").is_file()
+
+    proc = run_cli("validate", "--mmar", moved, f"hydra.run.dir={tmp_path / 'val'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"validating with {moved / 'models' / 'model.ts'}" in proc.stdout
+    with open(moved / "eval" / "metrics.csv") as fh:
+        (name, value), = csv.reader(fh)
+    assert name == "val_mean_dice" and float(value) == pytest.approx(float(best["value"]), abs=1e-4)
+
+    datalist = json.loads(Path(data["DATASET_JSON"]).read_text())
+    unlabelled = tmp_path / "to_infer.json"
+    unlabelled.write_text(json.dumps({"test": [v["image"] for v in datalist["validation"]]}))
+    proc = run_cli("infer", "--mmar", moved, f"DATASET_JSON={unlabelled}", f"MMAR_EVAL_OUTPUT_PATH={tmp_path / 'pred'}",
+                   f"hydra.run.dir={tmp_path / 'inf'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import nibabel as nib
+    import numpy as np
+    for item in datalist["validation"]:
+        source = nib.load(Path(data["DATA_ROOT"]) / item["image"])
+        (pred,) = (tmp_path / "pred").glob(Path(item["image"]).name.split(".")[0] + "*.nii.gz")
+        got = nib.load(pred)
+        assert got.shape[:3] == source.shape[:3] and np.allclose(got.affine, source.affine)
+        assert set(np.unique(np.asarray(got.dataobj))) <= {0, 1}
+
+    proc = clara_train("--mmar", moved, "dont_load_ckpt_model=false", "epochs=1",
+                       f"hydra.run.dir={tmp_path / 'finetune'}", cwd=tmp_path / "other")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    bundle = json.loads((tmp_path / "finetune" / "bundle_config.json").read_text())
+    assert bundle["train"]["handlers"][0]["load_path"] == str(moved / "models" / "model.pt")
+    assert "finished 1 epoch(s)" in proc.stderr + proc.stdout
 
 
 @pytest.mark.parametrize("workers,n", [pytest.param([], 2, id="in-process"),

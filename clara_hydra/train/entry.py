@@ -133,11 +133,26 @@ def run(cfg: DictConfig) -> float | list[float] | None:
 ENV_EVAL_CONFIG = "CLARA_HYDRA_EVAL_CONFIG"
 
 
+#: ``clara-hydra infer --datalist-key KEY``
+ENV_INFER_KEY = "CLARA_HYDRA_INFER_KEY"
+
+
 def validate_run(cfg: DictConfig) -> dict:
     """What ``clara-hydra validate`` does inside Hydra: Clara's validate.sh. It runs the MMAR's
     config_validation.json (or ``--eval-config``) where there is one, else the training config's
     validate section, with the checkpoint MMAR_CKPT names (the MMAR's ``models/model.pt``) or the
     TorchScript model the evaluation config loads."""
+    return _evaluate(cfg, infer=False)
+
+
+def infer_run(cfg: DictConfig) -> dict:
+    """What ``clara-hydra infer`` does inside Hydra: Clara's infer.sh. The evaluation of
+    :func:`validate_run` on a datalist list without labels (``--datalist-key``, else
+    INFER_DATALIST_KEY, else ``test``), its predictions saved as NIfTI."""
+    return _evaluate(cfg, infer=True)
+
+
+def _evaluate(cfg: DictConfig, infer: bool) -> dict:
     from hydra.core.hydra_config import HydraConfig
 
     from .. import evalconf
@@ -152,19 +167,25 @@ def validate_run(cfg: DictConfig) -> dict:
         config_file = _start(cfg, run_dir, source)
         scalars = _scalars(cfg)
         out = scalars.get("MMAR_EVAL_OUTPUT_PATH")
-        out_dir = out if isinstance(out, str) and out and not out.startswith("{") else os.path.join(run_dir, "eval")
+        out_dir = out if isinstance(out, str) and out and not out.startswith("{") else \
+            os.path.join(run_dir, "infer" if infer else "eval")
+        key = None
+        if infer:
+            given = scalars.get("INFER_DATALIST_KEY")
+            key = os.environ.get(ENV_INFER_KEY) or (given if isinstance(given, str) and given else "test")
         tree = enabled_only(effective_from_cfg(cfg, enabled_only=False))
         eval_file = evalconf.find(config_file, os.environ.get(ENV_EVAL_CONFIG))
         if eval_file is None:
             weights = ("ckpt", evalconf.checkpoint(scalars, None))
-            return validate(tree, weights=weights, out_dir=out_dir, config_file=config_file, run_dir=run_dir)
+            return validate(tree, weights=weights, out_dir=out_dir, config_file=config_file, run_dir=run_dir,
+                            infer=key)
         ev = evalconf.read(eval_file, scalars, _overridden(), tree)
         notice(f"evaluating with {eval_file}")
         for line in ev.notes:
             notice(f"{eval_file}: {line}")
         try:
             return validate(ev.tree, weights=ev.weights, out_dir=out_dir, config_file=config_file,
-                            run_dir=run_dir, writers=ev.writers)
+                            run_dir=run_dir, writers=ev.writers, infer=key)
         except ClaraHydraError as exc:
             where = str(exc.location or "")
             if exc.file is None and not where.startswith("train"):
@@ -233,4 +254,4 @@ def _config_file(source: str | None) -> str | None:
     return source_file(source, config_dirs(HydraConfig.get().runtime.config_sources))
 
 
-__all__ = ["run", "prepare", "validate_run"]
+__all__ = ["run", "prepare", "validate_run", "infer_run"]

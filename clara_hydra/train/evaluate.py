@@ -21,13 +21,17 @@ TRAINING_ONLY = ("CheckpointSaver",)
 
 def validate(tree: dict, *, weights: tuple[str, str], out_dir: str, config_file: str | None = None,
              run_dir: str = ".", writers: list[tuple[str, str, str]] | tuple = (),
-             progress: bool = True) -> dict[str, float]:
+             progress: bool = True, infer: str | None = None) -> dict[str, float]:
     """Run ``tree``'s validation (an effective, enabled-only Clara config) with the network's
     weights from ``weights`` (``("ckpt", path)``: a checkpoint into the config's network;
     ``("ts", path)``: a TorchScript model, which the tree's ``train.model`` loads); write MONAI's
     MetricsSaver reports (``metrics.csv``, and per metric ``<name>_raw.csv`` per case and
     ``<name>_summary.csv``) into ``out_dir`` unless the config saves its own; write a v3
-    config's ``writers`` (field, folder, dtype) as NIfTI; return the metrics."""
+    config's ``writers`` (field, folder, dtype) as NIfTI; return the metrics.
+
+    With ``infer`` (a datalist key): Clara's infer.sh instead, on that list, without labels or
+    metrics, the predictions saved as NIfTI with the input's affine
+    (:func:`clara_hydra.evalconf.for_inference`); return {}."""
     import json
 
     from monai.handlers import CheckpointLoader, MetricsSaver
@@ -46,7 +50,13 @@ def validate(tree: dict, *, weights: tuple[str, str], out_dir: str, config_file:
                          location="MMAR_CKPT", hint="train first, or set MMAR_CKPT=PATH (a relative path in "
                                                     "environment.json is the MMAR's)")
     t_build = time.perf_counter()
-    parser, bundle, _era = build(tree, config_file=config_file, device=device, amp=amp, validate_only=True)
+    adapt = None
+    if infer is not None:
+        from ..evalconf import for_inference
+        adapt = lambda t: for_inference(t, infer, out_dir)  # noqa: E731
+        writers = ()  # the label map is saved as <case>_seg.nii.gz
+    parser, bundle, _era = build(tree, config_file=config_file, device=device, amp=amp, validate_only=True,
+                                 adapt=adapt)
     if "evaluator" not in bundle.get("validate", {}):
         raise BuildError("the config has nothing to validate with", location="validate",
                          hint="add a validate section (dataset, dataloader, inferer, metrics, evaluator)")
@@ -73,7 +83,7 @@ def validate(tree: dict, *, weights: tuple[str, str], out_dir: str, config_file:
         CheckpointLoader(load_path=weights_file, load_dict={"model": evaluator.network},
                          map_location=device).attach(evaluator)
     os.makedirs(out_dir, exist_ok=True)
-    if not own_saver:
+    if not own_saver and infer is None:
         MetricsSaver(save_dir=out_dir, metrics="*", metric_details="*", batch_transform=meta_of("image"),
                      summary_ops="*").attach(evaluator)
     from ..logs import tidy_library_loggers
@@ -81,7 +91,8 @@ def validate(tree: dict, *, weights: tuple[str, str], out_dir: str, config_file:
     if progress and sys.stderr.isatty():
         from ignite.contrib.handlers import ProgressBar
         ProgressBar(persist=False).attach(evaluator)
-    notice(f"built in {time.perf_counter() - t_build:.2f}s; validating {weights_file}")
+    notice(f"built in {time.perf_counter() - t_build:.2f}s; {'inferring' if infer else 'validating'} with "
+           f"{weights_file}")
     start = time.perf_counter()
     try:
         evaluator.run()
@@ -89,8 +100,12 @@ def validate(tree: dict, *, weights: tuple[str, str], out_dir: str, config_file:
         raise
     except Exception as exc:
         raise _training_error(exc, "validate") from None
-    metrics = {k: float(v) for k, v in evaluator.state.metrics.items() if isinstance(v, (int, float))}
     cases = len(evaluator.data_loader.dataset) if hasattr(evaluator.data_loader, "dataset") else None
+    if infer is not None:
+        notice(f"inferred {cases if cases is not None else '?'} case(s) of the '{infer}' list in "
+               f"{time.perf_counter() - start:.1f}s; predictions in {out_dir}")
+        return {}
+    metrics = {k: float(v) for k, v in evaluator.state.metrics.items() if isinstance(v, (int, float))}
     for name, value in metrics.items():
         notice(f"{name} = {value:.4f}" + ("" if math.isfinite(value) else " (check the metric's inputs)"))
     notice(f"validated {cases if cases is not None else '?'} case(s) in {time.perf_counter() - start:.1f}s; "

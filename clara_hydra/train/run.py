@@ -8,6 +8,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import BuildError, ClaraHydraError, TrainingError
@@ -34,9 +35,10 @@ def pick_device() -> tuple[str, bool]:
 
 
 def build(tree: dict, *, config_file: str | None, device: str, amp: bool, share_cache: bool = False,
-          validate_only: bool = False):
+          validate_only: bool = False, adapt: Callable[[dict], dict] | None = None):
     """The monai.bundle ConfigParser over the translated config (``validate_only``: of the
-    train section only the model, whose weights validation loads)."""
+    train section only the model, whose weights validation loads; ``adapt``: a change of the
+    v4-form tree, v3 mapped already, before it is built)."""
     import monai
     import numpy
     import torch
@@ -53,6 +55,8 @@ def build(tree: dict, *, config_file: str | None, device: str, amp: bool, share_
         tree = to_v4(tree)
     if validate_only:
         tree = {**tree, "train": {k: v for k, v in (tree.get("train") or {}).items() if k == "model"}}
+    if adapt is not None:
+        tree = adapt(tree)
     gpu_free = torch.cuda.mem_get_info()[0] if device == "cuda" else None
     bundle = Builder(tree, device=device, amp=amp, config_file=config_file, share_cache=share_cache,
                      gpu_free_bytes=gpu_free).build()

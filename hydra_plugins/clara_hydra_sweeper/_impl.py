@@ -25,7 +25,7 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from clara_hydra.errors import ClaraHydraError, SweepError, first_line
-from clara_hydra.logs import notice
+from clara_hydra.logs import notice, warn
 from clara_hydra.paths import config_dirs
 from clara_hydra.space import active, count_combinations
 from clara_hydra.sweep import identity, results, upstream
@@ -80,7 +80,7 @@ class ClaraOptunaSweeperImpl:
                  finite_space: str = "enumerate", trial_timeout: float | None = None,
                  timeout: float | None = None, objectives: Any = None, stop_threshold: float | None = None,
                  keep_best: int | None = None, tensorboard: bool = False, handlers: Any = None,
-                 remove_search_augs: bool = False, startup_trials: Any = "auto") -> None:
+                 remove_search_augs: bool = False, startup_trials: Any = "auto", export_best: bool = True) -> None:
         self.pruner_spec = OmegaConf.to_container(pruner) if isinstance(pruner, DictConfig) else pruner
         self.workers = workers
         self.study_trials = study_trials
@@ -104,6 +104,7 @@ class ClaraOptunaSweeperImpl:
         self.tensorboard = bool(tensorboard)
         self.handler_specs = _handler_specs(handlers)
         self.remove_search_augs = bool(remove_search_augs)
+        self.export_best = bool(export_best)
         self.pruner = _validate(n_trials, n_jobs, max_failure_rate, study_trials, workers, self.pruner_spec,
                                 direction)
         sampler, self.startup = with_startup(sampler, startup_trials,
@@ -231,6 +232,8 @@ class ClaraOptunaSweeperImpl:
         if best is not None:
             notice(f"best trial: #{best.number}, value {best.value:.4f}, {results.format_params(best.params)}; "
                    f"results in {self.sweep_dir}")
+            if self.export_best and "clara_hydra" in self.config:
+                self._export_best(best)
         for t in results.front(study):
             notice(f"Pareto front: trial #{t.number}, {results.format_values(t.values, self.objectives)}, "
                    f"{results.format_params(t.params)}")
@@ -238,6 +241,26 @@ class ClaraOptunaSweeperImpl:
             raise SweepError(f"no trial completed: {self.finished} ran, {self.failed} failed, "
                              f"{self.finished - self.failed - self.completed} pruned", location="hydra.sweeper",
                              hint=f"see the reasons in {self.sweep_dir / 'trials.csv'}")
+
+    def _export_best(self, best) -> None:
+        """The best trial as a complete MMAR in ``<sweep dir>/best_mmar`` (clara-hydra export); a
+        failure is a warning: the sweep's results stand."""
+        from clara_hydra.export import export
+        job_dir = best.user_attrs.get(ATTR_JOB_DIR)
+        out = self.sweep_dir / "best_mmar"
+        if not job_dir or not os.path.isdir(job_dir):
+            warn(f"the best trial's folder is not here ({job_dir or 'not recorded'}): no best_mmar; export it where "
+                 f"it is: clara-hydra export DIR -o best_mmar")
+            return
+        try:
+            notes = export(job_dir, str(out), force=True, remove_disabled=self.remove_search_augs)
+        except Exception as exc:  # noqa: BLE001 - the sweep's results stand; the line says why
+            warn(f"the best trial was not exported as an MMAR: {first_line(exc)} (clara-hydra export {job_dir} "
+                 f"-o DIR tries again)")
+            return
+        ts = next((n for n in notes if n.startswith("models/model.ts")), "")
+        notice(f"the best trial as an MMAR: {out} (validate, infer or finetune it: clara-hydra validate --mmar "
+               f"{out}); {ts}")
 
     def _recover(self, study) -> int:
         """Trials a crash or kill -9 left RUNNING are failed, with the reason recorded."""

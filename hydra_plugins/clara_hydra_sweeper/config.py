@@ -50,6 +50,9 @@ class ClaraOptunaSweeperConf(OptunaSweeperConf):
     tensorboard: bool = False
     handlers: List[Any] = field(default_factory=list)  # noqa: UP006
     remove_search_augs: bool = False
+    # at the end of a sweep of a Clara config, the best trial as a complete MMAR in
+    # <sweep dir>/best_mmar (clara-hydra export)
+    export_best: bool = True
     # one trial at a time through the launcher (the stock default of 2 runs batches)
     n_jobs: int = 1
     # a sweep stops when more than this share of its trials fail
