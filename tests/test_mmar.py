@@ -447,18 +447,23 @@ def test_a_locked_storage_says_what_it_waits_for(tmp_path, mmar):
     assert proc.returncode == 0, "".join(seen) + out
 
 
-def test_sigterm_records_the_running_trial_as_interrupted_at_once(tmp_path, mmar):
+def test_a_trial_killed_mid_training_resumes_from_its_last_epoch_when_the_sweep_runs_again(tmp_path, mmar):
+    """SIGTERM (Ctrl-C, a preemption) while trial #0 trains: it stays, marked resumable, with the
+    point its last whole epoch saved. The same command again continues it, not a new trial: the
+    same number and params, in its own folder, from the next epoch, each epoch trained once; it
+    completes with the best value its log shows over both runs, and the resume point is gone."""
     import optuna
     db = tmp_path / "s.db"
     sweep_dir = tmp_path / "sweep"
-    proc = subprocess.Popen(clara_cli() + ["train", "--mmar", str(mmar), "-m", "hydra.sweeper.n_trials=3", "epochs=50",
-                             f"hydra.sweeper.storage=sqlite:///{db}", f"hydra.sweep.dir={sweep_dir}"],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    command = ["train", "--mmar", str(mmar), "-m", "hydra.sweeper.n_trials=1", "epochs=4",
+               "hydra.sweeper.pruner=none", f"hydra.sweeper.storage=sqlite:///{db}", f"hydra.sweep.dir={sweep_dir}"]
+    proc = subprocess.Popen(clara_cli() + command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
     log = sweep_dir / "0" / "train.log"
     try:
         deadline = time.time() + 180
-        while time.time() < deadline and not (log.exists() and "epoch 1/50" in log.read_text()):
-            time.sleep(0.5)
+        while time.time() < deadline and not (log.exists() and "epoch 1/4" in log.read_text()):
+            time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     finally:
@@ -467,5 +472,22 @@ def test_sigterm_records_the_running_trial_as_interrupted_at_once(tmp_path, mmar
     assert proc.returncode == 130, out[-2000:]
     study = optuna.load_study(study_name="spleen_mmar-config_train", storage=f"sqlite:///{db}")
     (t,) = study.get_trials(deepcopy=False)
-    assert t.state == optuna.trial.TrialState.FAIL
-    assert t.user_attrs["clara_reason"].startswith("interrupted")
+    assert t.state == optuna.trial.TrialState.RUNNING, t.user_attrs
+    assert t.user_attrs["clara_reason"].startswith("interrupted: resumes")
+    after = t.user_attrs["clara_resumable"]
+    assert after in (1, 2, 3), t.user_attrs
+    assert (sweep_dir / "0" / "models" / "resume.ckpt").is_file()
+
+    proc = run_cli(*command, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "1 interrupted one(s) to resume" in proc.stdout and "trial #0: resuming it in" in proc.stdout
+    (done,) = optuna.load_study(study_name="spleen_mmar-config_train", storage=f"sqlite:///{db}").get_trials()
+    assert done.number == 0 and done.state == optuna.trial.TrialState.COMPLETE and done.params == t.params
+    text = log.read_text()
+    assert f"resuming after epoch {after}/4" in text, text[-3000:]
+    resumed = text[text.index("resuming after epoch"):]
+    epochs = re.findall(r"epoch (\d)/4", resumed)
+    assert [int(e) for e in epochs if int(e) > after] == list(range(after + 1, 5)), resumed
+    assert not re.search(rf"clara-hydra: epoch {after}/4,", resumed)  # the epochs before it are not trained again
+    assert done.value == pytest.approx(logged_best(log), abs=1e-4)
+    assert not (sweep_dir / "0" / "models" / "resume.ckpt").exists()

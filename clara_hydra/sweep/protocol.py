@@ -45,6 +45,26 @@ ATTR_WORKER_PID = "clara_worker_pid"  # the worker process that runs it
 ATTR_RECOMMENDATION = "clara_recommendation"  # the id of the recommendation a Clara controller made for it
 ATTR_OBJECTIVES = "clara_objectives"  # a study attribute: the names of a multi-objective sweep's values
 INTERRUPTED = "interrupted: the sweep stopped while this trial ran"
+#: a trial interrupted after an epoch that saved its resume point: it stays RUNNING, and the next
+#: run of the sweep continues it (same number, same params, from that epoch)
+RESUMABLE = "interrupted: resumes from its last epoch when the sweep runs again"
+ATTR_RESUMABLE = "clara_resumable"  # set (to the epoch it resumes after) on such a trial
+
+# -- a trial's resume point ------------------------------------------------------------------
+RESUME_FILE = "resume.ckpt"  # in the trial's models/ folder: the state after its last whole epoch
+
+
+def resume_file(job_dir: str) -> str:
+    return os.path.join(job_dir, "models", RESUME_FILE)
+
+
+def resume_epoch(job_dir: str) -> int | None:
+    """The epoch a trial's resume point was written after (its ``.json`` beside; None: unknown)."""
+    try:
+        with open(resume_file(job_dir) + ".json") as fh:
+            return int(json.load(fh)["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def in_worker() -> bool:

@@ -177,10 +177,17 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
                                 hint="lower learning_rate, check the data and the loss/activation settings")
 
     _time_limit(trainer, evaluator, started=t_build)
-    _defaults(bundle, parser, trainer, evaluator, run_dir)
+    savers = _defaults(bundle, parser, trainer, evaluator, run_dir)
     if trial is not None and evaluator is not None and len(trial.study.directions) == 1:
         _report_to(trial, trainer, evaluator)  # (Optuna prunes single-objective studies only)
     at_best = _metrics_at_best(evaluator) if objectives else {}
+    resume = None
+    if trial is not None:  # a sweep's trial: interrupted, it continues from its last whole epoch
+        from .resume import ResumePoint
+        scheduler = _parsed(parser, item_id("train", "lr_scheduler")) if "lr_scheduler" in bundle["train"] else None
+        resume = ResumePoint(run_dir, trainer, evaluator, scheduler, savers, at_best)
+        resume.load()
+        resume.attach()
     from ..logs import tidy_library_loggers
     tidy_library_loggers()
     _epoch_lines(trainer, evaluator)
@@ -203,13 +210,19 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
             notice("no validation ran during training (num_interval_per_valid > epochs): validating once now")
             evaluator.run()
     except ClaraHydraError:
+        if resume is not None:
+            resume.remove()  # failed for good: nothing to resume
         raise
     except Exception as exc:
+        if resume is not None:
+            resume.remove()
         if type(exc).__name__ == "TrialPruned":
             raise
         raise _training_error(thread_errors[0] if thread_errors else exc) from None
     finally:
         threading.excepthook = previous_hook
+    if resume is not None:
+        resume.remove()  # done: the checkpoint of the best epoch stays
     elapsed = time.perf_counter() - start
     metric = _key_metric(evaluator if evaluator is not None else trainer)
     notice(f"finished {trainer.state.epoch} epoch(s) in {elapsed:.1f}s")
@@ -367,21 +380,27 @@ def _targets(handlers) -> set[str]:
     return {str(h.get("_target_", "")).rsplit(".", 1)[-1] for h in handlers or [] if isinstance(h, dict)}
 
 
-def _defaults(bundle: dict, parser, trainer, evaluator, run_dir: str) -> None:
-    """TensorBoard scalars and the best checkpoint in the run folder, where the config has none."""
+def _defaults(bundle: dict, parser, trainer, evaluator, run_dir: str) -> list:
+    """TensorBoard scalars and the best checkpoint in the run folder, where the config has none;
+    give the run's CheckpointSavers (the config's and this one)."""
     from monai.handlers import CheckpointSaver, TensorBoardStatsHandler, from_engine
     tb_dir = os.path.join(run_dir, "tensorboard")
     if "TensorBoardStatsHandler" not in _targets(bundle["train"].get("handlers")):
         TensorBoardStatsHandler(log_dir=tb_dir, tag_name="train_loss", iteration_log=False, epoch_log=True,
                                 output_transform=from_engine(["loss"], first=True)).attach(trainer)
+    savers = [h for sec in ("train", "validate") if isinstance(bundle[sec].get("handlers"), list)
+              for h in _parsed(parser, item_id(sec, "handlers")) if isinstance(h, CheckpointSaver)]
     if evaluator is None:
-        return
+        return savers
     if "TensorBoardStatsHandler" not in _targets(bundle["validate"].get("handlers")):
         TensorBoardStatsHandler(log_dir=tb_dir, output_transform=lambda x: None,
                                 global_epoch_transform=lambda _: trainer.state.epoch).attach(evaluator)
     if "CheckpointSaver" not in _targets(bundle["validate"].get("handlers")):
-        CheckpointSaver(save_dir=os.path.join(run_dir, "models"), save_dict={"model": evaluator.network},
-                        save_key_metric=True, key_metric_filename="model.pt").attach(evaluator)
+        saver = CheckpointSaver(save_dir=os.path.join(run_dir, "models"), save_dict={"model": evaluator.network},
+                                save_key_metric=True, key_metric_filename="model.pt")
+        saver.attach(evaluator)
+        savers.append(saver)
+    return savers
 
 
 def _key_metric(engine) -> float:

@@ -38,6 +38,7 @@ from clara_hydra.sweep.protocol import (
     ATTR_OBJECTIVES,
     ATTR_PID,
     ATTR_RECOMMENDATION,
+    ATTR_RESUMABLE,
     ATTR_WORKER_PID,
     ENV_CACHE_DIR,
     ENV_OBJECTIVES,
@@ -50,8 +51,11 @@ from clara_hydra.sweep.protocol import (
     INTERRUPTED,
     KEY_METRIC,
     RESULT_FILE,
+    RESUMABLE,
     TRAIN_TIME,
     read_outcome,
+    resume_epoch,
+    resume_file,
 )
 from clara_hydra.sweep.protocol import ATTR_REASON as REASON
 from clara_hydra.sweep.storage import absolute, open_storage, retrying
@@ -207,6 +211,7 @@ class ClaraOptunaSweeperImpl:
             _reseed(study.sampler, len(study.get_trials(deepcopy=False)), self.seed)  # no replay of samples
         notice(f"study '{study.study_name}' in {impl.storage or 'memory'}: {len(done)} finished trial(s)"
                  + (f", {marked} interrupted one(s) marked failed" if marked else "")
+                 + (f", {len(self.to_resume)} interrupted one(s) to resume" if self.to_resume else "")
                  + f"; this run: {to_go} trial(s)"
                  + (f" (study_trials={self.study_trials})" if self.study_trials is not None else "")
                  + (f" ({grid_size} combination(s) in all)" if grid_size is not None else "")
@@ -263,16 +268,38 @@ class ClaraOptunaSweeperImpl:
                f"{out}); {ts}")
 
     def _recover(self, study) -> int:
-        """Trials a crash or kill -9 left RUNNING are failed, with the reason recorded."""
+        """Trials a crash, kill -9 or a stop left RUNNING: one that saved a resume point after an
+        epoch is resumed by this run (first, before new trials: same number, same params); any other
+        is failed, with the reason recorded."""
         marked = 0
+        self.to_resume: list = []
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if t.user_attrs.get(ATTR_HOST) != os.uname().nodename:
                 continue  # started on another machine (or by another tool): its liveness is unknown here
             if _alive(t.user_attrs.get(ATTR_PID)) or _alive(t.user_attrs.get(ATTR_WORKER_PID)):
                 continue  # another sweep process (or its worker) on this machine is running it
+            job_dir = t.user_attrs.get(ATTR_JOB_DIR)
+            if job_dir and os.path.isfile(resume_file(job_dir)):
+                trial = upstream.live_trial(study, t)
+                trial.set_user_attr(ATTR_PID, os.getpid())  # this run owns it now
+                self.to_resume.append(trial)
+                continue
             upstream.fail_orphan(study, t, REASON, INTERRUPTED)
             marked += 1
         return marked
+
+    def _next(self):
+        """(trial, overrides, job folder) of the next job: an interrupted trial to resume, else a
+        new trial."""
+        if not self.to_resume:
+            return self._ask()
+        trial = self.to_resume.pop(0)
+        overrides = upstream.trial_overrides(self.impl, trial, self._active(trial), self.fixed_params,
+                                             self.fixed_overrides)
+        job_dir = Path(trial.user_attrs[ATTR_JOB_DIR])
+        notice(f"trial #{trial.number}: resuming it in {job_dir} (interrupted after epoch "
+               f"{trial.user_attrs.get(ATTR_RESUMABLE, '?')})")
+        return trial, overrides, job_dir
 
     def _ask(self):
         trial = self.study.ask()
@@ -448,12 +475,12 @@ class ClaraOptunaSweeperImpl:
         while to_go > 0 and not self._out_of_time() and not self._stopping(running=False):
             batch: list[tuple[Any, list[str]]] = []
             while len(batch) < max(1, int(self.impl.n_jobs)) and to_go > 0 and not self._stopping(running=bool(batch)):
-                trial, overrides, job_dir = self._ask()
+                trial, overrides, job_dir = self._next()
                 to_go -= 1
-                if self._reuse(trial):
+                if job_dir == self.sweep_dir / str(trial.number) and self._reuse(trial):
                     continue
                 overrides += [f"++hydra.job.env_set.{k}={_quote(v)}" for k, v in self._env(trial).items()]
-                overrides.append(f"hydra.sweep.subdir={trial.number}")
+                overrides += [f"hydra.sweep.dir={_quote(str(job_dir.parent))}", f"hydra.sweep.subdir={job_dir.name}"]
                 trial_ctx.register(self.study.study_name, trial)
                 self.events.job_started(trial.number, trial.params, self._space())
                 batch.append((trial, overrides))
@@ -513,8 +540,8 @@ class ClaraOptunaSweeperImpl:
                     if self.stop_reason or not running:
                         to_go = 0  # stopped, or a controller with nothing left to recommend
                     break  # (a controller waits for a running trial's outcome)
-                trial, overrides, job_dir = self._ask()
-                if self._reuse(trial):
+                trial, overrides, job_dir = self._next()
+                if job_dir == self.sweep_dir / str(trial.number) and self._reuse(trial):
                     to_go -= 1
                     continue
                 job_dir.mkdir(parents=True, exist_ok=True)
@@ -577,9 +604,19 @@ class ClaraOptunaSweeperImpl:
         running.clear()
 
     def _interrupted(self, trial) -> None:
-        """Record a trial the stop cut short as failed, reason ``interrupted``, at once."""
+        """Record a trial the stop cut short, at once: one that saved a resume point after an epoch
+        stays RUNNING, marked resumable (the next run of the sweep continues it); any other is
+        failed, reason ``interrupted``."""
         try:
-            if upstream.stored_trial(self.study, trial).state != TrialState.RUNNING:
+            stored = upstream.stored_trial(self.study, trial)
+            if stored.state != TrialState.RUNNING:
+                return
+            job_dir = stored.user_attrs.get(ATTR_JOB_DIR)
+            if job_dir and os.path.isfile(resume_file(job_dir)):
+                epoch = resume_epoch(job_dir)
+                trial.set_user_attr(REASON, RESUMABLE)
+                trial.set_user_attr(ATTR_RESUMABLE, epoch)
+                notice(f"trial #{stored.number}: interrupted after epoch {epoch}; run the sweep again to resume it")
                 return
             trial.set_user_attr(REASON, INTERRUPTED)
             self.study.tell(trial, state=TrialState.FAIL)  # tells the sampler too (a live trial of this run)

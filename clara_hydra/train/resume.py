@@ -1,0 +1,74 @@
+"""A sweep trial's resume point: after each whole epoch (its validation included) the state to
+continue from is written to ``models/resume.ckpt`` of the trial's folder; a trial that finds one
+there (the sweep runs it again after a crash, Ctrl-C or a preemption) continues after that
+epoch: the network, optimizer and LR schedule, the epoch and iteration counts, the best
+validation value and its epoch, and which checkpoint is the best. The file goes when the trial
+ends (completed, pruned or failed): only an interrupted trial keeps it."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from ..logs import notice
+from ..sweep.protocol import resume_file
+
+
+class ResumePoint:
+    def __init__(self, run_dir: str, trainer, evaluator, scheduler, savers: list, at_best: dict) -> None:
+        self.path = resume_file(run_dir)
+        self.trainer, self.evaluator, self.scheduler = trainer, evaluator, scheduler
+        self.savers = [s for s in savers if getattr(s, "_key_metric_checkpoint", None) is not None]
+        self.at_best = at_best  # a multi-objective trial's metrics at its best epoch (updated in place)
+
+    def state(self) -> dict[str, Any]:
+        t, e = self.trainer, self.evaluator
+        return {"epoch": t.state.epoch, "iteration": t.state.iteration,
+                "network": t.network.state_dict(), "optimizer": t.optimizer.state_dict(),
+                "lr_scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                "best_metric": getattr(e.state, "best_metric", None) if e is not None else None,
+                "best_metric_epoch": getattr(e.state, "best_metric_epoch", None) if e is not None else None,
+                "savers": [s._key_metric_checkpoint.state_dict() for s in self.savers],
+                "at_best": dict(self.at_best)}
+
+    def attach(self) -> None:
+        """Write the state after each epoch: after the config's handlers of that event (its
+        validation, its LR step), which were attached when it was built."""
+        from ignite.engine import Events
+        self.trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda _engine: self.save())
+
+    def save(self) -> None:
+        import torch
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        tmp = self.path + ".tmp"
+        torch.save(self.state(), tmp)
+        os.replace(tmp, self.path)  # a kill while writing leaves the previous epoch's point
+        with open(self.path + ".json", "w") as fh:  # for the sweep, which need not load torch to say it
+            json.dump({"epoch": self.trainer.state.epoch}, fh)
+
+    def load(self) -> int:
+        """Continue from the saved point, where there is one; give its epoch (0: none)."""
+        if not os.path.isfile(self.path):
+            return 0
+        import torch
+        saved = torch.load(self.path, map_location="cpu", weights_only=False)
+        t, e = self.trainer, self.evaluator
+        t.network.load_state_dict(saved["network"])
+        t.optimizer.load_state_dict(saved["optimizer"])
+        if self.scheduler is not None and saved.get("lr_scheduler") is not None:
+            self.scheduler.load_state_dict(saved["lr_scheduler"])
+        t.state.epoch, t.state.iteration = int(saved["epoch"]), int(saved["iteration"])
+        if e is not None and saved.get("best_metric") is not None:
+            e.state.best_metric, e.state.best_metric_epoch = saved["best_metric"], saved["best_metric_epoch"]
+        for saver, kept in zip(self.savers, saved.get("savers") or []):
+            saver._key_metric_checkpoint.load_state_dict(kept)
+        self.at_best.update(saved.get("at_best") or {})
+        notice(f"resuming after epoch {saved['epoch']}/{t.state.max_epochs} (the trial was interrupted): "
+               f"{self.path}")
+        return int(saved["epoch"])
+
+    def remove(self) -> None:
+        for path in (self.path, self.path + ".tmp", self.path + ".json"):
+            if os.path.exists(path):
+                os.remove(path)
