@@ -264,7 +264,8 @@ def _validate(argv: list[str], command: str = "validate") -> int:
                 raise ClaraHydraError(f"{flag} needs a value", location=flag,
                                       hint="--eval-config config/config_validation.json (or none); --datalist-key test")
         mmar, _ = _split_mmar(argv)
-        argv = _eval_keys(argv, _eval_config(mmar, given))  # (the training config need not have them)
+        # (the training config need not have the evaluation config's keys)
+        argv = _eval_keys(argv, _eval_config(mmar, given, command == "infer"))
     except ClaraHydraError as exc:
         print(exc.format(), file=sys.stderr)
         return exc.exit_code
@@ -275,14 +276,11 @@ def _validate(argv: list[str], command: str = "validate") -> int:
     return _train(argv, infer_task if command == "infer" else validate_task)
 
 
-def _eval_config(mmar: str | None, given: str | None) -> str | None:
-    """The evaluation config a validate run will read, as far as the command line tells: the
-    given one, else the MMAR's config/config_validation.json."""
-    from .evalconf import FILE_NAME, NONE
-    if given == NONE:
-        return None
-    path = given or os.path.join(mmar or ".", "config", FILE_NAME)
-    return path if os.path.isfile(path) else None
+def _eval_config(mmar: str | None, given: str | None, infer: bool) -> str | None:
+    """The evaluation config a validate (``infer``) run will read, as far as the command line
+    tells: the given one, else the MMAR's config/config_validation.json (config_inference.json)."""
+    from .evalconf import find
+    return find(os.path.join(mmar or ".", "config", "config_train.json"), given, infer)
 
 
 def _eval_keys(argv: list[str], eval_config: str | None) -> list[str]:

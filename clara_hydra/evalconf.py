@@ -16,6 +16,8 @@ from .errors import ClaraHydraError, ConfigSyntaxError
 from .values import as_bool
 
 FILE_NAME = "config_validation.json"
+#: what Clara's infer.sh read; infer takes it where it is there, else the validation config
+INFERENCE_FILE_NAME = "config_inference.json"
 #: ``--eval-config none``: the training config's validate section, even where a
 #: config_validation.json is there
 NONE = "none"
@@ -45,9 +47,10 @@ class Evaluation:
     era: str = "v4"
 
 
-def find(config_file: str | None, given: str | None) -> str | None:
+def find(config_file: str | None, given: str | None, infer: bool = False) -> str | None:
     """The evaluation config to run: ``given`` (``none``: none), else the config_validation.json
-    beside the training config, else None (the training config's validate section)."""
+    (``infer``: the config_inference.json, else that) beside the training config, else None (the
+    training config's validate section)."""
     if given == NONE:
         return None
     if given:
@@ -56,8 +59,8 @@ def find(config_file: str | None, given: str | None) -> str | None:
                                   hint=f"give a config_validation.json, or --eval-config {NONE} for the training "
                                        f"config's validate section")
         return given
-    if config_file:
-        beside = os.path.join(os.path.dirname(os.path.abspath(config_file)), FILE_NAME)
+    for name in ((INFERENCE_FILE_NAME, FILE_NAME) if infer else (FILE_NAME,)) if config_file else ():
+        beside = os.path.join(os.path.dirname(os.path.abspath(config_file or "")), name)
         if os.path.isfile(beside):
             return beside
     return None

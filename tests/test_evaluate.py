@@ -66,6 +66,29 @@ def test_a_wrong_evaluation_config_is_one_located_line(tmp_path, data, scalars, 
     assert str(tmp_path / "config_validation.json") in info.value.format() and words in info.value.format()
 
 
+@pytest.mark.parametrize("files,given,infer,want", [
+    pytest.param(["config_validation.json"], None, False, "config_validation.json", id="validate-beside"),
+    pytest.param(["config_validation.json", "config_inference.json"], None, True, "config_inference.json",
+                 id="infer-prefers-the-inference-config"),
+    pytest.param(["config_validation.json"], None, True, "config_validation.json", id="infer-else-validation"),
+    pytest.param(["config_validation.json"], "none", False, None, id="none-the-training-config"),
+    pytest.param([], None, False, None, id="nothing-beside"),
+    pytest.param(["config_validation.json", "other.json"], "other.json", False, "other.json", id="given"),
+])
+def test_which_evaluation_config_runs(tmp_path, files, given, infer, want):
+    for name in files:
+        (tmp_path / name).write_text("{}")
+    found = evalconf.find(str(tmp_path / "config_train.json"),
+                          str(tmp_path / given) if given not in (None, "none") else given, infer)
+    assert (Path(found).name if found else None) == want
+
+
+def test_a_missing_evaluation_config_is_one_line(tmp_path):
+    with pytest.raises(ClaraHydraError) as info:
+        evalconf.find(str(tmp_path / "config_train.json"), str(tmp_path / "nope.json"))
+    assert "no such evaluation config" in info.value.format() and "--eval-config none" in info.value.format()
+
+
 def test_inference_is_the_validation_without_labels_or_metrics():
     tree = {"validate": {
         "pre_transforms": [{"name": "LoadImaged", "args": {"keys": ["image", "label"]}},

@@ -36,8 +36,10 @@ def conf(tmp_path):
 
 
 def sweep(conf: Path, cwd: Path, *args: str, env: dict | None = None, wait: bool = True):
+    """The stand-in task's sweep (its checkpoints are not networks: no best MMAR is exported; the
+    export of a real one is tested in test_mmar)."""
     cmd = [sys.executable, str(TASK), "-m", "--config-dir", str(conf.parent), "--config-name", conf.stem,
-           f"hydra.sweep.dir={cwd / 'sweep'}", *args]
+           f"hydra.sweep.dir={cwd / 'sweep'}", "hydra.sweeper.export_best=false", *args]
     full_env = dict(os.environ, **(env or {}))
     if not wait:
         return subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

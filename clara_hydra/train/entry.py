@@ -174,7 +174,7 @@ def _evaluate(cfg: DictConfig, infer: bool) -> dict:
             given = scalars.get("INFER_DATALIST_KEY")
             key = os.environ.get(ENV_INFER_KEY) or (given if isinstance(given, str) and given else "test")
         tree = enabled_only(effective_from_cfg(cfg, enabled_only=False))
-        eval_file = evalconf.find(config_file, os.environ.get(ENV_EVAL_CONFIG))
+        eval_file = evalconf.find(config_file, os.environ.get(ENV_EVAL_CONFIG), infer=infer)
         if eval_file is None:
             weights = ("ckpt", evalconf.checkpoint(scalars, None))
             return validate(tree, weights=weights, out_dir=out_dir, config_file=config_file, run_dir=run_dir,
@@ -192,6 +192,8 @@ def _evaluate(cfg: DictConfig, infer: bool) -> dict:
                 exc.file = eval_file  # its slots are the validate section's (v4: at its top level)
                 if where.startswith("validate.") and ev.era == "v4":
                     exc.location = where[len("validate."):]
+                elif where.startswith("validate.metrics"):  # (v3: the val_metrics it mapped)
+                    exc.location = "val_metrics" + where[len("validate.metrics"):]
             raise
     except ClaraHydraError as exc:
         if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":

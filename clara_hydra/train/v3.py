@@ -349,13 +349,17 @@ def _validate(validate: dict, train: dict, act: str, n: int, classification: boo
     metrics: list[dict[str, Any]] = []
     kinds: set[str] = set()
     m: dict[str, Any]
-    for comp in validate.get("metrics") or []:
+    for i, comp in enumerate(validate.get("metrics") or []):
         if not T.is_component(comp):
             continue
         a = comp.get("args") or {}
         label = str(a.get("name") or T.class_name(comp))
         name = T.class_name(comp)
         one_class = re.fullmatch(r"pred_class(\d+)", str(a.get("field", "")))
+        if one_class and int(one_class.group(1)) >= n:
+            raise BuildError(f"the metric {label} is of class {one_class.group(1)}, but the network gives {n} "
+                             f"classes (0 to {n - 1})", location=f"validate.metrics[{i}]",
+                             hint="check the evaluation config's classes against the training config's network")
         if name == "ComputeAverageDice" and one_class:  # an evaluation config's dice of one class
             m, kind = {"path": "monai.handlers.MeanDice", "log_label": label, "args": {
                 "include_background": True,
