@@ -72,7 +72,8 @@ def warn_outside_domain(cfg: Any, meta: Any, file: str | None) -> None:
 
 
 def compose(config_dir: str, config_name: str, overrides: Sequence[str] = (), file: str | None = None):
-    """Compose ``config_name`` from ``config_dir`` with Hydra's compose API."""
+    """Compose ``config_name`` from ``config_dir`` with Hydra's compose API (a value with ``=`` in
+    it, MONAI's ``net_key_metric=0.91.pt``, needs no quoting: as on the command line)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -86,7 +87,8 @@ def compose(config_dir: str, config_name: str, overrides: Sequence[str] = (), fi
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=os.path.abspath(config_dir), job_name="clara_hydra"):
-            return hydra_compose(config_name=config_name, overrides=list(overrides))
+            from .app import quote_equals
+            return hydra_compose(config_name=config_name, overrides=quote_equals(list(overrides)))
     except HydraException as exc:
         raise _override_error(exc, overrides, file) from None
 

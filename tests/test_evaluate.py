@@ -152,3 +152,31 @@ def test_inference_saves_each_prediction_on_its_inputs_grid(tmp_path):
         assert np.allclose(got.affine, source.affine)
         assert set(np.unique(np.asarray(got.dataobj))) <= {0, 1}
     assert not (tmp_path / "pred" / "metrics.csv").exists()
+
+
+def test_a_checkpoint_of_another_network_is_one_line(tmp_path):
+    """A sweep trial's checkpoint validated on the config without its searched values (channels
+    8-16 where the config says 4-8): one line that says what does not fit and what to use."""
+    import torch
+    from monai.networks.nets import UNet
+
+    from clara_hydra.train.evaluate import validate
+    assert run_cli("synth-data", tmp_path / "d", "--shape", "16", "16", "16", "--val", "1").returncode == 0
+    env = json.loads((tmp_path / "d" / "environment.json").read_text())
+    other = UNet(spatial_dims=3, in_channels=1, out_channels=2, channels=(8, 16), strides=(2,))
+    torch.save({"model": other.state_dict()}, tmp_path / "trial.pt")
+    tree = {**TRAIN, "validate": {
+        "pre_transforms": [{"name": "LoadImaged", "args": {"keys": ["image", "label"]}},
+                           {"name": "EnsureChannelFirstd", "args": {"keys": ["image", "label"]}}],
+        "dataset": {"name": "Dataset", "data_list_file_path": env["DATASET_JSON"],
+                    "data_file_base_dir": env["DATA_ROOT"], "data_list_key": "validation"},
+        "dataloader": {"name": "DataLoader", "args": {"batch_size": 1}},
+        "inferer": {"name": "SimpleInferer"},
+        "key_metric": {"name": "MeanDice", "log_label": "val_mean_dice"},
+        "evaluator": {"name": "SupervisedEvaluator", "args": {}}}}
+    with pytest.raises(ClaraHydraError) as info:
+        validate(tree, weights=("ckpt", str(tmp_path / "trial.pt")), out_dir=str(tmp_path / "eval"),
+                 run_dir=str(tmp_path), progress=False)
+    line = info.value.format()
+    assert "validate: the checkpoint does not fit the network: size mismatch for" in line, line
+    assert "its searched values" in line and "\n" not in line

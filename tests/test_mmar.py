@@ -86,47 +86,6 @@ def trials(sweep_dir: Path) -> list[dict]:
 
 # ----------------------------------------------------------------------------- one run
 
-def test_train_finetune_and_validate_an_mmar_from_another_folder(tmp_path, mmar):
-    """Train with the MMAR's custom code, then Clara's finetune (dont_load_ckpt_model=false) and
-    validate.sh: environment.json's relative MMAR_CKPT is the MMAR's models/model.pt wherever the
-    run starts; a checkpoint named on the command line is the caller's, and MONAI's names with '='
-    need no quoting. Validation writes per-case metrics and summaries and gives the value training
-    saw for that checkpoint."""
-    run_dir = tmp_path / "run"
-    proc = clara_train("--mmar", mmar, f"hydra.run.dir={run_dir}", cwd=tmp_path / "elsewhere")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    bundle = json.loads((run_dir / "bundle_config.json").read_text())
-    assert bundle["train"]["pre_transforms"]["transforms"][4]["_target_"] == "myflip.MyFlip"
-    log = (run_dir / "train.log").read_text()
-    final = re.search(r"key metric = ([0-9.]+)", log)
-    assert final, log
-    # the value the run returns is the best validation value it logged (not a constant)
-    assert float(final.group(1)) == pytest.approx(logged_best(run_dir / "train.log"), abs=1e-4)
-    assert "\r" not in log and "clara-hydra: epoch 2/2" in log
-    # quiet: no engine chatter, no library warnings the user cannot act on
-    assert "Engine run" not in proc.stdout and "UserWarning" not in proc.stderr and "Warning:" not in proc.stderr
-
-    (ckpt,) = (run_dir / "models").glob("*key_metric=*.pt")  # the demo's CheckpointSaver: MONAI's name
-    line = one_error(clara_train("--mmar", mmar, "dont_load_ckpt_model=false", cwd=tmp_path / "b"))
-    assert f"train.handlers[0]: the checkpoint to load is not there: {mmar / 'models' / 'model.pt'}" in line, line
-    line = one_error(run_cli("validate", "--mmar", mmar, "MMAR_CKPT=net_key_metric=0.1.pt", cwd=tmp_path / "b"))
-    assert f"MMAR_CKPT: the checkpoint to validate is not there: {tmp_path / 'b' / 'net_key_metric=0.1.pt'}" \
-        in line, line
-    (mmar / "models").mkdir()
-    shutil.copy(ckpt, mmar / "models" / "model.pt")
-    proc = run_cli("validate", "--mmar", mmar, f"hydra.run.dir={tmp_path / 'val'}", cwd=tmp_path / "b")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    saw = float(re.search(r"key_metric=([0-9.]+)\.pt$", ckpt.name).group(1))  # what training saw, in its name
-    with open(tmp_path / "val" / "eval" / "metrics.csv") as fh:
-        (name, value), = csv.reader(fh)
-    assert name == "val_mean_dice" and float(value) == pytest.approx(saw, abs=1e-4)
-    with open(tmp_path / "val" / "eval" / "val_mean_dice_raw.csv") as fh:
-        cases = list(csv.DictReader(fh))
-    datalist = json.loads(Path(json.loads((mmar / "config" / "environment.json").read_text())["DATASET_JSON"])
-                          .read_text())
-    assert [Path(c["filename"]).name for c in cases] == [Path(v["image"]).name for v in datalist["validation"]]
-
-
 def test_python_train_py_with_config_dir_from_the_mmar(tmp_path, mmar):
     run_dir = tmp_path / "run"
     proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "--config-dir", "conf", "--config-name",
@@ -220,7 +179,9 @@ def test_sweep_with_gpu_workers_syntax_from_an_mmar(tmp_path, mmar):
     BYOC code; each trial's value is the best validation value its own log shows."""
     sweep_dir = tmp_path / "sweep"
     proc = clara_train("--mmar", mmar, "-m", "hydra.sweeper.n_trials=2", "hydra.sweeper.workers=0:0",
-                       "hydra.sweeper.pruner=none", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path / "work")
+                       "hydra.sweeper.pruner=none", "hydra.sweeper.export_best=false", f"hydra.sweep.dir={sweep_dir}",
+                       cwd=tmp_path / "work")
+    assert not (sweep_dir / "best_mmar").exists()
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     rows = trials(sweep_dir)
     assert [r["state"] for r in rows] == ["complete", "complete"], rows
@@ -267,11 +228,14 @@ VALIDATION_V41 = {
 
 
 def test_the_best_trial_is_an_mmar_that_validates_infers_and_finetunes_where_it_is_moved(tmp_path, mmar, data):
-    """A sweep's values are what each trial logged; at its end the best trial is a complete MMAR
-    (clara-hydra export): its config has the best values in and no search blocks, its network is
-    TorchScript too. Moved to another folder, Clara's validate.sh (its config_validation.json on
-    model.ts), infer.sh (a datalist list without labels, predictions on the input's grid) and
-    finetune.sh (training from its model.pt) run on it as it is."""
+    """The MMAR's lifecycle from folders outside the clone. A sweep (the MMAR's custom code in every
+    trial) returns what each trial logged; validate.sh takes a checkpoint named on the command line
+    as the caller's (MONAI's name with '=' unquoted), finetune.sh environment.json's relative
+    MMAR_CKPT as the MMAR's models/model.pt wherever it starts. At the end the best trial is a
+    complete MMAR (clara-hydra export): its config has the best values in and no search blocks, its
+    network is TorchScript too. Moved to another folder, validate.sh (its config_validation.json on
+    model.ts; per-case rows), infer.sh (a datalist list without labels, predictions on the input's
+    grid) and finetune.sh (from its model.pt) run on it as it is."""
     (mmar / "config" / "config_validation.json").write_text(json.dumps(VALIDATION_V41, indent=1))
     sweep_dir = tmp_path / "sweep"
     proc = clara_train("--mmar", mmar, "-m", "hydra.sweeper.n_trials=2", "hydra.sweeper.pruner=none",
@@ -279,14 +243,35 @@ def test_the_best_trial_is_an_mmar_that_validates_infers_and_finetunes_where_it_
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     rows = trials(sweep_dir)
     assert len(rows) == 2 and all(r["state"] == "complete" for r in rows)
-    for r in rows:
+    for r in rows:  # the value a run returns is the best validation value it logged (not a constant)
         assert float(r["value"]) == pytest.approx(logged_best(Path(r["job_dir"]) / "train.log"), abs=1e-4)
     assert "++hydra.job.env_set" not in proc.stdout and "hydra.sweep.subdir" not in proc.stdout
+    # quiet: no engine chatter, no library warnings the user cannot act on
+    assert "Engine run" not in proc.stdout and "UserWarning" not in proc.stderr and "Warning:" not in proc.stderr
     assert f"the best trial as an MMAR: {sweep_dir / 'best_mmar'}" in proc.stdout
+    best = max(rows, key=lambda r: float(r["value"]))
+    best_dir = Path(best["job_dir"])
+    bundle = json.loads((best_dir / "bundle_config.json").read_text())
+    assert bundle["train"]["pre_transforms"]["transforms"][4]["_target_"] == "myflip.MyFlip"
+    log = (best_dir / "train.log").read_text()
+    assert "\r" not in log and "clara-hydra: epoch 2/2" in log
+
+    (ckpt,) = (best_dir / "models").glob("*key_metric=*.pt")  # the demo's CheckpointSaver: MONAI's name
+    (tmp_path / "b").mkdir()
+    shutil.copy(ckpt, tmp_path / "b" / ckpt.name)
+    import yaml
+    searched = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())["best_params"]
+    proc = run_cli("validate", "--mmar", mmar, "--eval-config", "none", f"MMAR_CKPT={ckpt.name}",
+                   *(f"{k}={v}" for k, v in searched.items()),  # the trial's values, on the training config
+                   f"hydra.run.dir={tmp_path / 'val'}", cwd=tmp_path / "b")  # its validate section
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    saw = float(re.search(r"key_metric=([0-9.]+)\.pt$", ckpt.name).group(1))  # what training saw, in its name
+    with open(tmp_path / "val" / "eval" / "metrics.csv") as fh:
+        (name, value), = csv.reader(fh)
+    assert name == "val_mean_dice" and float(value) == pytest.approx(saw, abs=1e-4)
 
     moved = tmp_path / "elsewhere" / "spleen_best"
     shutil.move(sweep_dir / "best_mmar", moved)
-    best = max(rows, key=lambda r: float(r["value"]))
     config = json.loads((moved / "config" / "config_train.json").read_text())
     assert '"search"' not in json.dumps(config) and config["learning_rate"] == pytest.approx(
         float(best["learning_rate"]))
@@ -294,14 +279,17 @@ def test_the_best_trial_is_an_mmar_that_validates_infers_and_finetunes_where_it_
     assert config["train"]["pre_transforms"][4]["path"] == "myflip.MyFlip"
     assert (moved / "models" / "model.ts").is_file() and (moved / "custom" / "myflip.py").is_file()
 
-    proc = run_cli("validate", "--mmar", moved, f"hydra.run.dir={tmp_path / 'val'}", cwd=tmp_path)
+    proc = run_cli("validate", "--mmar", moved, f"hydra.run.dir={tmp_path / 'val2'}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"validating with {moved / 'models' / 'model.ts'}" in proc.stdout
     with open(moved / "eval" / "metrics.csv") as fh:
         (name, value), = csv.reader(fh)
     assert name == "val_mean_dice" and float(value) == pytest.approx(float(best["value"]), abs=1e-4)
-
+    with open(moved / "eval" / "val_mean_dice_raw.csv") as fh:
+        cases = list(csv.DictReader(fh))
     datalist = json.loads(Path(data["DATASET_JSON"]).read_text())
+    assert [Path(c["filename"]).name for c in cases] == [Path(v["image"]).name for v in datalist["validation"]]
+
     unlabelled = tmp_path / "to_infer.json"
     unlabelled.write_text(json.dumps({"test": [v["image"] for v in datalist["validation"]]}))
     proc = run_cli("infer", "--mmar", moved, f"DATASET_JSON={unlabelled}", f"MMAR_EVAL_OUTPUT_PATH={tmp_path / 'pred'}",

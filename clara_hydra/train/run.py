@@ -319,7 +319,12 @@ def _training_error(exc: BaseException, section: str = "train") -> TrainingError
     text = str(exc)
     if "applying transform" in text and section == "train":  # (validation also runs post transforms)
         where = "train.pre_transforms"
-    message = (str(root).strip().splitlines() or [""])[0]
+    lines = [ln.strip() for ln in str(root).strip().splitlines() if ln.strip()]
+    message = lines[0] if lines else ""
+    if message.startswith("Error(s) in loading state_dict") and len(lines) > 1:
+        return TrainingError(f"the checkpoint does not fit the network: {lines[1]}", location=where,
+                             hint="use the config it was trained with (a sweep's trial: its searched values, or "
+                                  "clara-hydra export of the trial)")
     if "CUDA out of memory" in message or type(root).__name__ == "OutOfMemoryError":
         return TrainingError(f"CUDA out of memory: {message}", location=where,
                              hint="lower the batch size or the crop size")
