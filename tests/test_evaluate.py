@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
 from clara_hydra import evalconf
 from clara_hydra.errors import ClaraHydraError
@@ -121,10 +120,10 @@ def test_inference_saves_each_prediction_on_its_inputs_grid(tmp_path):
     import numpy as np
     import torch
 
+    from clara_hydra.synth import write
     from clara_hydra.train.evaluate import validate
     from clara_hydra.train.export_ts import load_weights  # noqa: F401  (the checkpoint form it reads)
-    assert run_cli("synth-data", tmp_path / "d", "--shape", "24", "20", "16", "--val", "2").returncode == 0
-    env = json.loads((tmp_path / "d" / "environment.json").read_text())
+    env = write(str(tmp_path / "d"), n_train=1, n_val=2, shape=(24, 20, 16))
     datalist = json.loads(Path(env["DATASET_JSON"]).read_text())
     from monai.networks.nets import UNet
     net = UNet(spatial_dims=3, in_channels=1, out_channels=2, channels=(4, 8), strides=(2,))
@@ -160,9 +159,9 @@ def test_a_checkpoint_of_another_network_is_one_line(tmp_path):
     import torch
     from monai.networks.nets import UNet
 
+    from clara_hydra.synth import write
     from clara_hydra.train.evaluate import validate
-    assert run_cli("synth-data", tmp_path / "d", "--shape", "16", "16", "16", "--val", "1").returncode == 0
-    env = json.loads((tmp_path / "d" / "environment.json").read_text())
+    env = write(str(tmp_path / "d"), n_train=1, n_val=1, shape=(16, 16, 16))
     other = UNet(spatial_dims=3, in_channels=1, out_channels=2, channels=(8, 16), strides=(2,))
     torch.save({"model": other.state_dict()}, tmp_path / "trial.pt")
     tree = {**TRAIN, "validate": {

@@ -229,9 +229,8 @@ VALIDATION_V41 = {
 
 def test_the_best_trial_is_an_mmar_that_validates_infers_and_finetunes_where_it_is_moved(tmp_path, mmar, data):
     """The MMAR's lifecycle from folders outside the clone. A sweep (the MMAR's custom code in every
-    trial) returns what each trial logged; validate.sh takes a checkpoint named on the command line
-    as the caller's (MONAI's name with '=' unquoted), finetune.sh environment.json's relative
-    MMAR_CKPT as the MMAR's models/model.pt wherever it starts. At the end the best trial is a
+    trial) returns what each trial logged; finetune.sh takes environment.json's relative MMAR_CKPT
+    as the MMAR's models/model.pt wherever it starts. At the end the best trial is a
     complete MMAR (clara-hydra export): its config has the best values in and no search blocks, its
     network is TorchScript too. Moved to another folder, validate.sh (its config_validation.json on
     model.ts; per-case rows), infer.sh (a datalist list without labels, predictions on the input's
@@ -255,20 +254,6 @@ def test_the_best_trial_is_an_mmar_that_validates_infers_and_finetunes_where_it_
     assert bundle["train"]["pre_transforms"]["transforms"][4]["_target_"] == "myflip.MyFlip"
     log = (best_dir / "train.log").read_text()
     assert "\r" not in log and "clara-hydra: epoch 2/2" in log
-
-    (ckpt,) = (best_dir / "models").glob("*key_metric=*.pt")  # the demo's CheckpointSaver: MONAI's name
-    (tmp_path / "b").mkdir()
-    shutil.copy(ckpt, tmp_path / "b" / ckpt.name)
-    import yaml
-    searched = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())["best_params"]
-    proc = run_cli("validate", "--mmar", mmar, "--eval-config", "none", f"MMAR_CKPT={ckpt.name}",
-                   *(f"{k}={v}" for k, v in searched.items()),  # the trial's values, on the training config
-                   f"hydra.run.dir={tmp_path / 'val'}", cwd=tmp_path / "b")  # its validate section
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    saw = float(re.search(r"key_metric=([0-9.]+)\.pt$", ckpt.name).group(1))  # what training saw, in its name
-    with open(tmp_path / "val" / "eval" / "metrics.csv") as fh:
-        (name, value), = csv.reader(fh)
-    assert name == "val_mean_dice" and float(value) == pytest.approx(saw, abs=1e-4)
 
     moved = tmp_path / "elsewhere" / "spleen_best"
     shutil.move(sweep_dir / "best_mmar", moved)

@@ -111,6 +111,38 @@ def test_an_environment_path_is_the_mmars(tmp_path, value, exists, want):
     assert in_mmar(value, root) == str(mmar / want)
 
 
+@pytest.mark.parametrize("args, want", [
+    pytest.param(["MMAR_CKPT=models/net_key_metric=0.9123.pt"], ["MMAR_CKPT='models/net_key_metric=0.9123.pt'"],
+                 id="monai-checkpoint-name-quoted"),
+    pytest.param(["lr=choice(1e-3,1e-4)", "a=1"], ["lr=choice(1e-3,1e-4)", "a=1"], id="hydra-syntax-left-alone"),
+    pytest.param(["MMAR_CKPT='a=b.pt'"], ["MMAR_CKPT='a=b.pt'"], id="quoted-already"),
+    pytest.param(["--config-dir", "x=y"], ["--config-dir", "x=y"], id="a-flag-value"),
+])
+def test_a_value_with_an_equals_sign_needs_no_quoting(args, want):
+    from clara_hydra.app import quote_equals
+    assert quote_equals(args) == want
+
+
+def test_relative_mmar_paths_are_the_mmars_unless_the_command_line_gives_them(tmp_path):
+    """Clara's finetune and validate.sh: environment.json's relative MMAR_CKPT is the MMAR's
+    models/model.pt wherever the run starts; one given on the command line (MONAI's name with '=',
+    unquoted) is the caller's, as any path typed in a shell."""
+    from omegaconf import OmegaConf
+
+    from clara_hydra.resolve import compose
+    from clara_hydra.train.entry import prepare
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "c.yaml").write_text("MMAR_CKPT: models/model.pt\nDATASET_JSON: config/dataset.json\n")
+    cfg = compose(str(tmp_path / "conf"), "c", ["MMAR_CKPT=b/net_key_metric=0.1.pt"])
+    OmegaConf.set_struct(cfg, False)
+    prepare(cfg, str(tmp_path / "run"), str(tmp_path / "mmar"), frozenset({"MMAR_CKPT"}))
+    assert cfg.MMAR_CKPT == "b/net_key_metric=0.1.pt"  # the caller's, as given
+    assert cfg.DATASET_JSON == str(tmp_path / "mmar" / "config" / "dataset.json")
+    cfg = compose(str(tmp_path / "conf"), "c", [])
+    prepare(cfg, str(tmp_path / "run"), str(tmp_path / "mmar"))
+    assert cfg.MMAR_CKPT == str(tmp_path / "mmar" / "models" / "model.pt")
+
+
 TPE = {"_target_": "optuna.samplers.TPESampler", "seed": 0, "n_startup_trials": 10}
 
 
