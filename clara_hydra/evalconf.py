@@ -26,9 +26,6 @@ V4_SLOTS = ("pre_transforms", "dataset", "dataloader", "inferer", "handlers", "p
             "additional_metrics", "metrics", "evaluator")
 #: A v3 evaluation config's slots (TensorFlow era): mapped onto the training config's validate section.
 V3_SLOTS = ("pre_transforms", "label_transforms", "post_transforms", "inferer", "val_metrics", "writers")
-#: v3 post transforms that the mapped validation does in its own way (from the training config's
-#: final activation and classes): Activationsd, AsDiscreted and one-hot labels.
-V3_DONE_BY_MAPPING = ("ArgmaxAcrossChannels", "SplitBasedOnLabel", "CopyProperties", "SplitAcrossChannels")
 
 
 @dataclass

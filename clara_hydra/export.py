@@ -118,9 +118,10 @@ def export(run_dir: str, out_root: str, *, force: bool = False, remove_disabled:
     from omegaconf import OmegaConf
 
     from . import convert as C
+    from .evalconf import FILE_NAME, INFERENCE_FILE_NAME
     from .paths import config_dirs, mmar_root, source_file
     from .reader import load_json, read
-    from .resolve import effective_from_cfg
+    from .resolve import effective_from_cfg, first_level_values, override_keys
 
     hydra_dir = os.path.join(run_dir, ".hydra")
     if not os.path.isfile(os.path.join(hydra_dir, "config.yaml")):
@@ -139,8 +140,9 @@ def export(run_dir: str, out_root: str, *, force: bool = False, remove_disabled:
         raise ClaraHydraError("the folder to export into is not empty", file=out_root,
                               hint="give a new folder, or --force to write over it")
     notes: list[str] = []
+    config_dir, root = os.path.dirname(os.path.abspath(src)), mmar_root(src)
     raw = load_json(src)
-    env_file = os.path.join(os.path.dirname(os.path.abspath(src)), "environment.json")
+    env_file = os.path.join(config_dir, "environment.json")
     env = load_json(env_file, "environment") if os.path.isfile(env_file) else {}
     effective = effective_from_cfg(cfg, enabled_only=False, file=src)
     names = {k for k, v in raw.items() if not isinstance(v, (dict, list))} | set(env)
@@ -150,16 +152,15 @@ def export(run_dir: str, out_root: str, *, force: bool = False, remove_disabled:
         from .sweep.results import without_disabled_transforms
         config = without_disabled_transforms(config)
     write_json(config_path, config)
-    overridden = {str(o).split("=", 1)[0].lstrip("+~") for o in hy.overrides.task}
-    values = {str(k): cfg[k] for k in cfg if k != "clara_hydra" and _plain(cfg, k)}
-    env_out, env_notes = environment(env, values, overridden, mmar_root(src), out_root, str(hy.runtime.cwd))
+    env_out, env_notes = environment(env, first_level_values(cfg), set(override_keys(hy.overrides.task)), root,
+                                     out_root, str(hy.runtime.cwd))
     write_json(os.path.join(out_root, "config", "environment.json"), env_out)
     notes += env_notes
-    for name in ("config_validation.json", "config_inference.json"):
-        beside = os.path.join(os.path.dirname(os.path.abspath(src)), name)
+    for name in (FILE_NAME, INFERENCE_FILE_NAME):
+        beside = os.path.join(config_dir, name)
         if os.path.isfile(beside):
             shutil.copyfile(beside, os.path.join(out_root, "config", name))
-    notes += _copy_code(mmar_root(src), os.path.dirname(os.path.abspath(src)), out_root)
+    notes += _copy_code(root, config_dir, out_root)
     ckpt = pick_checkpoint(os.path.join(run_dir, "models"))
     os.makedirs(os.path.join(out_root, "models"), exist_ok=True)
     shutil.copyfile(ckpt, os.path.join(out_root, CKPT))
@@ -188,15 +189,6 @@ def _copy_code(root: str, config_dir: str, out_root: str) -> list[str]:
             shutil.copyfile(os.path.join(config_dir, name), os.path.join(out_root, "config", name))
             copied.append(f"config/{name}")
     return [f"your code copied along: {', '.join(copied)}"] if copied else []
-
-
-def _plain(cfg: Any, key: Any) -> bool:
-    """Is the first-level ``key`` a resolvable plain value (not a section)?"""
-    from omegaconf import DictConfig, ListConfig
-    try:
-        return not isinstance(cfg[key], (DictConfig, ListConfig))
-    except Exception:  # noqa: BLE001 - a value that does not resolve outside the run is left out
-        return False
 
 
 __all__ = ["written", "pick_checkpoint", "environment", "export", "CKPT", "TORCHSCRIPT"]

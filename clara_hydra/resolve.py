@@ -47,6 +47,28 @@ def effective_from_cfg(cfg: Any, *, enabled_only: bool = False, file: str | None
         raise (exc.with_file(file) if file else exc) from None
 
 
+def first_level_values(cfg: Any) -> dict:
+    """The first-level plain values of a composed config (environment keys included), resolved;
+    a value that does not resolve is left out (it says so where it is used)."""
+    from omegaconf import DictConfig, ListConfig
+    out = {}
+    for key in cfg:
+        if key in ("hydra", META_KEY):
+            continue
+        try:
+            value = cfg[key]
+        except Exception:  # noqa: BLE001 - an interpolation that fails says so where it is used
+            continue
+        if not isinstance(value, (DictConfig, ListConfig)):
+            out[str(key)] = value
+    return out
+
+
+def override_keys(overrides: Sequence[str]) -> frozenset:
+    """The keys a list of Hydra overrides sets (``+x=1``, ``++x=1``, ``~x`` -> ``x``)."""
+    return frozenset(str(o).split("=", 1)[0].lstrip("+~") for o in overrides)
+
+
 def warn_outside_domain(cfg: Any, meta: Any, file: str | None) -> None:
     """A value given to a sweep param outside its search domain (``prob=1.5`` where the search is
     [0, 1]) is allowed, with a one-line warning: Clara's search would never have tried it."""

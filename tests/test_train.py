@@ -153,8 +153,7 @@ def _validate_with_the_corpus_validation_config(tmp_path: Path, config: Path, da
     from clara_hydra import evalconf
     from clara_hydra.effective import enabled_only
     from clara_hydra.errors import ClaraHydraError
-    from clara_hydra.resolve import compose, effective_from_cfg
-    from clara_hydra.train.entry import _scalars
+    from clara_hydra.resolve import compose, effective_from_cfg, first_level_values
     from clara_hydra.train.evaluate import validate
 
     want = VALIDATES[_rel(config)]
@@ -171,7 +170,7 @@ def _validate_with_the_corpus_validation_config(tmp_path: Path, config: Path, da
             **({"dont_load_ts_model": "true", "dont_load_ckpt_model": "false"} if v41 else {})}
     cfg = compose(str(tmp_path / "conf"), config.stem, [*data, *(f"++{k}={v}" for k, v in keys.items())])
     try:
-        ev = evalconf.read(str(copy), _scalars(cfg), frozenset(keys), enabled_only(effective_from_cfg(cfg)))
+        ev = evalconf.read(str(copy), first_level_values(cfg), frozenset(keys), enabled_only(effective_from_cfg(cfg)))
         validate(ev.tree, weights=ev.weights, out_dir=str(eval_dir), config_file=str(config),
                  run_dir=str(tmp_path), writers=ev.writers, progress=False)
     except ClaraHydraError as exc:

@@ -8,11 +8,11 @@ import os
 import sys
 import time
 
-from omegaconf import DictConfig, ListConfig, open_dict
+from omegaconf import DictConfig, open_dict
 
 from ..errors import ClaraHydraError
 from ..paths import mmar_root
-from ..resolve import effective_from_cfg
+from ..resolve import effective_from_cfg, first_level_values, override_keys
 
 SYNTHETIC = "synthetic"
 
@@ -165,7 +165,7 @@ def _evaluate(cfg: DictConfig, infer: bool) -> dict:
     config_file = None
     try:
         config_file = _start(cfg, run_dir, source)
-        scalars = _scalars(cfg)
+        scalars = first_level_values(cfg)
         out = scalars.get("MMAR_EVAL_OUTPUT_PATH")
         out_dir = out if isinstance(out, str) and out and not out.startswith("{") else \
             os.path.join(run_dir, "infer" if infer else "eval")
@@ -205,21 +205,6 @@ def _evaluate(cfg: DictConfig, infer: bool) -> dict:
         raise SystemExit(2) from None
 
 
-def _scalars(cfg: DictConfig) -> dict:
-    """The first-level values of a composed config (environment keys included), resolved."""
-    out = {}
-    for key in cfg:
-        if key in ("hydra", "clara_hydra"):
-            continue
-        try:
-            value = cfg[key]
-        except Exception:  # noqa: BLE001 - an interpolation that fails says so where it is used
-            continue
-        if not isinstance(value, (DictConfig, ListConfig)):
-            out[str(key)] = value
-    return out
-
-
 def _to_log_file(line: str) -> None:
     """The error line in train.log too (the console gets it on stderr)."""
     import logging
@@ -244,7 +229,7 @@ def _start(cfg: DictConfig, run_dir: str, source: str | None) -> str | None:
 def _overridden() -> frozenset:
     """The keys the command line set (their relative paths are the caller's, not the MMAR's)."""
     from hydra.core.hydra_config import HydraConfig
-    return frozenset(o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task)
+    return override_keys(HydraConfig.get().overrides.task)
 
 
 def _config_file(source: str | None) -> str | None:
