@@ -209,14 +209,10 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
         if evaluator is not None and evaluator.state.epoch == 0:
             notice("no validation ran during training (num_interval_per_valid > epochs): validating once now")
             evaluator.run()
-    except ClaraHydraError:
+    except Exception as exc:  # (an interruption is no Exception: the trial keeps its resume point)
         if resume is not None:
-            resume.remove()  # failed for good: nothing to resume
-        raise
-    except Exception as exc:
-        if resume is not None:
-            resume.remove()
-        if type(exc).__name__ == "TrialPruned":
+            resume.remove()  # failed or pruned for good: nothing to resume
+        if isinstance(exc, ClaraHydraError) or type(exc).__name__ == "TrialPruned":
             raise
         raise _training_error(thread_errors[0] if thread_errors else exc) from None
     finally:
