@@ -289,17 +289,18 @@ class ClaraOptunaSweeperImpl:
         return marked
 
     def _next(self):
-        """(trial, overrides, job folder) of the next job: an interrupted trial to resume, else a
-        new trial."""
+        """(trial, overrides, job folder, resumed) of the next job: an interrupted trial to resume,
+        else a new trial."""
         if not self.to_resume:
-            return self._ask()
+            return (*self._ask(), False)
         trial = self.to_resume.pop(0)
         overrides = upstream.trial_overrides(self.impl, trial, self._active(trial), self.fixed_params,
                                              self.fixed_overrides)
         job_dir = Path(trial.user_attrs[ATTR_JOB_DIR])
+        epoch = resume_epoch(str(job_dir))
         notice(f"trial #{trial.number}: resuming it in {job_dir} (interrupted after epoch "
-               f"{trial.user_attrs.get(ATTR_RESUMABLE, '?')})")
-        return trial, overrides, job_dir
+               f"{epoch if epoch is not None else '?'})")
+        return trial, overrides, job_dir, True
 
     def _ask(self):
         trial = self.study.ask()
@@ -475,9 +476,9 @@ class ClaraOptunaSweeperImpl:
         while to_go > 0 and not self._out_of_time() and not self._stopping(running=False):
             batch: list[tuple[Any, list[str]]] = []
             while len(batch) < max(1, int(self.impl.n_jobs)) and to_go > 0 and not self._stopping(running=bool(batch)):
-                trial, overrides, job_dir = self._next()
+                trial, overrides, job_dir, resumed = self._next()
                 to_go -= 1
-                if job_dir == self.sweep_dir / str(trial.number) and self._reuse(trial):
+                if not resumed and self._reuse(trial):
                     continue
                 overrides += [f"++hydra.job.env_set.{k}={_quote(v)}" for k, v in self._env(trial).items()]
                 overrides += [f"hydra.sweep.dir={_quote(str(job_dir.parent))}", f"hydra.sweep.subdir={job_dir.name}"]
@@ -540,8 +541,8 @@ class ClaraOptunaSweeperImpl:
                     if self.stop_reason or not running:
                         to_go = 0  # stopped, or a controller with nothing left to recommend
                     break  # (a controller waits for a running trial's outcome)
-                trial, overrides, job_dir = self._next()
-                if job_dir == self.sweep_dir / str(trial.number) and self._reuse(trial):
+                trial, overrides, job_dir, resumed = self._next()
+                if not resumed and self._reuse(trial):
                     to_go -= 1
                     continue
                 job_dir.mkdir(parents=True, exist_ok=True)
