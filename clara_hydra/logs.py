@@ -19,7 +19,12 @@ FILE_FORMAT = "[%(asctime)s][%(levelname)s] %(message)s"
 DATE_FORMAT = "%H:%M:%S"
 
 
+_CONFIGURED = False  # a process that set up logging itself (a DDP rank): notices go through it
+
+
 def _in_hydra_app() -> bool:
+    if _CONFIGURED:
+        return True
     try:
         from hydra.core.hydra_config import HydraConfig
     except ImportError:  # pragma: no cover
@@ -102,6 +107,28 @@ def logging_config(job: bool) -> dict:
         root["handlers"] = ["console", "file"]
     return {"version": 1, "formatters": formatters, "handlers": handlers, "root": root,
             "disable_existing_loggers": False}
+
+
+def to_console_and_file(path: str | None, *, console: bool) -> None:
+    """A process outside Hydra that logs as a job does (a DDP rank): the console format on stdout
+    (``console``), the file format appended to ``path``."""
+    global _CONFIGURED
+    root = logging.getLogger()
+    root.handlers = []
+    root.setLevel(logging.INFO)
+    if console:
+        handler: logging.Handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter(CONSOLE_FORMAT, DATE_FORMAT))
+        root.addHandler(handler)
+    if path:
+        handler = logging.FileHandler(path, mode="a")
+        handler.setFormatter(logging.Formatter(FILE_FORMAT, "%Y-%m-%d %H:%M:%S"))
+        root.addHandler(handler)
+    if not root.handlers:  # a rank without console or file: its stdout is its own log file
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter(FILE_FORMAT, "%Y-%m-%d %H:%M:%S"))
+        root.addHandler(handler)
+    _CONFIGURED = True
 
 
 def register() -> None:

@@ -182,3 +182,78 @@ def test_train_and_validate_never_share_a_cached_dataset(tmp_path):
     b = Builder(tree, device="cuda", amp=False, share_cache=True, gpu_free_bytes=8 * 2**30).build()
     assert b["train"]["dataset"]["_target_"] == "clara_hydra.train.cache.shared_dataset"
     assert b["train"]["dataset"]["key"] != b["validate"]["dataset"]["key"]
+
+
+def _ddp_tree(env: dict, val_key: str = "validation") -> dict:
+    chain = [{"name": "LoadImaged", "args": {"keys": ["image", "label"]}}]
+    ds = {"name": "Dataset", "data_list_file_path": env["DATASET_JSON"], "data_file_base_dir": env["DATA_ROOT"],
+          "args": {}}
+    return {"train": {"model": {"name": "UNet", "args": {"spatial_dims": 3, "in_channels": 1, "out_channels": 2,
+                                                         "channels": [4, 8], "strides": [2]}},
+                      "pre_transforms": chain, "dataset": dict(ds, data_list_key="training"),
+                      "dataloader": {"name": "DataLoader", "args": {"batch_size": 1, "shuffle": True}},
+                      "handlers": [{"name": "CheckpointSaver", "args": {"save_dir": "m", "save_dict": ["model"]}},
+                                   {"name": "StatsHandler", "args": {}}]},
+            "validate": {"pre_transforms": chain, "dataset": dict(ds, data_list_key=val_key),
+                         "dataloader": {"name": "DataLoader", "args": {"batch_size": 1, "shuffle": False}},
+                         "handlers": [{"name": "MetricsSaver", "args": {"save_dir": "e"}},
+                                      {"name": "TensorBoardStatsHandler", "args": {}}]}}
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_ddp_rank_reads_its_share_and_only_rank_0_writes(tmp_path, rank):
+    """Each of 2 processes: MONAI's DistributedSampler (training shuffled, even shares;
+    validation each case once); the handlers that write files or log lines on rank 0 only, the
+    metric savers (which gather every rank's values) on every rank."""
+    from clara_hydra.synth import write
+    from clara_hydra.train.bundle import Builder
+    env = write(str(tmp_path / "d"), n_train=3, n_val=3, shape=(16, 16, 16))
+    b = Builder(_ddp_tree(env), device="cpu", amp=False, rank=rank, world=2).build()
+    for sec, shuffle, even in (("train", True, True), ("validate", False, False)):
+        dl = b[sec]["dataloader"]
+        assert dl["shuffle"] is False and dl["sampler"] == {
+            "_target_": "monai.data.DistributedSampler", "dataset": f"@{sec}::dataloader::dataset",
+            "shuffle": shuffle, "even_divisible": even}
+    handlers = [h["_target_"].rsplit(".", 1)[-1] for sec in ("train", "validate") for h in b[sec]["handlers"]]
+    everywhere = ["MetricsSaver"]
+    assert handlers == (["CheckpointSaver", "StatsHandler", "MetricsSaver", "TensorBoardStatsHandler"] if rank == 0
+                        else everywhere)
+
+
+def test_fewer_cases_than_processes_is_one_located_line(tmp_path):
+    from clara_hydra.errors import BuildError
+    from clara_hydra.synth import write
+    from clara_hydra.train.bundle import Builder
+    env = write(str(tmp_path / "d"), n_train=3, n_val=1, shape=(16, 16, 16))
+    with pytest.raises(BuildError) as err:
+        Builder(_ddp_tree(env), device="cpu", amp=False, rank=0, world=2).build()
+    assert err.value.location == "validate.dataset"
+    assert "1 case(s) for 2 training processes: each process needs at least one" in err.value.message
+
+
+@pytest.mark.parametrize("nproc,multi_gpu,want,said", [
+    pytest.param(None, False, 1, "", id="default-one"),
+    pytest.param(None, True, 1, "multi_gpu is true, but this job sees no GPUs: training in one process "
+                 "(CLARA_HYDRA_NPROC=N trains in N processes, gloo on the CPU)", id="multi_gpu-without-cuda"),
+    pytest.param("2", False, 2, "", id="nproc-2"),
+    pytest.param("3", True, 3, "", id="nproc-wins"),
+    pytest.param("0", False, "CLARA_HYDRA_NPROC must be a whole number of processes, at least 1; got '0'", "",
+                 id="nproc-0"),
+    pytest.param("two", False, "CLARA_HYDRA_NPROC must be a whole number of processes, at least 1; got 'two'", "",
+                 id="nproc-word"),
+])
+def test_how_many_processes_a_job_trains_in(monkeypatch, capsys, nproc, multi_gpu, want, said):
+    from clara_hydra.errors import TrainingError
+    from clara_hydra.train.ddp import processes
+    if nproc is None:
+        monkeypatch.delenv("CLARA_HYDRA_NPROC", raising=False)
+    else:
+        monkeypatch.setenv("CLARA_HYDRA_NPROC", nproc)
+    tree = {"multi_gpu": multi_gpu}
+    if isinstance(want, str):
+        with pytest.raises(TrainingError, match=want):
+            processes(tree)
+        return
+    assert processes(tree) == want
+    err = capsys.readouterr().err
+    assert (said in err) if said else "multi_gpu" not in err

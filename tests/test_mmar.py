@@ -67,9 +67,9 @@ def mmar(tmp_path, data) -> Path:
     return make_mmar(tmp_path / "spleen_mmar", data)
 
 
-def clara_train(*args, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+def clara_train(*args, cwd: Path, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     cwd.mkdir(parents=True, exist_ok=True)
-    return run_cli("train", *args, cwd=cwd, timeout=timeout)
+    return run_cli("train", *args, cwd=cwd, timeout=timeout, env=env)
 
 
 def logged_best(train_log: Path, metric: str = "val_mean_dice") -> float:

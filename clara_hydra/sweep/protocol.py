@@ -23,6 +23,7 @@ ENV_CACHE_DIR = "CLARA_HYDRA_CACHE_DIR"  # the sweep's data cache folder (shared
 ENV_SHARED_CACHE = "CLARA_HYDRA_SHARED_CACHE"  # "0": trials do not share cached data
 ENV_TRIAL_TIMEOUT = "CLARA_HYDRA_TRIAL_TIMEOUT"  # seconds a trial may run (Clara's max_job_run_time)
 ENV_OBJECTIVES = "CLARA_HYDRA_OBJECTIVES"  # a multi-objective sweep: the values a job returns (JSON list)
+ENV_NPROC = "CLARA_HYDRA_NPROC"  # the processes a job trains in (DDP): a worker's GPUs, or N CPU processes
 
 # -- what a job can return, by name (hydra.sweeper.objectives) -------------------------------
 KEY_METRIC = "key_metric"  # the key validation metric (its best value): Clara's score

@@ -27,14 +27,19 @@ FROM_ENGINE_PRED_LABEL = expr("monai.handlers.from_engine(['pred', 'label'])")
 META_FROM_ENGINE = re.compile(r"monai\.handlers\.from_engine\(\[\s*['\"](\w+)_meta_dict['\"]\s*\]\)")
 #: Clara-era classes whose inverse (MONAI 1.x) gives numpy, which Invertd's next inverse refuses
 INVERTS_TO_NUMPY = {"ToTensord": "EnsureTyped"}
+#: Handlers that write files or log lines: in a DDP group only rank 0 runs them (the metric
+#: savers stay on every rank: they gather all ranks' values, and rank 0 writes them)
+RANK0_HANDLERS = {"CheckpointSaver", "TensorBoardStatsHandler", "TensorBoardImageHandler", "StatsHandler"}
 #: Clara's ``@conf`` (the training config object) becomes this expression.
 CONF_EXPR = expr("clara_hydra_conf")
 
 
 class Builder:
     def __init__(self, tree: dict, *, device: str, amp: bool, config_file: str | None = None,
-                 share_cache: bool = False, gpu_free_bytes: int | None = None) -> None:
+                 share_cache: bool = False, gpu_free_bytes: int | None = None, rank: int = 0,
+                 world: int = 1) -> None:
         self.tree = tree
+        self.rank, self.world = rank, world  # a DDP rank (:mod:`.ddp`): its share of the data, its handlers
         self.gpu_free_bytes = gpu_free_bytes  # free CUDA memory: cached data goes to the GPU when it fits
         self.share_cache = share_cache  # in a sweep: trials share the cached deterministic transforms
         self.device = device
@@ -128,6 +133,8 @@ class Builder:
                     self.bundle[sec][slot] = self.value(val, sec, where)
         for sec in SECTIONS:
             self._wire(sec)
+            if self.world > 1:
+                self._distributed(sec)
         return _strip_markers(self.bundle)
 
     # -- v4.0's implicit wiring, and the shapes MONAI wants --------------------------------
@@ -161,6 +168,27 @@ class Builder:
                 "val_data_loader": "dataloader", "network": "model", "inferer": "inferer",
                 "postprocessing": "post_transforms", "key_val_metric": "key_metric",
                 "additional_metrics": "additional_metrics", "val_handlers": "handlers"})
+
+    def _distributed(self, sec: str) -> None:
+        """A DDP rank: its share of the section's data (MONAI's DistributedSampler: training
+        shuffled as the config asks, every rank the same number of batches; validation each case
+        once), and on ranks other than 0 no handler that writes files or logs (rank 0 writes them)."""
+        b = self.bundle[sec]
+        dl = b.get("dataloader")
+        data = b["dataset"].get("data") if isinstance(b.get("dataset"), dict) else None
+        if isinstance(data, list) and len(data) < self.world:
+            raise BuildError(f"{len(data)} case(s) for {self.world} training processes: each process needs at least "
+                             f"one", location=f"{sec}.dataset",
+                             hint="train in fewer processes (CLARA_HYDRA_NPROC, the worker's GPUs) or give the "
+                                  "datalist more cases")
+        if isinstance(dl, dict) and "sampler" not in dl:
+            shuffle = dl.get("shuffle", False)
+            dl["shuffle"] = False  # (the sampler shuffles)
+            dl["sampler"] = {"_target_": "monai.data.DistributedSampler", "dataset": ref(sec, "dataloader", "dataset"),
+                             "shuffle": shuffle, "even_divisible": sec == "train"}
+        if self.rank > 0 and isinstance(b.get("handlers"), list):
+            b["handlers"] = [h for h in b["handlers"] if not (isinstance(h, dict)
+                             and str(h.get("_target_", "")).rsplit(".", 1)[-1] in RANK0_HANDLERS)]
 
     def _metric_dict(self, comps: list[tuple[dict, dict]]) -> dict:
         out = {}

@@ -70,6 +70,7 @@ def run(cfg: DictConfig) -> float | list[float] | None:
     from ..errors import TrainingError
     from ..sweep import protocol as P
     from ..sweep.trial import current
+    from .ddp import launch, processes
     from .run import train
 
     run_dir = HydraConfig.get().runtime.output_dir
@@ -85,9 +86,14 @@ def run(cfg: DictConfig) -> float | list[float] | None:
         trial = current()
         objectives = json.loads(os.environ[P.ENV_OBJECTIVES]) if os.environ.get(P.ENV_OBJECTIVES) else None
         started = time.time()
+        tree = enabled_only(full)
+        nproc = processes(tree)
         try:
-            value = train(enabled_only(full), config_file=config_file, run_dir=run_dir, trial=trial,
-                          objectives=objectives)
+            if nproc > 1:  # DDP: the job starts its ranks and gives rank 0's result
+                value = launch(tree, config_file=config_file, run_dir=run_dir, trial=trial, objectives=objectives,
+                               nproc=nproc)
+            else:
+                value = train(tree, config_file=config_file, run_dir=run_dir, trial=trial, objectives=objectives)
         finally:
             if trial is not None:
                 trial.set_user_attr(P.ATTR_DURATION, round(time.time() - started, 3))

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..logs import notice
 from ..sweep.protocol import resume_file
+from .ddp import unwrapped
 
 
 class ResumePoint:
@@ -25,7 +26,7 @@ class ResumePoint:
     def state(self) -> dict[str, Any]:
         t, e = self.trainer, self.evaluator
         return {"epoch": t.state.epoch, "iteration": t.state.iteration,
-                "network": t.network.state_dict(), "optimizer": t.optimizer.state_dict(),
+                "network": unwrapped(t.network).state_dict(), "optimizer": t.optimizer.state_dict(),
                 "lr_scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
                 "best_metric": getattr(e.state, "best_metric", None) if e is not None else None,
                 "best_metric_epoch": getattr(e.state, "best_metric_epoch", None) if e is not None else None,
@@ -54,7 +55,7 @@ class ResumePoint:
         import torch
         saved = torch.load(self.path, map_location="cpu", weights_only=False)
         t, e = self.trainer, self.evaluator
-        t.network.load_state_dict(saved["network"])
+        unwrapped(t.network).load_state_dict(saved["network"])
         t.optimizer.load_state_dict(saved["optimizer"])
         if self.scheduler is not None and saved.get("lr_scheduler") is not None:
             self.scheduler.load_state_dict(saved["lr_scheduler"])

@@ -57,9 +57,10 @@ def build(tree: dict, *, config_file: str | None, device: str, amp: bool, share_
         tree = {**tree, "train": {k: v for k, v in (tree.get("train") or {}).items() if k == "model"}}
     if adapt is not None:
         tree = adapt(tree)
+    from .ddp import rank, world
     gpu_free = torch.cuda.mem_get_info()[0] if device == "cuda" else None
     bundle = Builder(tree, device=device, amp=amp, config_file=config_file, share_cache=share_cache,
-                     gpu_free_bytes=gpu_free).build()
+                     gpu_free_bytes=gpu_free, rank=rank(), world=world()).build()
     parser = ConfigParser(bundle, globals={"monai": monai, "torch": torch, "np": numpy, "numpy": numpy,
                                            "clara_hydra": clara_hydra, "clara_hydra_conf": tree})
     return parser, bundle, era
@@ -134,16 +135,24 @@ def clara_location(item: str) -> str:
 
 
 def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", progress: bool = True,
-          trial=None, objectives: list[str] | None = None) -> Any:
+          trial=None, objectives: list[str] | None = None, sweep: bool | None = None,
+          directions: int | None = None) -> Any:
     """Train ``tree`` (an effective, enabled-only Clara config); return the key validation metric.
     With an Optuna ``trial``, report the key metric after every validation and stop early
     (``optuna.TrialPruned``) when the pruner says so. With ``objectives`` (a multi-objective
-    sweep), return those values instead, in that order (:func:`objective_values`)."""
+    sweep), return those values instead, in that order (:func:`objective_values`).
+
+    In a DDP process group (:mod:`.ddp`) this is one rank: ``sweep`` says whether the job is a
+    sweep's trial (only rank 0 holds the ``trial``) and ``directions`` its study's direction count."""
     import torch
     from ignite.engine import Events
 
+    from . import ddp
+    sweep = trial is not None if sweep is None else sweep
+    directions = (len(trial.study.directions) if trial is not None else 1) if directions is None else directions
+    main = ddp.rank() == 0
     device, amp = pick_device()
-    if device == "cpu":
+    if device == "cpu" and main:
         notice("CUDA is not available: training on the CPU")
     if device == "cuda":
         torch.backends.cudnn.benchmark = not tree.get("determinism") and tree.get("cudnn_benchmark", True) is not False
@@ -154,16 +163,19 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
 
     t_build = time.perf_counter()
     from ..sweep.protocol import ENV_SHARED_CACHE
-    share = trial is not None and os.environ.get(ENV_SHARED_CACHE, "1") != "0"
+    share = sweep and os.environ.get(ENV_SHARED_CACHE, "1") != "0"
     parser, bundle, era = build(tree, config_file=config_file, device=device, amp=amp, share_cache=share)
-    with open(os.path.join(run_dir, "bundle_config.json"), "w") as fh:
-        json.dump(bundle, fh, indent=1, default=str)
+    if main:
+        with open(os.path.join(run_dir, "bundle_config.json"), "w") as fh:
+            json.dump(bundle, fh, indent=1, default=str)
     if "trainer" not in bundle["train"]:
         raise BuildError("the config has no trainer", location="train",
                          hint="add train.trainer (SupervisedTrainer)")
     trainer = _parsed(parser, item_id("train", "trainer"))
     evaluator = _parsed(parser, item_id("validate", "evaluator")) if "evaluator" in bundle["validate"] else None
     place(device, trainer, evaluator)
+    if ddp.world() > 1:  # (the evaluator keeps the plain network: every rank has the same weights)
+        trainer.network = ddp.wrap(trainer.network, device)
 
     @trainer.on(Events.ITERATION_COMPLETED)
     def _finite_loss(engine):
@@ -177,21 +189,22 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
                                 hint="lower learning_rate, check the data and the loss/activation settings")
 
     _time_limit(trainer, evaluator, started=t_build)
-    savers = _defaults(bundle, parser, trainer, evaluator, run_dir)
-    if trial is not None and evaluator is not None and len(trial.study.directions) == 1:
+    savers = _defaults(bundle, parser, trainer, evaluator, run_dir) if main else []
+    if sweep and evaluator is not None and directions == 1:
         _report_to(trial, trainer, evaluator)  # (Optuna prunes single-objective studies only)
     at_best = _metrics_at_best(evaluator) if objectives else {}
     resume = None
-    if trial is not None:  # a sweep's trial: interrupted, it continues from its last whole epoch
+    if sweep:  # a sweep's trial: interrupted, it continues from its last whole epoch
         from .resume import ResumePoint
         scheduler = _parsed(parser, item_id("train", "lr_scheduler")) if "lr_scheduler" in bundle["train"] else None
         resume = ResumePoint(run_dir, trainer, evaluator, scheduler, savers, at_best)
         resume.load()
-        resume.attach()
+        if main:  # (every rank continues from it; rank 0 writes it)
+            resume.attach()
     from ..logs import tidy_library_loggers
     tidy_library_loggers()
     _epoch_lines(trainer, evaluator)
-    if progress and sys.stderr.isatty():  # a bar on a terminal; a file gets the epoch lines only
+    if progress and main and sys.stderr.isatty():  # a bar on a terminal; a file gets the epoch lines only
         _progress(trainer)
     notice(f"built in {time.perf_counter() - t_build:.2f}s (data included)")
     start = time.perf_counter()
@@ -210,14 +223,14 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
             notice("no validation ran during training (num_interval_per_valid > epochs): validating once now")
             evaluator.run()
     except Exception as exc:  # (an interruption is no Exception: the trial keeps its resume point)
-        if resume is not None:
+        if resume is not None and main:
             resume.remove()  # failed or pruned for good: nothing to resume
         if isinstance(exc, ClaraHydraError) or type(exc).__name__ == "TrialPruned":
             raise
         raise _training_error(thread_errors[0] if thread_errors else exc) from None
     finally:
         threading.excepthook = previous_hook
-    if resume is not None:
+    if resume is not None and main:
         resume.remove()  # done: the checkpoint of the best epoch stays
     elapsed = time.perf_counter() - start
     metric = _key_metric(evaluator if evaluator is not None else trainer)
@@ -330,21 +343,29 @@ def _training_error(exc: BaseException, section: str = "train") -> TrainingError
 
 
 def _report_to(trial, trainer, evaluator) -> None:
+    """After each validation, report the key metric to the trial and prune where its pruner says
+    so. In a DDP group only rank 0 has the ``trial``: its decision reaches every rank."""
     import optuna
     from ignite.engine import Events
 
-    @evaluator.on(Events.EPOCH_COMPLETED)
-    def _report(engine):
+    from .ddp import from_main
+
+    def decide(engine) -> str | None:
         name = getattr(engine.state, "key_metric_name", None)
         value = engine.state.metrics.get(name) if name else None
-        if value is None or not math.isfinite(float(value)):
-            return
+        if trial is None or value is None or not math.isfinite(float(value)):
+            return None
         step = max(int(trainer.state.epoch), 1)
         trial.report(float(value), step)
         if step >= int(trainer.state.max_epochs or 0):
-            return  # the last validation: the value is final, so the trial completes, never pruned
-        if trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at epoch {step}: {name} = {float(value):.4f}")
+            return None  # the last validation: the value is final, so the trial completes, never pruned
+        return f"pruned at epoch {step}: {name} = {float(value):.4f}" if trial.should_prune() else None
+
+    @evaluator.on(Events.EPOCH_COMPLETED)
+    def _report(engine):
+        reason = from_main(decide(engine))
+        if reason:
+            raise optuna.TrialPruned(reason)
 
 
 def _epoch_lines(trainer, evaluator) -> None:

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
+from clara_hydra import procs
 from clara_hydra.errors import ClaraHydraError, SweepError, first_line
 from clara_hydra.logs import notice, warn
 from clara_hydra.paths import config_dirs
@@ -41,6 +42,7 @@ from clara_hydra.sweep.protocol import (
     ATTR_RESUMABLE,
     ATTR_WORKER_PID,
     ENV_CACHE_DIR,
+    ENV_NPROC,
     ENV_OBJECTIVES,
     ENV_PRUNER,
     ENV_RESULT,
@@ -519,7 +521,9 @@ class ClaraOptunaSweeperImpl:
                                        "postgresql://..., journal:PATH)")
         cuda = _cuda_count() > 0
         if not cuda:
-            notice(f"no CUDA: running {len(slots)} CPU worker(s)")
+            size = max(len(s) for s in slots)
+            notice(f"no CUDA: running {len(slots)} CPU worker(s)" + (", a trial of several GPUs in as many CPU "
+                                                                     "processes (DDP, gloo)" if size > 1 else ""))
         base = self._base_command()
         running: dict[int, tuple] = {}
         try:
@@ -555,10 +559,12 @@ class ClaraOptunaSweeperImpl:
                 elif slots[slot]:
                     env["CUDA_VISIBLE_DEVICES"] = ",".join(slots[slot])
                 # (a worker given as a count keeps the GPUs this process sees)
+                if len(slots[slot]) > 1:  # a trial of several GPUs trains with DDP (without CUDA: CPU processes)
+                    env[ENV_NPROC] = str(len(slots[slot]))
                 cmd = base + overrides + [f"hydra.run.dir={_quote(str(job_dir))}"]
                 logf = open(job_dir / "worker.log", "w")
                 proc = subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT, cwd=os.getcwd(),
-                                        preexec_fn=_die_with_parent)
+                                        preexec_fn=procs.die_with_parent)
                 trial.set_user_attr(ATTR_WORKER_PID, proc.pid)
                 self.events.job_started(trial.number, trial.params, self._space())
                 where = ("GPU " + ",".join(slots[slot]) if slots[slot] else "all GPUs") if cuda else "CPU"
@@ -570,7 +576,7 @@ class ClaraOptunaSweeperImpl:
                 if proc.poll() is None:
                     if self.trial_timeout is None or time.time() - start < self.trial_timeout:
                         continue
-                    _stop(proc)  # past its time limit (the job also stops itself, where it trains)
+                    procs.stop(proc)  # past its time limit (the job also stops itself, where it trains)
                     logf.close()
                     del running[slot]
                     self._tell(trial, "fail", reason=f"stopped at the trial time limit "
@@ -599,7 +605,7 @@ class ClaraOptunaSweeperImpl:
             if proc.poll() is None:
                 proc.terminate()  # all at once, then wait for each
         for trial, proc, _, _, logf in running.values():
-            _reap(proc)
+            procs.reap(proc)
             logf.close()
             self._interrupted(trial)
         running.clear()
@@ -815,31 +821,8 @@ def _tell(study: optuna.Study, trial: Any, **kwargs: Any) -> None:
             raise
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    _reap(proc)
-
-
-def _reap(proc: subprocess.Popen) -> None:
-    """Wait for a process told to terminate; kill it when it has not ended within 10 s."""
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
-
-
-def _die_with_parent() -> None:
-    """Linux: a worker gets SIGTERM when its sweep process dies, even by kill -9."""
-    try:
-        import ctypes
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
 
 
 def _quote(value: str) -> str:

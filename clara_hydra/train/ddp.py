@@ -1,0 +1,339 @@
+"""Multi-GPU trials: one job trains in N processes with PyTorch DistributedDataParallel.
+
+Clara trained with ``multi_gpu: true`` under ``torch.distributed.launch`` (v4) or ``mpirun``
+(v3). Here the job itself starts its ranks, torchrun-style (``RANK``, ``WORLD_SIZE``,
+``MASTER_ADDR``/``MASTER_PORT``, the ``env://`` process group), and watches them: when one
+fails, the others are stopped and the job fails with that rank's error. NCCL on CUDA (rank r on
+the r-th GPU the job sees), gloo on CPU processes.
+
+- How many: ``CLARA_HYDRA_NPROC`` (the sweeper's ``workers`` sets it to a worker's GPU count,
+  ``0,1:2,3`` -> 2), else all visible GPUs where the config says ``multi_gpu: true``, else one.
+- Data: each rank reads its share of the training list (MONAI's DistributedSampler, the batch
+  size is per process, as Clara's per-GPU batch) and of the validation list; MONAI's metrics
+  gather every rank's values, so the key metric is over the whole validation list, as in one
+  process.
+- Rank 0 alone writes checkpoints, TensorBoard, the resume point and the epoch lines, and
+  reports to the Optuna trial (through the job, which holds it: :class:`Relay`); its pruning
+  decision is broadcast, so every rank stops at the same epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+from ..errors import ClaraHydraError, TrainingError
+from ..logs import notice
+from ..sweep.protocol import ENV_NPROC, ENV_RESULT
+
+GRACE_AFTER_END = 30.0  # seconds the other ranks get to end after one ended cleanly
+GRACE_AFTER_FAILURE = 2.0  # ... after one failed
+JOB_FOLDER = ".ddp"  # in the run folder: the job's description and each rank's outcome
+ENV_RELAY = "CLARA_HYDRA_DDP_RELAY"  # rank 0: the address of the job's trial relay
+ENV_RELAY_KEY = "CLARA_HYDRA_DDP_RELAY_KEY"
+
+
+# -- in any process ------------------------------------------------------------------------------
+def rank() -> int:
+    import torch.distributed as dist
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def world() -> int:
+    import torch.distributed as dist
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def from_main(value: Any) -> Any:
+    """Rank 0's ``value`` on every rank (a pruning decision)."""
+    if world() == 1:
+        return value
+    import torch.distributed as dist
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def wrap(network, device: str):
+    """The training network in DistributedDataParallel (its parameters start as rank 0's)."""
+    import torch
+    from torch.nn.parallel import DistributedDataParallel
+    if device == "cuda":
+        return DistributedDataParallel(network, device_ids=[torch.cuda.current_device()])
+    return DistributedDataParallel(network)
+
+
+def unwrapped(network):
+    """The network inside a DistributedDataParallel (a checkpoint holds the plain network's keys)."""
+    return getattr(network, "module", network)
+
+
+# -- the job -------------------------------------------------------------------------------------
+def processes(tree: dict) -> int:
+    """How many processes the job trains in (see the module's text)."""
+    import torch
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    given = os.environ.get(ENV_NPROC, "").strip()
+    if given:
+        if not given.isdigit() or int(given) < 1:
+            raise TrainingError(f"{ENV_NPROC} must be a whole number of processes, at least 1; got '{given}'",
+                                location=ENV_NPROC, hint=f"unset it, or set {ENV_NPROC}=2")
+        n = int(given)
+        if gpus and n > gpus:
+            raise TrainingError(f"{ENV_NPROC}={n} processes, but this job sees {gpus} GPU(s)", location=ENV_NPROC,
+                                hint="one process per GPU: give the job more GPUs (CUDA_VISIBLE_DEVICES, the "
+                                     "sweeper's workers) or fewer processes")
+        return n
+    if tree.get("multi_gpu") is True:
+        if gpus >= 2:
+            return gpus
+        notice(f"multi_gpu is true, but this job sees {gpus or 'no'} GPU{'' if gpus == 1 else 's'}: training in one "
+               f"process ({ENV_NPROC}=N trains in N processes{'' if gpus else ', gloo on the CPU'})")
+    return 1
+
+
+def launch(tree: dict, *, config_file: str | None, run_dir: str, trial, objectives: list[str] | None,
+           nproc: int, progress: bool = True) -> Any:
+    """Train ``tree`` in ``nproc`` processes; give rank 0's result (raise its error, or the first
+    failing rank's)."""
+    import torch
+    folder = os.path.join(run_dir, JOB_FOLDER)
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):
+        os.remove(os.path.join(folder, name))  # never read an outcome of an earlier run
+    job = {"tree": tree, "config_file": config_file, "run_dir": run_dir, "objectives": objectives,
+           "progress": progress, "sweep": trial is not None,
+           "directions": len(trial.study.directions) if trial is not None else 1}
+    job_file = os.path.join(folder, "job.json")
+    with open(job_file, "w") as fh:
+        json.dump(job, fh)
+    cuda = torch.cuda.is_available()
+    backend = f"NCCL on {nproc} GPUs" if cuda else "gloo on the CPU"
+    notice(f"training in {nproc} processes (DistributedDataParallel, {backend})")
+    relay = Relay(trial) if trial is not None else None
+    port = _free_port()
+    procs: list[subprocess.Popen] = []
+    logs = []
+    from ..procs import die_with_parent, stop
+    try:
+        for r in range(nproc):
+            env = dict(os.environ, RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE=str(nproc), LOCAL_WORLD_SIZE=str(nproc),
+                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+            env["PYTHONPATH"] = os.pathsep.join([_package_root()] + [p for p in [env.get("PYTHONPATH")] if p])
+            env.pop(ENV_RESULT, None)  # the job answers the sweep, not its ranks
+            env.pop(ENV_NPROC, None)
+            if relay is not None and r == 0:
+                env[ENV_RELAY], env[ENV_RELAY_KEY] = relay.address, relay.key.hex()
+            out = None
+            if r > 0:  # rank 0 prints to the job's console and train.log; the others to their own log
+                out = open(os.path.join(run_dir, f"rank{r}.log"), "w")
+                logs.append(out)
+            procs.append(subprocess.Popen([sys.executable, "-m", "clara_hydra.train.ddp", job_file], env=env,
+                                          stdout=out, stderr=subprocess.STDOUT if out else None,
+                                          preexec_fn=die_with_parent))
+        first_failed = _watch(procs)
+    except BaseException:
+        for p in procs:
+            stop(p)
+        raise
+    finally:
+        for fh in logs:
+            fh.close()
+        if relay is not None:
+            relay.close()
+    return _outcome(folder, run_dir, procs, first_failed)
+
+
+def _watch(procs: list[subprocess.Popen]) -> int | None:
+    """Wait for every rank. Once one has ended the others get a little time to end too (a clean
+    end, a pruned trial, ends every rank within moments); after it they are stopped: a rank that
+    failed leaves the others waiting for it in their next collective, forever. Gives the rank
+    that failed first (None: none failed)."""
+    from ..procs import stop
+    first: int | None = None
+    deadline: float | None = None
+    while any(p.poll() is None for p in procs):
+        for r, p in enumerate(procs):
+            code = p.poll()
+            if code is None:
+                continue
+            if first is None and code != 0:
+                first = r
+            grace = GRACE_AFTER_FAILURE if code != 0 else GRACE_AFTER_END
+            deadline = min(deadline or math.inf, time.time() + grace)
+        if deadline is not None and time.time() > deadline:
+            for p in procs:
+                stop(p)
+        time.sleep(0.1)
+    if first is None:
+        first = next((r for r, p in enumerate(procs) if p.returncode != 0), None)
+    return first
+
+
+def _outcome(folder: str, run_dir: str, procs: list[subprocess.Popen], first_failed: int | None) -> Any:
+    outcomes = {}
+    for r in range(len(procs)):
+        try:
+            with open(os.path.join(folder, f"rank{r}.json")) as fh:
+                outcomes[r] = json.load(fh)
+        except (OSError, ValueError):
+            pass
+    main = outcomes.get(0, {})
+    if all(outcomes.get(r, {}).get("state") == "complete" for r in range(len(procs))):
+        return main["value"]  # (whatever a process's teardown did after it wrote its outcome)
+    if main.get("state") == "pruned":
+        import optuna
+        raise optuna.TrialPruned(main.get("reason", "pruned"))
+    order = ([first_failed] if first_failed is not None else []) + list(range(len(procs)))
+    for r in order:
+        got = outcomes.get(r)
+        if got and got.get("state") == "error":
+            from .. import errors
+            cls = getattr(errors, got.get("class", ""), None)
+            cls = cls if isinstance(cls, type) and issubclass(cls, ClaraHydraError) else TrainingError
+            raise cls(got["message"], location=got.get("location"), hint=got.get("hint"), file=got.get("file"))
+    r = first_failed if first_failed is not None else 0
+    log = "the job's log" if r == 0 else os.path.join(run_dir, f"rank{r}.log")
+    raise TrainingError(f"training process {r} of {len(procs)} exited with code {procs[r].returncode} and no "
+                        f"outcome", location="train", hint=f"see {log}")
+
+
+def _package_root() -> str:
+    """Where this clara_hydra is imported from: the ranks import the same one."""
+    import clara_hydra
+    return os.path.dirname(os.path.dirname(os.path.abspath(clara_hydra.__file__)))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Relay:
+    """The job holds the Optuna trial (live in the sweep's process, or reopened from the storage);
+    rank 0 reports to it and asks whether to prune through this local socket."""
+
+    def __init__(self, trial) -> None:
+        from multiprocessing.connection import Listener
+        self.trial = trial
+        self.key = secrets.token_bytes(16)
+        self.listener = Listener(family="AF_UNIX", authkey=self.key)
+        self.address = str(self.listener.address)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            conn = self.listener.accept()
+        except OSError:  # closed before rank 0 connected
+            return
+        with conn:
+            while True:
+                try:
+                    message = conn.recv()
+                except (EOFError, OSError):
+                    return
+                kind, args = message[0], message[1:]
+                if kind == "report":
+                    self.trial.report(*args)
+                elif kind == "should_prune":
+                    conn.send(bool(self.trial.should_prune()))
+                elif kind == "attr":
+                    self.trial.set_user_attr(*args)
+
+    def close(self) -> None:
+        try:
+            self.listener.close()
+        except OSError:
+            pass
+
+
+class RelayedTrial:
+    """What rank 0 sees of the job's trial: report, should_prune, set_user_attr."""
+
+    def __init__(self, address: str, key: bytes, directions: int) -> None:
+        from multiprocessing.connection import Client
+        from types import SimpleNamespace
+        self._conn = Client(address, family="AF_UNIX", authkey=key)
+        self.study = SimpleNamespace(directions=[None] * directions)
+
+    def report(self, value: float, step: int) -> None:
+        self._conn.send(("report", float(value), int(step)))
+
+    def should_prune(self) -> bool:
+        self._conn.send(("should_prune",))
+        return bool(self._conn.recv())
+
+    def set_user_attr(self, key: str, value: Any) -> None:
+        self._conn.send(("attr", key, value))
+
+
+# -- a rank --------------------------------------------------------------------------------------
+def _write(folder: str, r: int, outcome: dict) -> None:
+    path = os.path.join(folder, f"rank{r}.json")
+    with open(path + ".tmp", "w") as fh:
+        json.dump(outcome, fh)
+    os.replace(path + ".tmp", path)
+
+
+def main(job_file: str) -> int:
+    """One rank of a job (``python -m clara_hydra.train.ddp JOB``, started by :func:`launch`)."""
+    from datetime import timedelta
+
+    with open(job_file) as fh:
+        job = json.load(fh)
+    r, folder = int(os.environ["RANK"]), os.path.dirname(job_file)
+    from ..logs import quiet, to_console_and_file
+    to_console_and_file(os.path.join(job["run_dir"], "train.log") if r == 0 else None, console=r == 0)
+    quiet()
+    import torch
+    import torch.distributed as dist
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(minutes=30))
+    import ignite.distributed as idist
+    idist.sync()  # ignite's view of the group is made with a collective: on every rank now, not in rank 0's savers
+    trial = None
+    if r == 0 and os.environ.get(ENV_RELAY):
+        trial = RelayedTrial(os.environ[ENV_RELAY], bytes.fromhex(os.environ[ENV_RELAY_KEY]), job["directions"])
+    from .run import train
+    try:
+        value = train(job["tree"], config_file=job["config_file"], run_dir=job["run_dir"],
+                      progress=job["progress"] and r == 0, trial=trial, objectives=job["objectives"],
+                      sweep=job["sweep"], directions=job["directions"])
+        _write(folder, r, {"state": "complete", "value": value})
+        dist.barrier()  # no rank leaves the group while another still uses it
+        return 0
+    except ClaraHydraError as exc:
+        _write(folder, r, {"state": "error", "class": type(exc).__name__, "message": exc.message,
+                           "location": exc.location, "hint": exc.hint, "file": exc.file})
+        return 1
+    except Exception as exc:
+        if type(exc).__name__ == "TrialPruned":
+            _write(folder, r, {"state": "pruned", "reason": str(exc)})
+            return 0
+        _write(folder, r, {"state": "error", "class": "TrainingError", "location": "train",
+                           "message": f"training failed: {type(exc).__name__}: {exc}".splitlines()[0],
+                           "hint": "set CLARA_HYDRA_FULL_ERROR=1 for the traceback"})
+        if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
+            raise
+        return 1
+    finally:
+        try:
+            dist.destroy_process_group()
+        except Exception:  # noqa: BLE001 - a failed collective may have broken the group already
+            pass
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,93 @@
+"""Multi-process trials (DDP): ``multi_gpu: true`` / ``CLARA_HYDRA_NPROC`` / a worker of several
+GPUs trains in that many processes. Without CUDA the same path runs gloo CPU processes, and
+these tests use it, from an MMAR outside the clone with the real commands."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import one_error, run_cli
+from test_mmar import clara_train, logged_best, make_mmar, trials
+
+pytestmark = pytest.mark.slow
+
+NPROC = "CLARA_HYDRA_NPROC"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict:
+    """3 validation cases: 2 processes validate 2 and 1 of them (uneven shares)."""
+    out = tmp_path_factory.mktemp("data")
+    proc = run_cli("synth-data", out, "--shape", "32", "32", "32", "--train", "4", "--val", "3")
+    assert proc.returncode == 0, proc.stderr
+    env = json.loads((out / "environment.json").read_text())
+    return {"DATA_ROOT": env["DATA_ROOT"], "DATASET_JSON": env["DATASET_JSON"]}
+
+
+@pytest.fixture
+def mmar(tmp_path, data) -> Path:
+    return make_mmar(tmp_path / "spleen_mmar", data)
+
+
+def test_two_processes_give_the_key_metric_one_process_computes(tmp_path, mmar):
+    """The key metric of a 2-process run is over the whole validation list (every rank's cases
+    gathered): validating its checkpoint in one process gives the same value. Rank 0 alone
+    writes the checkpoint and the epoch lines."""
+    run = tmp_path / "run"
+    proc = run_cli("train", "--mmar", mmar, f"hydra.run.dir={run}", cwd=tmp_path, env={NPROC: "2"}, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "training in 2 processes (DistributedDataParallel, gloo on the CPU)" in proc.stdout
+    value = json.loads((run / ".ddp" / "rank0.json").read_text())["value"]  # (what the job returns, in full)
+    assert f"key metric = {value:.4f}" in proc.stdout
+    log = (run / "train.log").read_text()
+    assert len(re.findall(r"epoch 2/2", log)) == 1 and (run / "rank1.log").is_file()
+    (ckpt,) = (run / "models").glob("*.pt")  # (one writer)
+    check = run_cli("validate", "--mmar", mmar, f"MMAR_CKPT='{ckpt}'",
+                    f"hydra.run.dir={tmp_path / 'val'}", cwd=tmp_path, timeout=300)
+    assert check.returncode == 0, check.stderr[-3000:]
+    assert "validated 3 case(s)" in check.stdout
+    metrics = (tmp_path / "val" / "eval" / "metrics.csv").read_text()
+    assert float(metrics.split("val_mean_dice,")[1].split()[0]) == pytest.approx(value, abs=1e-6)
+
+
+def test_a_sweep_of_two_process_trials_completes_and_prunes(tmp_path, mmar):
+    """workers='0,1' without CUDA: each trial trains in 2 CPU processes. Rank 0 reports to the
+    trial, the pruner's decision stops both ranks, the sweep records each outcome. (epochs=1:
+    its only validation is final, never pruned; epochs=2: pruned at epoch 1. The config's own
+    search is left out, so that the two trials are these two.)"""
+    sweep_dir = tmp_path / "sweep"
+    proc = clara_train("--mmar", mmar, "-m", "hydra.sweeper.params=null", "epochs=choice(1,2)",
+                       "hydra.sweeper.workers='0,1'",
+                       "hydra.sweeper.pruner={_target_: optuna.pruners.ThresholdPruner, lower: 2.0}",
+                       "hydra.sweeper.export_best=false", f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}",
+                       f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path / "work")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    rows = {r["epochs"]: r for r in trials(sweep_dir)}
+    assert {e: r["state"] for e, r in rows.items()} == {"1": "complete", "2": "pruned"}, rows
+    done, pruned = Path(rows["1"]["job_dir"]), Path(rows["2"]["job_dir"])
+    assert float(rows["1"]["value"]) == pytest.approx(logged_best(done / "train.log"), abs=1e-4)
+    assert "pruned at epoch 1" in rows["2"]["reason"]
+    assert "training in 2 processes" in (pruned / "worker.log").read_text()
+    assert "Traceback" not in (pruned / "rank1.log").read_text()
+    rank1 = json.loads((pruned / ".ddp" / "rank1.json").read_text())  # rank 1 got rank 0's decision
+    assert rank1 == {"state": "pruned", "reason": rows["2"]["reason"]}, rank1
+
+
+def test_a_failure_in_one_process_ends_the_run_with_its_reason(tmp_path, data):
+    """One training case is NaN: the process that gets it fails; the other, waiting for it in
+    the gradients' all-reduce, is stopped; the run ends with that process's one line."""
+    import nibabel as nib
+    import numpy as np
+    dataset = json.loads(Path(data["DATASET_JSON"]).read_text())
+    bad = tmp_path / "nan.nii.gz"
+    vol = nib.load(Path(data["DATA_ROOT"]) / dataset["training"][0]["image"])
+    nib.save(nib.Nifti1Image(np.full(vol.shape, np.nan, dtype=np.float32), vol.affine), bad)
+    dataset["training"][0]["image"] = str(bad)
+    (tmp_path / "dataset.json").write_text(json.dumps(dataset))
+    mmar = make_mmar(tmp_path / "mmar", dict(data, DATASET_JSON=str(tmp_path / "dataset.json")))
+    proc = run_cli("train", "--mmar", mmar, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, env={NPROC: "2"},
+                   timeout=300)
+    assert "train.loss: the loss is nan at epoch 1" in one_error(proc)
