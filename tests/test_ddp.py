@@ -32,32 +32,13 @@ def mmar(tmp_path, data) -> Path:
     return make_mmar(tmp_path / "spleen_mmar", data)
 
 
-def test_two_processes_give_the_key_metric_one_process_computes(tmp_path, mmar):
-    """The key metric of a 2-process run is over the whole validation list (every rank's cases
-    gathered): validating its checkpoint in one process gives the same value. Rank 0 alone
-    writes the checkpoint and the epoch lines."""
-    run = tmp_path / "run"
-    proc = run_cli("train", "--mmar", mmar, f"hydra.run.dir={run}", cwd=tmp_path, env={NPROC: "2"}, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    assert "training in 2 processes (DistributedDataParallel, gloo on the CPU)" in proc.stdout
-    value = json.loads((run / ".ddp" / "rank0.json").read_text())["value"]  # (what the job returns, in full)
-    assert f"key metric = {value:.4f}" in proc.stdout
-    log = (run / "train.log").read_text()
-    assert len(re.findall(r"epoch 2/2", log)) == 1 and (run / "rank1.log").is_file()
-    (ckpt,) = (run / "models").glob("*.pt")  # (one writer)
-    check = run_cli("validate", "--mmar", mmar, f"MMAR_CKPT='{ckpt}'",
-                    f"hydra.run.dir={tmp_path / 'val'}", cwd=tmp_path, timeout=300)
-    assert check.returncode == 0, check.stderr[-3000:]
-    assert "validated 3 case(s)" in check.stdout
-    metrics = (tmp_path / "val" / "eval" / "metrics.csv").read_text()
-    assert float(metrics.split("val_mean_dice,")[1].split()[0]) == pytest.approx(value, abs=1e-6)
-
-
 def test_a_sweep_of_two_process_trials_completes_and_prunes(tmp_path, mmar):
     """workers='0,1' without CUDA: each trial trains in 2 CPU processes. Rank 0 reports to the
     trial, the pruner's decision stops both ranks, the sweep records each outcome. (epochs=1:
     its only validation is final, never pruned; epochs=2: pruned at epoch 1. The config's own
-    search is left out, so that the two trials are these two.)"""
+    search is left out, so that the two trials are these two.) The completed trial's value is
+    over the whole validation list (every rank's cases gathered): validating its checkpoint in
+    one process gives the same value. Rank 0 alone writes the checkpoint and the epoch lines."""
     sweep_dir = tmp_path / "sweep"
     proc = clara_train("--mmar", mmar, "-m", "hydra.sweeper.params=null", "epochs=choice(1,2)",
                        "hydra.sweeper.workers='0,1'",
@@ -68,12 +49,23 @@ def test_a_sweep_of_two_process_trials_completes_and_prunes(tmp_path, mmar):
     rows = {r["epochs"]: r for r in trials(sweep_dir)}
     assert {e: r["state"] for e, r in rows.items()} == {"1": "complete", "2": "pruned"}, rows
     done, pruned = Path(rows["1"]["job_dir"]), Path(rows["2"]["job_dir"])
-    assert float(rows["1"]["value"]) == pytest.approx(logged_best(done / "train.log"), abs=1e-4)
     assert "pruned at epoch 1" in rows["2"]["reason"]
-    assert "training in 2 processes" in (pruned / "worker.log").read_text()
-    assert "Traceback" not in (pruned / "rank1.log").read_text()
+    for job in (done, pruned):
+        assert "training in 2 processes (DistributedDataParallel, gloo on the CPU)" in (job / "worker.log").read_text()
+        assert "Traceback" not in (job / "rank1.log").read_text()
     rank1 = json.loads((pruned / ".ddp" / "rank1.json").read_text())  # rank 1 got rank 0's decision
-    assert rank1 == {"state": "pruned", "reason": rows["2"]["reason"]}, rank1
+    assert (rank1["state"], rank1["reason"]) == ("pruned", rows["2"]["reason"]), rank1
+
+    value = float(rows["1"]["value"])
+    assert value == pytest.approx(logged_best(done / "train.log"), abs=1e-4)
+    assert len(re.findall(r"epoch 1/1", (done / "train.log").read_text())) == 1
+    (ckpt,) = (done / "models").glob("*.pt")  # (one writer)
+    check = run_cli("validate", "--mmar", mmar, f"MMAR_CKPT='{ckpt}'", f"hydra.run.dir={tmp_path / 'val'}",
+                    cwd=tmp_path, timeout=300)
+    assert check.returncode == 0, check.stderr[-3000:]
+    assert "validated 3 case(s)" in check.stdout
+    metrics = (tmp_path / "val" / "eval" / "metrics.csv").read_text()
+    assert float(metrics.split("val_mean_dice,")[1].split()[0]) == pytest.approx(value, abs=1e-6)
 
 
 def test_a_failure_in_one_process_ends_the_run_with_its_reason(tmp_path, data):

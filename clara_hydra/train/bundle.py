@@ -172,7 +172,8 @@ class Builder:
     def _distributed(self, sec: str) -> None:
         """A DDP rank: its share of the section's data (MONAI's DistributedSampler: training
         shuffled as the config asks, every rank the same number of batches; validation each case
-        once), and on ranks other than 0 no handler that writes files or logs (rank 0 writes them)."""
+        once), checkpoints loaded to the CPU first, and on ranks other than 0 no handler that
+        writes files or logs (rank 0 writes them)."""
         b = self.bundle[sec]
         dl = b.get("dataloader")
         data = b["dataset"].get("data") if isinstance(b.get("dataset"), dict) else None
@@ -181,11 +182,17 @@ class Builder:
                              f"one", location=f"{sec}.dataset",
                              hint="train in fewer processes (CLARA_HYDRA_NPROC, the worker's GPUs) or give the "
                                   "datalist more cases")
-        if isinstance(dl, dict) and "sampler" not in dl:
+        if isinstance(dl, dict) and "sampler" in dl:
+            notice(f"{sec}.dataloader: the config's own sampler is kept, so every one of the {self.world} "
+                   f"processes reads all of the data (remove it to give each process its share)")
+        elif isinstance(dl, dict):
             shuffle = dl.get("shuffle", False)
             dl["shuffle"] = False  # (the sampler shuffles)
             dl["sampler"] = {"_target_": "monai.data.DistributedSampler", "dataset": ref(sec, "dataloader", "dataset"),
                              "shuffle": shuffle, "even_divisible": sec == "train"}
+        for h in b.get("handlers") or []:  # (a checkpoint saved on GPU 0 would load there in every process)
+            if isinstance(h, dict) and str(h.get("_target_", "")).endswith("CheckpointLoader"):
+                h.setdefault("map_location", "cpu")
         if self.rank > 0 and isinstance(b.get("handlers"), list):
             b["handlers"] = [h for h in b["handlers"] if not (isinstance(h, dict)
                              and str(h.get("_target_", "")).rsplit(".", 1)[-1] in RANK0_HANDLERS)]

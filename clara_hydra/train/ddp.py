@@ -1,10 +1,11 @@
 """Multi-GPU trials: one job trains in N processes with PyTorch DistributedDataParallel.
 
 Clara trained with ``multi_gpu: true`` under ``torch.distributed.launch`` (v4) or ``mpirun``
-(v3). Here the job itself starts its ranks, torchrun-style (``RANK``, ``WORLD_SIZE``,
-``MASTER_ADDR``/``MASTER_PORT``, the ``env://`` process group), and watches them: when one
-fails, the others are stopped and the job fails with that rank's error. NCCL on CUDA (rank r on
-the r-th GPU the job sees), gloo on CPU processes.
+(v3). Here the job itself starts its ranks, torchrun-style (``RANK``, ``LOCAL_RANK``,
+``WORLD_SIZE``; the rendezvous is a file in the run folder, so parallel trials never race for
+a port), and watches them: when one fails, the others are stopped and the job fails with the
+error of the rank that failed first. NCCL on CUDA (rank r on the r-th GPU the job sees), gloo
+on CPU processes. The ranks keep the job's environment (a sweep worker's shared data cache).
 
 - How many: ``CLARA_HYDRA_NPROC`` (the sweeper's ``workers`` sets it to a worker's GPU count,
   ``0,1:2,3`` -> 2), else all visible GPUs where the config says ``multi_gpu: true``, else one.
@@ -23,7 +24,6 @@ import json
 import math
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -32,7 +32,7 @@ from typing import Any
 
 from ..errors import ClaraHydraError, TrainingError
 from ..logs import notice
-from ..sweep.protocol import ENV_NPROC, ENV_RESULT
+from ..sweep.protocol import ENV_NPROC
 
 GRACE_AFTER_END = 30.0  # seconds the other ranks get to end after one ended cleanly
 GRACE_AFTER_FAILURE = 2.0  # ... after one failed
@@ -71,6 +71,14 @@ def wrap(network, device: str):
     return DistributedDataParallel(network)
 
 
+def same_buffers(network) -> None:
+    """Rank 0's buffers (BatchNorm running statistics) on every rank: DDP syncs them only before a
+    training step, and each rank's last step updated its own; validation scores one model."""
+    import torch.distributed as dist
+    for buffer in unwrapped(network).buffers():
+        dist.broadcast(buffer, src=0)
+
+
 def unwrapped(network):
     """The network inside a DistributedDataParallel (a checkpoint holds the plain network's keys)."""
     return getattr(network, "module", network)
@@ -102,13 +110,13 @@ def processes(tree: dict) -> int:
 
 def launch(tree: dict, *, config_file: str | None, run_dir: str, trial, objectives: list[str] | None,
            nproc: int, progress: bool = True) -> Any:
-    """Train ``tree`` in ``nproc`` processes; give rank 0's result (raise its error, or the first
-    failing rank's)."""
+    """Train ``tree`` in ``nproc`` processes; give rank 0's result (raise the error of the rank
+    that failed first)."""
     import torch
     folder = os.path.join(run_dir, JOB_FOLDER)
     os.makedirs(folder, exist_ok=True)
     for name in os.listdir(folder):
-        os.remove(os.path.join(folder, name))  # never read an outcome of an earlier run
+        os.remove(os.path.join(folder, name))  # never read an outcome (or a rendezvous file) of an earlier run
     job = {"tree": tree, "config_file": config_file, "run_dir": run_dir, "objectives": objectives,
            "progress": progress, "sweep": trial is not None,
            "directions": len(trial.study.directions) if trial is not None else 1}
@@ -119,17 +127,16 @@ def launch(tree: dict, *, config_file: str | None, run_dir: str, trial, objectiv
     backend = f"NCCL on {nproc} GPUs" if cuda else "gloo on the CPU"
     notice(f"training in {nproc} processes (DistributedDataParallel, {backend})")
     relay = Relay(trial) if trial is not None else None
-    port = _free_port()
     procs: list[subprocess.Popen] = []
     logs = []
     from ..procs import die_with_parent, stop
     try:
         for r in range(nproc):
-            env = dict(os.environ, RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE=str(nproc), LOCAL_WORLD_SIZE=str(nproc),
-                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+            env = dict(os.environ, RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE=str(nproc), LOCAL_WORLD_SIZE=str(nproc))
             env["PYTHONPATH"] = os.pathsep.join([_package_root()] + [p for p in [env.get("PYTHONPATH")] if p])
-            env.pop(ENV_RESULT, None)  # the job answers the sweep, not its ranks
             env.pop(ENV_NPROC, None)
+            if not cuda:  # (as torchrun: CPU processes share the cores instead of each taking all of them)
+                env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
             if relay is not None and r == 0:
                 env[ENV_RELAY], env[ENV_RELAY_KEY] = relay.address, relay.key.hex()
             out = None
@@ -139,7 +146,7 @@ def launch(tree: dict, *, config_file: str | None, run_dir: str, trial, objectiv
             procs.append(subprocess.Popen([sys.executable, "-m", "clara_hydra.train.ddp", job_file], env=env,
                                           stdout=out, stderr=subprocess.STDOUT if out else None,
                                           preexec_fn=die_with_parent))
-        first_failed = _watch(procs)
+        _watch(procs, folder)
     except BaseException:
         for p in procs:
             stop(p)
@@ -149,58 +156,55 @@ def launch(tree: dict, *, config_file: str | None, run_dir: str, trial, objectiv
             fh.close()
         if relay is not None:
             relay.close()
-    return _outcome(folder, run_dir, procs, first_failed)
+    return _outcome(folder, run_dir, procs)
 
 
-def _watch(procs: list[subprocess.Popen]) -> int | None:
-    """Wait for every rank. Once one has ended the others get a little time to end too (a clean
-    end, a pruned trial, ends every rank within moments); after it they are stopped: a rank that
-    failed leaves the others waiting for it in their next collective, forever. Gives the rank
-    that failed first (None: none failed)."""
+def _outcomes(folder: str, n: int) -> dict[int, dict]:
+    out = {}
+    for r in range(n):
+        try:
+            with open(os.path.join(folder, f"rank{r}.json")) as fh:
+                out[r] = json.load(fh)
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def _watch(procs: list[subprocess.Popen], folder: str) -> None:
+    """Wait for every rank. Once one has ended or written an error, the others get a little time
+    to end too (a clean end, a pruned trial, ends every rank within moments); after it they are
+    stopped: a rank that failed leaves the others waiting for it in their next collective."""
     from ..procs import stop
-    first: int | None = None
     deadline: float | None = None
     while any(p.poll() is None for p in procs):
-        for r, p in enumerate(procs):
+        failed = any(o.get("state") == "error" for o in _outcomes(folder, len(procs)).values())
+        for p in procs:
             code = p.poll()
-            if code is None:
-                continue
-            if first is None and code != 0:
-                first = r
-            grace = GRACE_AFTER_FAILURE if code != 0 else GRACE_AFTER_END
-            deadline = min(deadline or math.inf, time.time() + grace)
+            if code is not None or failed:
+                grace = GRACE_AFTER_FAILURE if failed or code != 0 else GRACE_AFTER_END
+                deadline = min(deadline or math.inf, time.time() + grace)
         if deadline is not None and time.time() > deadline:
             for p in procs:
                 stop(p)
         time.sleep(0.1)
-    if first is None:
-        first = next((r for r, p in enumerate(procs) if p.returncode != 0), None)
-    return first
 
 
-def _outcome(folder: str, run_dir: str, procs: list[subprocess.Popen], first_failed: int | None) -> Any:
-    outcomes = {}
-    for r in range(len(procs)):
-        try:
-            with open(os.path.join(folder, f"rank{r}.json")) as fh:
-                outcomes[r] = json.load(fh)
-        except (OSError, ValueError):
-            pass
+def _outcome(folder: str, run_dir: str, procs: list[subprocess.Popen]) -> Any:
+    outcomes = _outcomes(folder, len(procs))
     main = outcomes.get(0, {})
     if all(outcomes.get(r, {}).get("state") == "complete" for r in range(len(procs))):
         return main["value"]  # (whatever a process's teardown did after it wrote its outcome)
     if main.get("state") == "pruned":
         import optuna
         raise optuna.TrialPruned(main.get("reason", "pruned"))
-    order = ([first_failed] if first_failed is not None else []) + list(range(len(procs)))
-    for r in order:
-        got = outcomes.get(r)
-        if got and got.get("state") == "error":
-            from .. import errors
-            cls = getattr(errors, got.get("class", ""), None)
-            cls = cls if isinstance(cls, type) and issubclass(cls, ClaraHydraError) else TrainingError
-            raise cls(got["message"], location=got.get("location"), hint=got.get("hint"), file=got.get("file"))
-    r = first_failed if first_failed is not None else 0
+    errors = sorted((o.get("time", math.inf), r) for r, o in outcomes.items() if o.get("state") == "error")
+    if errors:  # the first: the others are what its end did to them ("Connection closed by peer")
+        got = outcomes[errors[0][1]]
+        from .. import errors as E
+        cls = getattr(E, got.get("class", ""), None)
+        cls = cls if isinstance(cls, type) and issubclass(cls, ClaraHydraError) else TrainingError
+        raise cls(got["message"], location=got.get("location"), hint=got.get("hint"), file=got.get("file"))
+    r = next((r for r, p in enumerate(procs) if p.returncode != 0), 0)
     log = "the job's log" if r == 0 else os.path.join(run_dir, f"rank{r}.log")
     raise TrainingError(f"training process {r} of {len(procs)} exited with code {procs[r].returncode} and no "
                         f"outcome", location="train", hint=f"see {log}")
@@ -212,15 +216,10 @@ def _package_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(clara_hydra.__file__)))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Relay:
     """The job holds the Optuna trial (live in the sweep's process, or reopened from the storage);
-    rank 0 reports to it and asks whether to prune through this local socket."""
+    rank 0 reports to it and asks whether to prune through this local socket. Each request is
+    answered (the trial's error too, which rank 0 raises), so no report is lost when rank 0 ends."""
 
     def __init__(self, trial) -> None:
         from multiprocessing.connection import Listener
@@ -228,6 +227,7 @@ class Relay:
         self.key = secrets.token_bytes(16)
         self.listener = Listener(family="AF_UNIX", authkey=self.key)
         self.address = str(self.listener.address)
+        self.connected = False
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -236,21 +236,34 @@ class Relay:
             conn = self.listener.accept()
         except OSError:  # closed before rank 0 connected
             return
+        self.connected = True
         with conn:
             while True:
                 try:
-                    message = conn.recv()
+                    kind, *args = conn.recv()
                 except (EOFError, OSError):
                     return
-                kind, args = message[0], message[1:]
-                if kind == "report":
-                    self.trial.report(*args)
-                elif kind == "should_prune":
-                    conn.send(bool(self.trial.should_prune()))
-                elif kind == "attr":
-                    self.trial.set_user_attr(*args)
+                try:
+                    if kind == "report":
+                        answer: Any = self.trial.report(*args)
+                    elif kind == "should_prune":
+                        answer = bool(self.trial.should_prune())
+                    else:
+                        answer = self.trial.set_user_attr(*args)
+                    conn.send(("ok", answer))
+                except Exception as exc:  # noqa: BLE001 - the storage's error goes to rank 0, which fails with it
+                    conn.send(("error", f"{type(exc).__name__}: {exc}".splitlines()[0]))
 
     def close(self) -> None:
+        """After the ranks ended: wake an ``accept`` that rank 0 never reached, and wait for the
+        last answer to be sent."""
+        if not self.connected:
+            try:
+                from multiprocessing.connection import Client
+                Client(self.address, family="AF_UNIX", authkey=self.key).close()
+            except Exception:  # noqa: BLE001 - (it connected meanwhile: it is gone, so the thread ends)
+                pass
+        self.thread.join(timeout=10)
         try:
             self.listener.close()
         except OSError:
@@ -266,22 +279,29 @@ class RelayedTrial:
         self._conn = Client(address, family="AF_UNIX", authkey=key)
         self.study = SimpleNamespace(directions=[None] * directions)
 
+    def _ask(self, *message: Any) -> Any:
+        self._conn.send(message)
+        status, answer = self._conn.recv()
+        if status != "ok":
+            raise TrainingError(f"cannot report to the trial: {answer}", location="hydra.sweeper.storage",
+                                hint="check that the sweep's storage is reachable from this machine")
+        return answer
+
     def report(self, value: float, step: int) -> None:
-        self._conn.send(("report", float(value), int(step)))
+        self._ask("report", float(value), int(step))
 
     def should_prune(self) -> bool:
-        self._conn.send(("should_prune",))
-        return bool(self._conn.recv())
+        return bool(self._ask("should_prune"))
 
     def set_user_attr(self, key: str, value: Any) -> None:
-        self._conn.send(("attr", key, value))
+        self._ask("attr", key, value)
 
 
 # -- a rank --------------------------------------------------------------------------------------
 def _write(folder: str, r: int, outcome: dict) -> None:
     path = os.path.join(folder, f"rank{r}.json")
     with open(path + ".tmp", "w") as fh:
-        json.dump(outcome, fh)
+        json.dump(dict(outcome, time=time.time()), fh)  # (the first error is the cause, the others its effects)
     os.replace(path + ".tmp", path)
 
 
@@ -300,7 +320,9 @@ def main(job_file: str) -> int:
     cuda = torch.cuda.is_available()
     if cuda:
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-    dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(minutes=30))
+    # the rendezvous is a file of the run (no port to race for with other trials' ranks)
+    dist.init_process_group("nccl" if cuda else "gloo", init_method=f"file://{os.path.join(folder, 'rendezvous')}",
+                            rank=r, world_size=int(os.environ["WORLD_SIZE"]), timeout=timedelta(minutes=30))
     import ignite.distributed as idist
     idist.sync()  # ignite's view of the group is made with a collective: on every rank now, not in rank 0's savers
     trial = None
@@ -313,14 +335,16 @@ def main(job_file: str) -> int:
                       sweep=job["sweep"], directions=job["directions"])
         _write(folder, r, {"state": "complete", "value": value})
         dist.barrier()  # no rank leaves the group while another still uses it
+        dist.destroy_process_group()
         return 0
     except ClaraHydraError as exc:
         _write(folder, r, {"state": "error", "class": type(exc).__name__, "message": exc.message,
                            "location": exc.location, "hint": exc.hint, "file": exc.file})
         return 1
     except Exception as exc:
-        if type(exc).__name__ == "TrialPruned":
+        if type(exc).__name__ == "TrialPruned":  # (every rank, at the same validation)
             _write(folder, r, {"state": "pruned", "reason": str(exc)})
+            dist.destroy_process_group()
             return 0
         _write(folder, r, {"state": "error", "class": "TrainingError", "location": "train",
                            "message": f"training failed: {type(exc).__name__}: {exc}".splitlines()[0],
@@ -328,11 +352,8 @@ def main(job_file: str) -> int:
         if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
             raise
         return 1
-    finally:
-        try:
-            dist.destroy_process_group()
-        except Exception:  # noqa: BLE001 - a failed collective may have broken the group already
-            pass
+    # (a failed rank leaves without tearing the group down: the others may still be in a collective
+    # with it, and the job stops them)
 
 
 if __name__ == "__main__":

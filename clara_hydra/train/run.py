@@ -176,6 +176,8 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
     place(device, trainer, evaluator)
     if ddp.world() > 1:  # (the evaluator keeps the plain network: every rank has the same weights)
         trainer.network = ddp.wrap(trainer.network, device)
+        if evaluator is not None:
+            evaluator.add_event_handler(Events.STARTED, lambda _engine: ddp.same_buffers(trainer.network))
 
     @trainer.on(Events.ITERATION_COMPLETED)
     def _finite_loss(engine):

@@ -559,6 +559,7 @@ class ClaraOptunaSweeperImpl:
                 elif slots[slot]:
                     env["CUDA_VISIBLE_DEVICES"] = ",".join(slots[slot])
                 # (a worker given as a count keeps the GPUs this process sees)
+                env.pop(ENV_NPROC, None)  # the worker's GPUs say how many processes a trial trains in
                 if len(slots[slot]) > 1:  # a trial of several GPUs trains with DDP (without CUDA: CPU processes)
                     env[ENV_NPROC] = str(len(slots[slot]))
                 cmd = base + overrides + [f"hydra.run.dir={_quote(str(job_dir))}"]
