@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import one_error, run_cli
-from test_mmar import clara_train, logged_best, make_mmar, trials
+from test_mmar import clara_train, logged_best, make_mmar, mmar, synth_data, trials  # noqa: F401 (mmar: a fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -20,19 +20,10 @@ NPROC = "CLARA_HYDRA_NPROC"
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> dict:
     """3 validation cases: 2 processes validate 2 and 1 of them (uneven shares)."""
-    out = tmp_path_factory.mktemp("data")
-    proc = run_cli("synth-data", out, "--shape", "32", "32", "32", "--train", "4", "--val", "3")
-    assert proc.returncode == 0, proc.stderr
-    env = json.loads((out / "environment.json").read_text())
-    return {"DATA_ROOT": env["DATA_ROOT"], "DATASET_JSON": env["DATASET_JSON"]}
+    return synth_data(tmp_path_factory.mktemp("data"), train=4, val=3)
 
 
-@pytest.fixture
-def mmar(tmp_path, data) -> Path:
-    return make_mmar(tmp_path / "spleen_mmar", data)
-
-
-def test_a_sweep_of_two_process_trials_completes_and_prunes(tmp_path, mmar):
+def test_a_sweep_of_two_process_trials_completes_and_prunes(tmp_path, mmar):  # noqa: F811 (the MMAR, on data)
     """workers='0,1' without CUDA: each trial trains in 2 CPU processes. Rank 0 reports to the
     trial, the pruner's decision stops both ranks, the sweep records each outcome. (epochs=1:
     its only validation is final, never pruned; epochs=2: pruned at epoch 1. The config's own
@@ -79,7 +70,7 @@ def test_a_failure_in_one_process_ends_the_run_with_its_reason(tmp_path, data):
     nib.save(nib.Nifti1Image(np.full(vol.shape, np.nan, dtype=np.float32), vol.affine), bad)
     dataset["training"][0]["image"] = str(bad)
     (tmp_path / "dataset.json").write_text(json.dumps(dataset))
-    mmar = make_mmar(tmp_path / "mmar", dict(data, DATASET_JSON=str(tmp_path / "dataset.json")))
-    proc = run_cli("train", "--mmar", mmar, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, env={NPROC: "2"},
+    folder = make_mmar(tmp_path / "mmar", dict(data, DATASET_JSON=str(tmp_path / "dataset.json")))
+    proc = run_cli("train", "--mmar", folder, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, env={NPROC: "2"},
                    timeout=300)
     assert "train.loss: the loss is nan at epoch 1" in one_error(proc)

@@ -53,13 +53,17 @@ def make_mmar(root: Path, data_env: dict, *, drop_search: bool = False, env_keys
     return root
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("data")
-    proc = run_cli("synth-data", out, "--shape", "32", "32", "32", "--train", "2", "--val", "1")
+def synth_data(out: Path, train: int, val: int) -> dict:
+    """32^3 synthetic volumes (clara-hydra synth-data): their DATA_ROOT and DATASET_JSON."""
+    proc = run_cli("synth-data", out, "--shape", "32", "32", "32", "--train", str(train), "--val", str(val))
     assert proc.returncode == 0, proc.stderr
     env = json.loads((out / "environment.json").read_text())
     return {"DATA_ROOT": env["DATA_ROOT"], "DATASET_JSON": env["DATASET_JSON"]}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict:
+    return synth_data(tmp_path_factory.mktemp("data"), train=2, val=1)
 
 
 @pytest.fixture
