@@ -123,6 +123,19 @@ def test_workers_run_asynchronously_on_cpu(tmp_path, conf):
     assert seen.strip() == "1:"  # CPU workers: no GPU visible
 
 
+@pytest.mark.parametrize("workers,nproc", [
+    pytest.param("'0,1:2,3'", ["2", "2"], id="two-workers-of-two-gpus"),
+    pytest.param("0:0", ["", ""], id="one-gpu-each-whatever-the-environment-says"),
+])
+def test_a_worker_of_several_gpus_gives_its_trials_as_many_processes(tmp_path, conf, workers, nproc):
+    """Clara's 0,1:2,3: each trial trains in 2 processes (DDP; here CPU processes), a worker of
+    one GPU in one, whatever CLARA_HYDRA_NPROC the sweep was started with."""
+    proc = sweep(conf, tmp_path, "hydra.sweeper.n_trials=2", f"hydra.sweeper.workers={workers}",
+                 "hydra.sweeper.pruner=none", env={"CLARA_HYDRA_NPROC": "5"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [(tmp_path / "sweep" / str(n) / "seen_nproc.txt").read_text() for n in (0, 1)] == nproc
+
+
 def test_journal_storage(tmp_path, conf):
     proc = sweep(conf, tmp_path, "hydra.sweeper.n_trials=3", f"hydra.sweeper.storage=journal:{tmp_path / 'j.log'}",
                  "hydra.sweeper.pruner=none")

@@ -13,7 +13,7 @@ import optuna
 from omegaconf import DictConfig
 
 from clara_hydra.resolve import effective_from_cfg
-from clara_hydra.sweep.protocol import ENV_OBJECTIVES, ENV_RESULT, ENV_TRIAL
+from clara_hydra.sweep.protocol import ENV_NPROC, ENV_OBJECTIVES, ENV_RESULT, ENV_TRIAL
 from clara_hydra.sweep.protocol import write_outcome as outcome
 from clara_hydra.sweep.trial import current
 
@@ -25,6 +25,9 @@ def main(cfg: DictConfig):
     with open("seen_gpus.txt" if not os.environ.get(ENV_RESULT) else
               os.path.join(os.path.dirname(os.environ[ENV_RESULT]), "seen_gpus.txt"), "a") as fh:
         fh.write(f"{number}:{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}\n")
+    if os.environ.get(ENV_RESULT):  # a worker: how many processes it would train in (DDP)
+        with open(os.path.join(os.path.dirname(os.environ[ENV_RESULT]), "seen_nproc.txt"), "w") as fh:
+            fh.write(os.environ.get(ENV_NPROC, ""))
     if str(number) == os.environ.get("SLOW_TRIAL"):
         time.sleep(float(os.environ.get("SLOW_SECONDS", "3")))
     elif os.environ.get("EVERY_TRIAL_SLEEPS"):
