@@ -24,25 +24,25 @@ def data(tmp_path_factory) -> dict:
 
 
 def test_a_sweep_of_two_process_trials_completes_and_prunes(tmp_path, mmar):  # noqa: F811 (the MMAR, on data)
-    """workers='0,1' without CUDA: each trial trains in 2 CPU processes. Rank 0 reports to the
-    trial, the pruner's decision stops both ranks, the sweep records each outcome. (epochs=1:
+    """Each trial trains in 2 CPU processes (CLARA_HYDRA_NPROC=2, as a worker '0,1' sets it:
+    test_sweeper checks that). Rank 0 reports to the trial, which the sweep holds, the pruner's
+    decision stops both ranks, the sweep records each outcome. (epochs=1:
     its only validation is final, never pruned; epochs=2: pruned at epoch 1. The config's own
     search is left out, so that the two trials are these two.) The completed trial's value is
     over the whole validation list (every rank's cases gathered): validating its checkpoint in
     one process gives the same value. Rank 0 alone writes the checkpoint and the epoch lines."""
     sweep_dir = tmp_path / "sweep"
     proc = clara_train("--mmar", mmar, "-m", "hydra.sweeper.params=null", "epochs=choice(1,2)",
-                       "hydra.sweeper.workers='0,1'",
                        "hydra.sweeper.pruner={_target_: optuna.pruners.ThresholdPruner, lower: 2.0}",
                        "hydra.sweeper.export_best=false", f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}",
-                       f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path / "work")
+                       f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path / "work", env={NPROC: "2"})
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     rows = {r["epochs"]: r for r in trials(sweep_dir)}
     assert {e: r["state"] for e, r in rows.items()} == {"1": "complete", "2": "pruned"}, rows
     done, pruned = Path(rows["1"]["job_dir"]), Path(rows["2"]["job_dir"])
     assert "pruned at epoch 1" in rows["2"]["reason"]
+    assert proc.stdout.count("training in 2 processes (DistributedDataParallel, gloo on the CPU)") == 2
     for job in (done, pruned):
-        assert "training in 2 processes (DistributedDataParallel, gloo on the CPU)" in (job / "worker.log").read_text()
         assert "Traceback" not in (job / "rank1.log").read_text()
     rank1 = json.loads((pruned / ".ddp" / "rank1.json").read_text())  # rank 1 got rank 0's decision
     assert (rank1["state"], rank1["reason"]) == ("pruned", rows["2"]["reason"]), rank1

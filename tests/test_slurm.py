@@ -80,7 +80,7 @@ def test_a_requeued_job_runs_its_trial_again_and_the_trial_completes(tmp_path, c
     """SLURM requeues a running job (a preemption does the same): the job starts again for the
     same trial, which then completes; nothing is lost or counted twice."""
     run = sweep(_with_example(conf), tmp_path, *LOCAL, _storage(tmp_path), "hydra.sweeper.n_trials=1",
-                "hydra.sweeper.pruner=none", env=dict(slurm.env, SLOW_TRIAL="0", SLOW_SECONDS="6"), wait=False)
+                "hydra.sweeper.pruner=none", env=dict(slurm.env, SLOW_TRIAL="0", SLOW_SECONDS="4"), wait=False)
     job = None
     deadline = time.time() + 120
     while job is None and time.time() < deadline:
