@@ -257,3 +257,20 @@ def test_how_many_processes_a_job_trains_in(monkeypatch, capsys, nproc, multi_gp
     assert processes(tree) == want
     err = capsys.readouterr().err
     assert (said in err) if said else "multi_gpu" not in err
+
+
+def test_a_resumed_saver_knows_the_checkpoint_files_as_at_its_resume_point(tmp_path):
+    """The run went on after its resume point (a preemption's grace time): the best file the
+    point knows was replaced by a later one. On resume the saver forgets the missing file (the
+    next best would fail to remove it) and the later file goes (its epochs train again)."""
+    import torch
+    from ignite.handlers import Checkpoint, DiskSaver
+
+    from clara_hydra.train.resume import _files_as_at_the_point
+    checkpoint = Checkpoint({"model": torch.nn.Linear(1, 1)}, DiskSaver(str(tmp_path), require_empty=False), n_saved=1)
+    checkpoint.load_state_dict({"_saved": [(0.25, "model_key_metric=0.2500.pt")]})  # gone: replaced
+    for name in ("model_key_metric=0.2700.pt", "model.pt", "other_key_metric=0.1.pt"):
+        (tmp_path / name).write_text("x")
+    _files_as_at_the_point(checkpoint)
+    assert checkpoint._saved == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt", "other_key_metric=0.1.pt"]

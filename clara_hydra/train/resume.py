@@ -64,6 +64,7 @@ class ResumePoint:
             e.state.best_metric, e.state.best_metric_epoch = saved["best_metric"], saved["best_metric_epoch"]
         for saver, kept in zip(self.savers, saved.get("savers") or []):
             saver._key_metric_checkpoint.load_state_dict(kept)
+            _files_as_at_the_point(saver._key_metric_checkpoint)
         self.at_best.update(saved.get("at_best") or {})
         notice(f"resuming after epoch {saved['epoch']}/{t.state.max_epochs} (the trial was interrupted): "
                f"{self.path}")
@@ -72,4 +73,26 @@ class ResumePoint:
     def remove(self) -> None:
         for path in (self.path, self.path + ".tmp", self.path + ".json"):
             if os.path.exists(path):
+                os.remove(path)
+
+
+def _files_as_at_the_point(checkpoint) -> None:
+    """The best-checkpoint files of a saver as the resume point knows them. The run may have gone
+    on after it wrote the point (a preemption's grace time; a kill after a new best was saved but
+    before the epoch's point): a file it removed is forgotten (else the next best fails to remove
+    it), a file it wrote is removed (its epochs train again; it would pass for the trial's best)."""
+    import glob
+    import re
+    folder = getattr(checkpoint.save_handler, "dirname", None)
+    if folder is None:
+        return
+    known = [item.filename for item in checkpoint._saved]
+    checkpoint._saved = [item for item in checkpoint._saved if os.path.exists(os.path.join(folder, item.filename))]
+    kept = {item.filename for item in checkpoint._saved}
+    for name in known:
+        shape = re.sub(r"=[^=/]*(\.\w+)$", r"=*\1", name)  # model_key_metric=0.2684.pt -> model_key_metric=*.pt
+        if shape == name:
+            continue  # a fixed name (key_metric_filename): the next best overwrites it
+        for path in glob.glob(os.path.join(glob.escape(str(folder)), shape)):
+            if os.path.basename(path) not in kept:
                 os.remove(path)
