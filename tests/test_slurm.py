@@ -8,14 +8,16 @@ study, as on a shared file system."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, clara_cli
 from slurm_cluster import SlurmCluster, install, installed
+from test_mmar import make_mmar, synth_data
 from test_sweeper import conf, rows, sweep  # noqa: F401  (conf is a fixture)
 
 pytestmark = pytest.mark.slow
@@ -63,6 +65,21 @@ def test_a_sweep_runs_its_trials_as_slurm_jobs(tmp_path, conf, slurm):  # noqa: 
     assert len({j[0].split("_")[0] for j in ours}) == 2  # two arrays of n_jobs=2
 
 
+def _requeue(slurm, job: str) -> None:
+    """``scontrol requeue`` (what a preemption does to a requeueable job), then let it start again
+    at once: SLURM holds a requeued job for two minutes first."""
+    subprocess.run(["scontrol", "requeue", job], env=slurm.env, check=True, capture_output=True)
+    for _ in range(300):
+        state = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], env=slurm.env, capture_output=True,
+                               text=True).stdout.strip()
+        if state == "PENDING":
+            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=slurm.env, check=True,
+                           capture_output=True)
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the requeued job {job} never went back to PENDING")
+
+
 def _accounted(slurm, done, *args: str, name: str = "sweep_task") -> list[list[str]]:
     """The test's jobs as sacct lists them, once ``done(jobs)`` (slurmdbd records a job's end a
     moment after it ends)."""
@@ -76,32 +93,35 @@ def _accounted(slurm, done, *args: str, name: str = "sweep_task") -> list[list[s
         time.sleep(0.5)
 
 
-def test_a_requeued_job_runs_its_trial_again_and_the_trial_completes(tmp_path, conf, slurm):  # noqa: F811
-    """SLURM requeues a running job (a preemption does the same): the job starts again for the
-    same trial, which then completes; nothing is lost or counted twice."""
-    run = sweep(_with_example(conf), tmp_path, *LOCAL, _storage(tmp_path), "hydra.sweeper.n_trials=1",
-                "hydra.sweeper.pruner=none", env=dict(slurm.env, SLOW_TRIAL="0", SLOW_SECONDS="4"), wait=False)
-    job = None
-    deadline = time.time() + 120
-    while job is None and time.time() < deadline:
-        out = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i"], env=slurm.env, capture_output=True,
-                             text=True).stdout.split()
-        job = out[0] if out else None
-        time.sleep(0.5)
-    assert job, "the trial's job never ran"
-    time.sleep(1)
-    subprocess.run(["scontrol", "requeue", job], env=slurm.env, check=True, capture_output=True)
-    for _ in range(100):  # SLURM holds a requeued job two minutes before it may start again: not here
-        state = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], env=slurm.env, capture_output=True,
-                               text=True).stdout.strip()
-        if state == "PENDING":
-            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=slurm.env, check=True,
-                           capture_output=True)
-            break
+def test_a_requeued_training_job_continues_its_trial_from_its_last_epoch(tmp_path, slurm):
+    """A preemption of real training: requeued after its first epoch, the job runs again in the
+    trial's folder and continues from the trial's resume point (the epoch after it), to the end."""
+    mmar = make_mmar(tmp_path / "mmar", synth_data(tmp_path / "data", train=2, val=1))
+    _with_example(mmar / "conf" / "config_train.yaml")
+    sweep_dir = tmp_path / "sweep"
+    run = subprocess.Popen(
+        clara_cli() + ["train", "--mmar", str(mmar), "-m", *LOCAL, _storage(tmp_path), "hydra.sweeper.params=null",
+                       "epochs=100", "hydra.sweeper.n_trials=1", "hydra.sweeper.pruner=none",
+                       "hydra.sweeper.export_best=false", f"hydra.sweep.dir={sweep_dir}"],
+        cwd=tmp_path, env=slurm.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    point = sweep_dir / "0" / "models" / "resume.ckpt.json"
+    deadline = time.time() + 180
+    while not point.exists() and time.time() < deadline and run.poll() is None:
         time.sleep(0.2)
+    assert point.exists(), "the trial never finished an epoch"
+    job = subprocess.run(["squeue", "-h", "-o", "%i"], env=slurm.env, capture_output=True, text=True).stdout.split()[0]
+    _requeue(slurm, job)
     out, _ = run.communicate(timeout=300)
     assert run.returncode == 0, out[-3000:]
-    (trial,) = rows(tmp_path / "sweep" / "trials.csv")
+    (trial,) = rows(sweep_dir / "trials.csv")
     assert trial["state"] == "complete", trial
+    log = (sweep_dir / "0" / "train.log").read_text()
+    resumed = re.search(r"resuming after epoch (\d+)/100", log)
+    assert resumed, log[-2000:]
+    after = re.search(r"epoch (\d+)/100, loss", log[resumed.end():])
+    assert after and int(after.group(1)) == int(resumed.group(1)) + 1  # on from the epoch after its point
+    assert sorted({int(e) for e in re.findall(r"epoch (\d+)/100, loss", log)}) == list(range(1, 101))
+    (best,) = (sweep_dir / "0" / "models").glob("*_key_metric=*.pt")  # the first run's later bests are gone
+    assert float(best.stem.split("=")[1]) == pytest.approx(float(trial["value"]), abs=1e-4)
     _accounted(slurm, lambda jobs: [j[2] for j in jobs] == ["REQUEUED", "COMPLETED"], "-D", "-j", job.split("_")[0],
-               "-o", "JobID,JobName,State")
+               "-o", "JobID,JobName,State", name="app")  # (clara-hydra train: the app module)
