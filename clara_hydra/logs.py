@@ -17,6 +17,7 @@ LOGGER = "clara_hydra"
 CONSOLE_FORMAT = "[%(asctime)s] %(message)s"
 FILE_FORMAT = "[%(asctime)s][%(levelname)s] %(message)s"
 DATE_FORMAT = "%H:%M:%S"
+FILE_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 _CONFIGURED = False  # a process that set up logging itself (a DDP rank): notices go through it
@@ -98,7 +99,7 @@ def logging_config(job: bool) -> dict:
     """A ``hydra/job_logging`` (job=True) or ``hydra/hydra_logging`` config: one format, and
     ``train.log`` beside the job's outputs."""
     formatters = {"console": {"format": CONSOLE_FORMAT, "datefmt": DATE_FORMAT},
-                  "file": {"format": FILE_FORMAT, "datefmt": "%Y-%m-%d %H:%M:%S"}}
+                  "file": {"format": FILE_FORMAT, "datefmt": FILE_DATE_FORMAT}}
     handlers = {"console": _handler("console", "logging.StreamHandler", stream="ext://sys.stdout")}
     root = {"level": "INFO", "handlers": ["console"]}
     if job:
@@ -109,24 +110,22 @@ def logging_config(job: bool) -> dict:
             "disable_existing_loggers": False}
 
 
-def to_console_and_file(path: str | None, *, console: bool) -> None:
-    """A process outside Hydra that logs as a job does (a DDP rank): the console format on stdout
-    (``console``), the file format appended to ``path``."""
+def log_as_job(train_log: str | None) -> None:
+    """A process outside Hydra that logs as a job does (a DDP rank): with ``train_log``, the
+    console format on stdout and the file format appended to it; without (stdout is a log file
+    of the process's own), the file format on stdout."""
     global _CONFIGURED
     root = logging.getLogger()
     root.handlers = []
     root.setLevel(logging.INFO)
-    if console:
-        handler: logging.Handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter(CONSOLE_FORMAT, DATE_FORMAT))
-        root.addHandler(handler)
-    if path:
-        handler = logging.FileHandler(path, mode="a")
-        handler.setFormatter(logging.Formatter(FILE_FORMAT, "%Y-%m-%d %H:%M:%S"))
-        root.addHandler(handler)
-    if not root.handlers:  # a rank without console or file: its stdout is its own log file
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter(FILE_FORMAT, "%Y-%m-%d %H:%M:%S"))
+    outputs: list[tuple[logging.Handler, str, str]]
+    if train_log:
+        outputs = [(logging.StreamHandler(sys.stdout), CONSOLE_FORMAT, DATE_FORMAT),
+                   (logging.FileHandler(train_log, mode="a"), FILE_FORMAT, FILE_DATE_FORMAT)]
+    else:
+        outputs = [(logging.StreamHandler(sys.stdout), FILE_FORMAT, FILE_DATE_FORMAT)]
+    for handler, fmt, datefmt in outputs:
+        handler.setFormatter(logging.Formatter(fmt, datefmt))
         root.addHandler(handler)
     _CONFIGURED = True
 

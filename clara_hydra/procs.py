@@ -22,6 +22,15 @@ def stop(proc: subprocess.Popen) -> None:
     reap(proc)
 
 
+def stop_all(procs: list[subprocess.Popen]) -> None:
+    """Terminate children all at once, then wait for each (:func:`reap`)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        reap(proc)
+
+
 def reap(proc: subprocess.Popen) -> None:
     """Wait for a process told to terminate; kill it when it has not ended within 10 s."""
     try:

@@ -190,12 +190,14 @@ class Builder:
             dl["shuffle"] = False  # (the sampler shuffles)
             dl["sampler"] = {"_target_": "monai.data.DistributedSampler", "dataset": ref(sec, "dataloader", "dataset"),
                              "shuffle": shuffle, "even_divisible": sec == "train"}
-        for h in b.get("handlers") or []:  # (a checkpoint saved on GPU 0 would load there in every process)
-            if isinstance(h, dict) and str(h.get("_target_", "")).endswith("CheckpointLoader"):
+        if not isinstance(b.get("handlers"), list):
+            return
+        classes = [str(h.get("_target_", "")).rsplit(".", 1)[-1] if isinstance(h, dict) else "" for h in b["handlers"]]
+        for h, cls in zip(b["handlers"], classes):  # (a checkpoint saved on GPU 0 would load there in every process)
+            if cls.endswith("CheckpointLoader"):
                 h.setdefault("map_location", "cpu")
-        if self.rank > 0 and isinstance(b.get("handlers"), list):
-            b["handlers"] = [h for h in b["handlers"] if not (isinstance(h, dict)
-                             and str(h.get("_target_", "")).rsplit(".", 1)[-1] in RANK0_HANDLERS)]
+        if self.rank > 0:
+            b["handlers"] = [h for h, cls in zip(b["handlers"], classes) if cls not in RANK0_HANDLERS]
 
     def _metric_dict(self, comps: list[tuple[dict, dict]]) -> dict:
         out = {}

@@ -129,14 +129,15 @@ def launch(tree: dict, *, config_file: str | None, run_dir: str, trial, objectiv
     relay = Relay(trial) if trial is not None else None
     procs: list[subprocess.Popen] = []
     logs = []
-    from ..procs import die_with_parent, stop
+    from ..procs import die_with_parent, stop_all
     try:
+        base = dict(os.environ, WORLD_SIZE=str(nproc), LOCAL_WORLD_SIZE=str(nproc),
+                    PYTHONPATH=os.pathsep.join([_package_root()] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+        base.pop(ENV_NPROC, None)
+        if not cuda:  # (as torchrun: CPU processes share the cores instead of each taking all of them)
+            base.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
         for r in range(nproc):
-            env = dict(os.environ, RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE=str(nproc), LOCAL_WORLD_SIZE=str(nproc))
-            env["PYTHONPATH"] = os.pathsep.join([_package_root()] + [p for p in [env.get("PYTHONPATH")] if p])
-            env.pop(ENV_NPROC, None)
-            if not cuda:  # (as torchrun: CPU processes share the cores instead of each taking all of them)
-                env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+            env = dict(base, RANK=str(r), LOCAL_RANK=str(r))
             if relay is not None and r == 0:
                 env[ENV_RELAY], env[ENV_RELAY_KEY] = relay.address, relay.key.hex()
             out = None
@@ -148,8 +149,7 @@ def launch(tree: dict, *, config_file: str | None, run_dir: str, trial, objectiv
                                           preexec_fn=die_with_parent))
         _watch(procs, folder)
     except BaseException:
-        for p in procs:
-            stop(p)
+        stop_all(procs)
         raise
     finally:
         for fh in logs:
@@ -174,7 +174,7 @@ def _watch(procs: list[subprocess.Popen], folder: str) -> None:
     """Wait for every rank. Once one has ended or written an error, the others get a little time
     to end too (a clean end, a pruned trial, ends every rank within moments); after it they are
     stopped: a rank that failed leaves the others waiting for it in their next collective."""
-    from ..procs import stop
+    from ..procs import stop_all
     deadline: float | None = None
     while any(p.poll() is None for p in procs):
         failed = any(o.get("state") == "error" for o in _outcomes(folder, len(procs)).values())
@@ -184,8 +184,7 @@ def _watch(procs: list[subprocess.Popen], folder: str) -> None:
                 grace = GRACE_AFTER_FAILURE if failed or code != 0 else GRACE_AFTER_END
                 deadline = min(deadline or math.inf, time.time() + grace)
         if deadline is not None and time.time() > deadline:
-            for p in procs:
-                stop(p)
+            stop_all(procs)
         time.sleep(0.1)
 
 
@@ -244,12 +243,7 @@ class Relay:
                 except (EOFError, OSError):
                     return
                 try:
-                    if kind == "report":
-                        answer: Any = self.trial.report(*args)
-                    elif kind == "should_prune":
-                        answer = bool(self.trial.should_prune())
-                    else:
-                        answer = self.trial.set_user_attr(*args)
+                    answer = self.trial.report(*args) if kind == "report" else bool(self.trial.should_prune())
                     conn.send(("ok", answer))
                 except Exception as exc:  # noqa: BLE001 - the storage's error goes to rank 0, which fails with it
                     conn.send(("error", f"{type(exc).__name__}: {exc}".splitlines()[0]))
@@ -271,7 +265,7 @@ class Relay:
 
 
 class RelayedTrial:
-    """What rank 0 sees of the job's trial: report, should_prune, set_user_attr."""
+    """What rank 0 sees of the job's trial: report and should_prune (all that training asks of it)."""
 
     def __init__(self, address: str, key: bytes, directions: int) -> None:
         from multiprocessing.connection import Client
@@ -293,9 +287,6 @@ class RelayedTrial:
     def should_prune(self) -> bool:
         return bool(self._ask("should_prune"))
 
-    def set_user_attr(self, key: str, value: Any) -> None:
-        self._ask("attr", key, value)
-
 
 # -- a rank --------------------------------------------------------------------------------------
 def _write(folder: str, r: int, outcome: dict) -> None:
@@ -312,8 +303,8 @@ def main(job_file: str) -> int:
     with open(job_file) as fh:
         job = json.load(fh)
     r, folder = int(os.environ["RANK"]), os.path.dirname(job_file)
-    from ..logs import quiet, to_console_and_file
-    to_console_and_file(os.path.join(job["run_dir"], "train.log") if r == 0 else None, console=r == 0)
+    from ..logs import log_as_job, quiet
+    log_as_job(os.path.join(job["run_dir"], "train.log") if r == 0 else None)
     quiet()
     import torch
     import torch.distributed as dist
@@ -328,7 +319,7 @@ def main(job_file: str) -> int:
     trial = None
     if r == 0 and os.environ.get(ENV_RELAY):
         trial = RelayedTrial(os.environ[ENV_RELAY], bytes.fromhex(os.environ[ENV_RELAY_KEY]), job["directions"])
-    from .run import train
+    from .run import _training_error, train
     try:
         value = train(job["tree"], config_file=job["config_file"], run_dir=job["run_dir"],
                       progress=job["progress"] and r == 0, trial=trial, objectives=job["objectives"],
@@ -337,19 +328,15 @@ def main(job_file: str) -> int:
         dist.barrier()  # no rank leaves the group while another still uses it
         dist.destroy_process_group()
         return 0
-    except ClaraHydraError as exc:
-        _write(folder, r, {"state": "error", "class": type(exc).__name__, "message": exc.message,
-                           "location": exc.location, "hint": exc.hint, "file": exc.file})
-        return 1
     except Exception as exc:
         if type(exc).__name__ == "TrialPruned":  # (every rank, at the same validation)
             _write(folder, r, {"state": "pruned", "reason": str(exc)})
             dist.destroy_process_group()
             return 0
-        _write(folder, r, {"state": "error", "class": "TrainingError", "location": "train",
-                           "message": f"training failed: {type(exc).__name__}: {exc}".splitlines()[0],
-                           "hint": "set CLARA_HYDRA_FULL_ERROR=1 for the traceback"})
-        if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
+        error = exc if isinstance(exc, ClaraHydraError) else _training_error(exc)
+        _write(folder, r, {"state": "error", "class": type(error).__name__, "message": error.message,
+                           "location": error.location, "hint": error.hint, "file": error.file})
+        if error is not exc and os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
             raise
         return 1
     # (a failed rank leaves without tearing the group down: the others may still be in a collective

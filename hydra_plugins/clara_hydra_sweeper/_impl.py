@@ -602,11 +602,8 @@ class ClaraOptunaSweeperImpl:
 
     def _stop_workers(self, running: dict) -> None:
         """Ctrl-C or SIGTERM: stop the workers and record their trials as interrupted."""
-        for _, proc, _, _, _ in running.values():
-            if proc.poll() is None:
-                proc.terminate()  # all at once, then wait for each
-        for trial, proc, _, _, logf in running.values():
-            procs.reap(proc)
+        procs.stop_all([proc for _, proc, _, _, _ in running.values()])
+        for trial, _, _, _, logf in running.values():
             logf.close()
             self._interrupted(trial)
         running.clear()
