@@ -42,6 +42,12 @@ def describe(exc: BaseException, *, os_hint: str = RUN_DIRS, file: str | None = 
         inner = inner.__cause__ or inner.__context__
     from hydra.errors import HydraException
     if isinstance(exc, (HydraException, OmegaConfBaseException)):
+        from .typed import explain
+        explained = explain(exc)  # an override of a component arg: its class, and what the arg takes
+        if explained is not None:
+            if explained.file is None and file:
+                explained.file = file
+            return explained.exit_code, explained.format()
         text = first_line(exc)
         cause = exc.__cause__ or exc.__context__
         if cause is not None and isinstance(cause, (HydraException, OmegaConfBaseException)):

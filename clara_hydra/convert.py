@@ -242,7 +242,7 @@ def _param_meta(p: Param) -> dict:
     if p.type in ("float", "int"):
         out["range"] = [p.entry.low, p.entry.high]
     elif p.mode == "direct":
-        out["options"] = [opt[0] for opt in p.entry.options if not isinstance(opt[0], (list, dict))]
+        out["options"] = [opt[0] for opt in p.entry.options]
     return out
 
 

@@ -17,11 +17,17 @@ from .errors import ClaraHydraError, OverrideError, first_line
 from .schema import WELL_KNOWN
 
 
-def effective_from_cfg(cfg: Any, *, enabled_only: bool = False, file: str | None = None) -> dict:
-    """Effective Clara config from a composed Hydra config (a DictConfig)."""
+def effective_from_cfg(cfg: Any, *, enabled_only: bool = False, file: str | None = None,
+                       overrides: Sequence[str] | None = None) -> dict:
+    """Effective Clara config from a composed Hydra config (a DictConfig); ``overrides``: those
+    it was composed with (default: the Hydra job's), checked against the classes' args."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    from .typed import check_overrides
+    if overrides is None:
+        overrides = job_overrides()
+    check_overrides(cfg, overrides, file)
     meta = cfg.get(META_KEY) if hasattr(cfg, "get") else None
     for name, table in ((meta or {}).get("choices") or {}).items():
         label = cfg.get(name)
@@ -45,6 +51,14 @@ def effective_from_cfg(cfg: Any, *, enabled_only: bool = False, file: str | None
         return effective(tree, enabled_only=enabled_only)
     except ClaraHydraError as exc:
         raise (exc.with_file(file) if file else exc) from None
+
+
+def job_overrides() -> list[str]:
+    """The overrides of the running Hydra job (a sweep trial's include its sampled values)."""
+    from hydra.core.hydra_config import HydraConfig
+    if not HydraConfig.initialized():
+        return []
+    return list(HydraConfig.get().overrides.task)
 
 
 def first_level_values(cfg: Any) -> dict:
@@ -116,6 +130,11 @@ def compose(config_dir: str, config_name: str, overrides: Sequence[str] = (), fi
 
 
 def _override_error(exc: BaseException, overrides: Sequence[str], file: str | None) -> ClaraHydraError:
+    from .typed import explain
+    explained = explain(exc)
+    if explained is not None:
+        explained.file = file
+        return explained
     text = first_line(exc)
     cause = exc.__cause__ or exc.__context__
     detail = first_line(cause) if cause is not None else ""
@@ -142,7 +161,7 @@ def resolve_file(path: str, overrides: Sequence[str] = (), *, enabled_only: bool
             raise ClaraHydraError("no such config file", file=path, hint="check the path")
         cfg = compose(os.path.dirname(os.path.abspath(path)),
                       os.path.splitext(os.path.basename(path))[0], overrides, file=path)
-        return effective_from_cfg(cfg, enabled_only=enabled_only, file=path)
+        return effective_from_cfg(cfg, enabled_only=enabled_only, file=path, overrides=overrides)
     from . import convert as C
     from .reader import read
 
@@ -152,4 +171,4 @@ def resolve_file(path: str, overrides: Sequence[str] = (), *, enabled_only: bool
         written = C.write(conv, tmp, source_label=path)
         stem = os.path.splitext(os.path.basename(written))[0]
         cfg = compose(tmp, stem, overrides, file=path)
-        return effective_from_cfg(cfg, enabled_only=enabled_only, file=path)
+        return effective_from_cfg(cfg, enabled_only=enabled_only, file=path, overrides=overrides)

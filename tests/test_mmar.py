@@ -162,18 +162,23 @@ def test_a_nan_loss_is_one_line_without_engine_tracebacks(tmp_path, mmar, data):
 
 
 @pytest.mark.parametrize("override,wanted", [
-    pytest.param("train.model.args.num_res_units=abc", "train.model: cannot build UNet", id="model-arg"),
+    pytest.param("train.model.args.strides=[2]", "train.model: cannot build UNet", id="model-arg"),
     pytest.param("learning_rate=-1", "train.optimizer: cannot build", id="negative-lr"),
 ])
 def test_build_errors_name_the_component(tmp_path, mmar, override, wanted):
     assert wanted in one_error(clara_train("--mmar", mmar, override, f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path))
 
 
-def test_v3_arg_type_error_is_one_located_line(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "train.model.args.init_filters=abc",
-                           f"hydra.run.dir={tmp_path / 'r'}"], capture_output=True, text=True, cwd=tmp_path,
-                          timeout=300)
-    assert "train.model: cannot map this v3 component" in one_error(proc)
+@pytest.mark.parametrize("override,wanted", [
+    pytest.param("train.model.args.init_filters=abc", "train.model.args.init_filters: SegResnet (v3)'s "
+                 "'init_filters' takes an integer, got abc", id="typed-while-composing"),
+    pytest.param("train.model.args.blocks_down=abc", "train.model: cannot map this v3 component",
+                 id="a-string-the-v3-mapping-cannot-read"),
+])
+def test_v3_arg_type_error_is_one_located_line(tmp_path, override, wanted):
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), override, f"hydra.run.dir={tmp_path / 'r'}"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert wanted in one_error(proc)
 
 
 # ----------------------------------------------------------------------------- sweeps

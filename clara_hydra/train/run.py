@@ -11,20 +11,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..argtypes import detect_era
 from ..errors import BuildError, ClaraHydraError, TrainingError
 from ..logs import notice
 from .ids import item_id, split_id
-
-
-def detect_era(tree: dict) -> str:
-    train = tree.get("train", {})
-    if "image_pipeline" in train or "lr_policy" in train or "num_training_epoch_per_valid" in tree \
-            or "use_amp" in tree:
-        return "v3"
-    for comp in train.get("pre_transforms", []) or []:
-        if isinstance(comp, dict) and "fields" in (comp.get("args") or {}):
-            return "v3"
-    return "v4"
 
 
 def pick_device() -> tuple[str, bool]:

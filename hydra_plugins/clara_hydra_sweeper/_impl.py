@@ -155,6 +155,7 @@ class ClaraOptunaSweeperImpl:
             if "clara_hydra" in self.config and "params" in self.config.clara_hydra else {}
         self.param_meta: dict = meta  # what the converter recorded of each param (domain, when)
         self.conditions = self._read_conditions(dists)
+        self._check_values(dists, fixed_params, fixed_overrides)
         try:
             grid: dict[str, list] | None = upstream.grid(dists)
         except ValueError as exc:  # a continuous range
@@ -347,6 +348,21 @@ class ClaraOptunaSweeperImpl:
                 raise ClaraHydraError(f"no objective '{name}': the config's validation has no such metric",
                                       location="hydra.sweeper.objectives",
                                       hint=did_you_mean(name, names) + "known: " + ", ".join(names))
+
+    def _check_values(self, dists: dict, fixed_params: dict, fixed_overrides: list) -> None:
+        """Every value the sweep may give (a choice, a range's ends, a fixed value) fits its param,
+        and every fixed override its component arg: one line before any trial starts."""
+        from clara_hydra.typed import check_overrides, check_sweep
+        values: dict[str, list] = {name: [value] for name, value in fixed_params.items()}
+        for name, dist in dists.items():
+            if isinstance(dist, optuna.distributions.CategoricalDistribution):
+                values[name] = list(dist.choices)
+            elif isinstance(dist, (optuna.distributions.FloatDistribution, optuna.distributions.IntDistribution)):
+                values[name] = [dist.low, dist.high]
+        check_sweep(self.config, values)
+        plain = [o for o in list(self.config.hydra.overrides.task) + list(fixed_overrides)
+                 if str(o).split("=", 1)[0].lstrip("+") not in values]  # (a sweep's values are checked above)
+        check_overrides(self.config, plain)
 
     def _read_conditions(self, dists: dict) -> dict:
         """The conditions the converter recorded (``clara_hydra.params.X.when``) for this sweep's params."""

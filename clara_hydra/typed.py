@@ -1,0 +1,313 @@
+"""Typing a converted config as Hydra loads it: every component arg whose class takes one kind of
+value becomes an OmegaConf typed node (``IntegerNode``, ``FloatNode``, ``BooleanNode``,
+``StringNode``, a list or a mapping that only a list or a mapping replaces), so OmegaConf refuses a
+wrong-typed override while Hydra composes, in every command and in every sweep trial, and
+``--cfg job`` shows the values as their type (``prob=1`` is ``1.0``).
+
+Hydra's compose merges a list as a whole, so a schema from the ConfigStore cannot type the members
+of ``train.pre_transforms`` one by one: the typing happens where the converted YAML is loaded, by
+the config source of ``hydra_plugins.clara_hydra_schema`` (``TypedConfigSource``). The kinds come
+from :mod:`argtypes` (the signature table, never MONAI itself). Args that take several kinds
+(``int | list``), ``+`` args and interpolated values are checked on the composed config by
+:func:`check_overrides`, before anything trains.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from . import tree as T
+from .argtypes import check_override, components, detect_era, spec_of
+from .effective import META_KEY
+from .kinds import Kinds, is_code, is_interpolation, kind_of
+from .paths import Loc, clara
+from .schema import WELL_KNOWN
+
+#: The first line of every converted config (``convert.render``): the configs typed here.
+MARKER = "# Converted by clara-hydra"
+
+
+def search_kinds(meta: Any) -> dict[str, Kinds | None]:
+    """The kinds the search space gives each Clara path it sets (so a typed arg takes every value
+    its search gives: a float range on an arg written as ``0``)."""
+    out: dict[str, Kinds | None] = {}
+    if not isinstance(meta, dict):
+        return out
+    params = meta.get("params") or {}
+    choices = meta.get("choices") or {}
+    for name, p in params.items():
+        if not isinstance(p, dict):
+            continue
+        sets = [s for s in p.get("sets") or [] if isinstance(s, str)]
+        kinds: list[Kinds | None]
+        if name in choices and isinstance(choices[name], dict):
+            kinds = []
+            for i in range(len(sets)):
+                values = [v[i] for v in choices[name].values() if isinstance(v, list) and len(v) > i]
+                kinds.append(_kinds_of(values))
+        elif p.get("type") == "float":
+            kinds = [frozenset({"float", "int"})] * len(sets)
+        elif p.get("type") == "int":
+            kinds = [frozenset({"int"})] * len(sets)
+        elif isinstance(p.get("options"), list):
+            kinds = [_kinds_of(p["options"])] * len(sets)
+        else:
+            kinds = [None] * len(sets)
+        for s, k in zip(sets, kinds):
+            out[s] = _union(out[s], k) if s in out else k
+    return out
+
+
+def param_kinds(meta: Any) -> dict[str, Kinds | None]:
+    """The kinds of each search param's own key (a float range is a number, a label a string)."""
+    out: dict[str, Kinds | None] = {}
+    if not isinstance(meta, dict):
+        return out
+    choices = meta.get("choices") or {}
+    for name, p in (meta.get("params") or {}).items():
+        if not isinstance(p, dict):
+            continue
+        if name in choices:
+            out[name] = frozenset({"str"})  # a label (the choices table says which)
+        elif p.get("type") == "float":
+            out[name] = frozenset({"float", "int"})
+        elif p.get("type") == "int":
+            out[name] = frozenset({"int"})
+        elif isinstance(p.get("options"), list):
+            out[name] = _kinds_of(p["options"])
+        else:
+            out[name] = None
+    return out
+
+
+def _kinds_of(values: list) -> Kinds | None:
+    kinds = {kind_of(v) for v in values}
+    return None if "other" in kinds or not kinds else frozenset(kinds)
+
+
+def _union(a: Kinds | None, b: Kinds | None) -> Kinds | None:
+    return None if a is None or b is None else a | b
+
+
+def apply_types(cfg: Any) -> Any:
+    """Type the component args of a loaded converted config (a DictConfig), in place."""
+    from omegaconf import OmegaConf
+    data = OmegaConf.to_container(cfg, resolve=False)
+    if not isinstance(data, dict):
+        return cfg
+    era = detect_era(data)
+    meta = data.get(META_KEY)
+    searched = search_kinds(meta)
+    body = {k: v for k, v in data.items() if k not in ("hydra", "defaults", META_KEY)}
+    own = param_kinds(meta)
+    for key, value in body.items():  # first-level params: as written (int stays int), or as searched
+        if not isinstance(key, str) or key in WELL_KNOWN or isinstance(value, dict) or is_code(value) \
+                or T.contains_component(value):
+            continue  # well-known params: the clara_schema defaults type them; interpolations: their target
+        first: Kinds | None = frozenset({kind_of(value)})
+        if key in own:
+            first = _union(first, own[key])
+        if first is not None:
+            _type(cfg, key, first)
+    for loc, comp in components(body):
+        args = comp.get("args")
+        if not isinstance(args, dict) or not args:
+            continue
+        spec = spec_of(comp, era)
+        node = _node_at(cfg, loc + ("args",))
+        if node is None:
+            continue
+        for arg, written in args.items():
+            if not isinstance(arg, str) or arg.startswith("_"):
+                continue
+            kinds: Kinds | None = spec.arg_kinds(arg, written, has_written=True)
+            where = clara(loc + ("args", arg))
+            if kinds is not None and where in searched:
+                kinds = _union(kinds, searched[where])
+            if kinds is not None:
+                _type(node, arg, kinds)
+    return cfg
+
+
+def _node_at(cfg: Any, loc: Loc) -> Any:
+    node = cfg
+    for part in loc:
+        node = node._get_node(part)
+        if node is None:
+            return None
+    return node
+
+
+def _type(parent: Any, key: str | int, kinds: Kinds) -> None:
+    from typing import Any as _Any
+
+    from omegaconf import DictConfig, ListConfig, ValueNode
+    optional = "none" in kinds
+    base = kinds - {"none"}
+    child = parent._get_node(key)
+    value_node = _value_nodes().get(base)
+    if value_node is not None and isinstance(child, ValueNode):
+        typed = value_node(child._value(), key=key, parent=parent, is_optional=optional)
+        parent.__dict__["_content"][key] = typed  # (assigning it would deep-copy the node: slow for 10,000 args)
+    elif base == {"list"} and isinstance(child, ListConfig):
+        child._metadata.ref_type, child._metadata.optional = list[_Any], optional
+    elif base == {"list"} and isinstance(child, ValueNode) and is_interpolation(child._value()):
+        typed_list = ListConfig(content=child._value(), ref_type=list[_Any], is_optional=optional, key=key,
+                                parent=parent)  # an interpolation that gives a list: only a list replaces it
+        parent.__dict__["_content"][key] = typed_list
+    elif base == {"dict"} and isinstance(child, DictConfig):
+        child._metadata.ref_type, child._metadata.optional = dict[_Any, _Any], optional
+
+
+@lru_cache(maxsize=1)
+def _value_nodes() -> dict:
+    from omegaconf import BooleanNode, FloatNode, IntegerNode, StringNode
+    return {frozenset({"int"}): IntegerNode, frozenset({"float", "int"}): FloatNode, frozenset({"float"}): FloatNode,
+            frozenset({"bool"}): BooleanNode, frozenset({"str"}): StringNode}
+
+
+def check_overrides(cfg: Any, overrides: Any, file: str | None = None, what: str = "override") -> None:
+    """Each ``KEY=VALUE`` of ``overrides`` that sets a component arg fits its class (see
+    :func:`argtypes.check_override`); the value is the composed one."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+    keys = [str(o).split("=", 1)[0] for o in overrides or () if "=" in str(o)]
+    keys = [k for k in keys if ".args." in k and not k.startswith("~") and not k.startswith("hydra.")]
+    if not keys:
+        return
+    tree = OmegaConf.to_container(cfg, resolve=False)
+    if not isinstance(tree, dict):
+        return
+    era = detect_era(tree)
+    for key in keys:
+        try:
+            value = OmegaConf.select(cfg, key.lstrip("+"), default=None)
+            if OmegaConf.is_config(value):
+                value = OmegaConf.to_container(value, resolve=True)
+        except OmegaConfBaseException:
+            continue  # a value that does not resolve: resolving the config says why
+
+        check_override(tree, key, value, era=era, file=file, what=what)
+
+
+def explain(exc: BaseException) -> Any:
+    """An OverrideError naming the class, the arg and what it takes, for Hydra's failure to apply
+    an override to a component arg ("Could not override ...", "Error merging override ..."), or
+    None when ``exc`` is not one."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+
+    from .errors import OverrideError, did_you_mean
+    from .kinds import describe
+    cause = exc.__cause__ or exc.__context__
+    parent, key, full = (getattr(cause, a, None) for a in ("parent_node", "key", "full_key"))
+    if parent is None or not isinstance(key, str) or not full or parent._key() != "args":
+        return None
+    comp_node = parent._get_parent()
+    comp = OmegaConf.to_container(comp_node, resolve=False) if comp_node is not None else None
+    if not isinstance(comp, dict) or not T.is_component(comp):
+        return None
+    root = OmegaConf.to_container(parent._get_root(), resolve=False)
+    spec = spec_of(comp, detect_era(root) if isinstance(root, dict) else "v4")
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    given = text.split("=", 1)[1] if text.startswith("Error merging override") and "=" in text else None
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
+        if spec.closed and not spec.takes(key):
+            return OverrideError(f"{spec.label} has no argument '{key}'", location=full,
+                                 hint=did_you_mean(key, spec.names()) + "its arguments are: " + ", ".join(spec.names()))
+        return OverrideError(f"{spec.label}'s '{key}' is not in this config", location=full,
+                             hint=f"add it with a +: +{full}=VALUE")
+    if isinstance(cause, ValidationError):
+        kinds = node_kinds(getattr(cause, "child_node", None))
+        if kinds is None:
+            return None
+        return OverrideError(f"{spec.label}'s '{key}' takes {describe(kinds)}"
+                             + (f", got {given}" if given is not None else ""), location=full,
+                             hint=f"give {describe(kinds)}")
+    return None
+
+
+def node_kinds(node: Any) -> Kinds | None:
+    """The kinds a typed OmegaConf node takes (None: untyped)."""
+    from typing import Any as _Any
+
+    from omegaconf import BooleanNode, DictConfig, FloatNode, IntegerNode, ListConfig, StringNode
+    if isinstance(node, (ListConfig, DictConfig)) and node._metadata.ref_type is _Any:
+        return None
+    kinds = next((k for t, k in ((BooleanNode, {"bool"}), (IntegerNode, {"int"}), (FloatNode, {"float", "int"}),
+                                 (StringNode, {"str"}), (ListConfig, {"list"}), (DictConfig, {"dict"}))
+                  if isinstance(node, t)), None)
+    if kinds is None:
+        return None
+    return frozenset(kinds | ({"none"} if node._is_optional() else set()))
+
+
+def check_sweep(cfg: Any, values: dict[str, list], file: str | None = None) -> None:
+    """Every value a sweep may give a param (a choice, a range's ends) fits it, before any trial
+    starts: a label is one of the param's labels, a value converts to the typed node's type and
+    fits the class of the component arg it sets. One located error for the first that does not."""
+    import copy
+
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from .errors import OverrideError
+    from .kinds import describe
+    meta = cfg.get(META_KEY) if hasattr(cfg, "get") else None
+    choices = (meta or {}).get("choices") or {}
+    tree: Any = None
+    for name, candidates in values.items():
+        where = f"hydra.sweeper.params.{name}"
+        if name in choices:
+            labels = [str(k) for k in choices[name]]
+            for v in candidates:
+                if str(v) not in labels:
+                    raise OverrideError(f"'{v}' is not one of the choices of '{name}': "
+                                        + ", ".join(k for k in labels if not k.startswith("as_written")),
+                                        file=file, location=where,
+                                        hint="see `clara-hydra space` for what each label sets")
+            continue
+        node = _select_node(cfg, name.lstrip("+"))
+        kinds = node_kinds(node)
+        for v in map(_decoded, candidates):
+            if kinds is not None:
+                try:
+                    copy.deepcopy(node)._set_value(v)  # the node's own conversion: "5" is an integer
+                    fits_node = True
+                except OmegaConfBaseException:
+                    fits_node = False
+                if not fits_node:
+                    raise OverrideError(f"'{name}' takes {describe(kinds)}, but the sweep gives it {v!r}", file=file,
+                                        location=where, hint=f"give {describe(kinds)} in the sweep expression")
+            if ".args." in name:
+                if tree is None:
+                    tree = OmegaConf.to_container(cfg, resolve=False)
+                check_override(tree, name, v, file=file, what="sweep value of")
+
+
+def _decoded(value: Any) -> Any:
+    """A sweep choice as the value its trial's override gives (the Optuna sweeper keeps a list as
+    its override text, ``[8,16]``)."""
+    if not isinstance(value, str) or not value.startswith(("[", "{")):
+        return value
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    try:
+        return OverridesParser.create().parse_override(f"x={value}").value()
+    except Exception:  # noqa: BLE001 - not an override value: the text itself
+        return value
+
+
+def _select_node(cfg: Any, key: str) -> Any:
+    """The node at a dotted override key (list indices as numbers), or None."""
+    from omegaconf import OmegaConf
+    node = cfg
+    for part in key.split("."):
+        if not OmegaConf.is_config(node):
+            return None
+        index: Any = int(part) if OmegaConf.is_list(node) and part.lstrip("-").isdigit() else part
+        try:
+            node = node._get_node(index)
+        except Exception:  # noqa: BLE001 - a key the config does not have: Hydra says so when it composes
+            return None
+    return node
