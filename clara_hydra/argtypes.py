@@ -59,9 +59,10 @@ class Spec:
             return kinds  # an interpolation's value is typed as the class takes it, once resolved
         if is_code(written) or _holds_components(written):
             return None
+        own = frozenset({kind_of(written)}) - {"other"}  # as written: an int stays an int
         if kinds is None:
-            return None if arg in self.kinds else frozenset({kind_of(written)}) - {"other"} or None
-        return kinds if fits(kinds, written) else kinds | {kind_of(written)}
+            return None if arg in self.kinds else own or None
+        return kinds if fits(kinds, written) else kinds | own
 
     def names(self) -> list[str]:
         return sorted(self.kinds)
@@ -152,12 +153,14 @@ def loc_of(tree: Any, key: str) -> Loc:
 
 
 def check_override(tree: dict, key: str, value: Any, *, era: str | None = None, file: str | None = None,
-                   what: str = "override") -> None:
+                   what: str = "override", shown: str | None = None, kinds: Kinds | None = None) -> None:
     """An override (or sweep value) ``key=value`` of a component arg fits the class: an arg it
     does not take, or a value of a kind it does not take, is one located error. ``tree``: the
-    composed config (unresolved is enough). Typed nodes refuse a wrong value of an arg that takes
-    one kind while Hydra composes; this catches the rest (``+`` args, args that take several
-    kinds: ``int | list``), before anything trains."""
+    composed config (unresolved is enough); ``kinds``: what the arg takes as the config was
+    typed when loaded (the class's, widened by what the config writes), else the class's;
+    ``shown``: the value as the user wrote it. Typed nodes refuse a wrong value of an arg that
+    takes one kind while Hydra composes; this catches the rest (``+`` args, args that take
+    several kinds: ``int | list``), before anything trains."""
     era = era or detect_era(tree)
     loc = loc_of(tree, key.lstrip("+~"))
     found = spec_at(tree, loc, era)
@@ -169,9 +172,11 @@ def check_override(tree: dict, key: str, value: Any, *, era: str | None = None, 
         raise OverrideError(f"{spec.label} has no argument '{arg}' ({what} {key})", file=file,
                             location=where, hint=did_you_mean(arg, spec.names()) + "its arguments are: "
                             + ", ".join(spec.names()))
-    kinds = spec.kinds.get(arg) if era != "v3" else None
+    if kinds is None and era != "v3":
+        kinds = spec.kinds.get(arg)
     if kinds is not None and not fits(kinds, value) and not _holds_components(value):
-        raise OverrideError(f"{spec.label}'s '{arg}' takes {describe(kinds)}, got {_short(value)} ({what} {key})",
+        got = shown if shown is not None else _short(value)
+        raise OverrideError(f"{spec.label}'s '{arg}' takes {describe(kinds)}, got {got} ({what} {key})",
                             file=file, location=where, hint=f"give {describe(kinds)}")
 
 

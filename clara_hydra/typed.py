@@ -81,6 +81,15 @@ def param_kinds(meta: Any) -> dict[str, Kinds | None]:
     return out
 
 
+def _first_level_kinds(value: Any) -> Kinds | None:
+    """A first-level param's kinds as written: its own, and a number for an integer (a config
+    writes ``"cache_rate": 1``; ``cache_rate=0.5`` is a value of it; the 1 stays an integer)."""
+    kind = kind_of(value)
+    if kind == "other":
+        return None
+    return frozenset({"int", "float"}) if kind == "int" else frozenset({kind})
+
+
 def _kinds_of(values: list) -> Kinds | None:
     kinds = {kind_of(v) for v in values}
     return None if "other" in kinds or not kinds else frozenset(kinds)
@@ -105,7 +114,7 @@ def apply_types(cfg: Any) -> Any:
         if not isinstance(key, str) or key in WELL_KNOWN or isinstance(value, dict) or is_code(value) \
                 or T.contains_component(value):
             continue  # well-known params: the clara_schema defaults type them; interpolations: their target
-        first: Kinds | None = frozenset({kind_of(value)})
+        first: Kinds | None = _first_level_kinds(value)
         if key in own:
             first = _union(first, own[key])
         if first is not None:
@@ -139,25 +148,56 @@ def _node_at(cfg: Any, loc: Loc) -> Any:
     return node
 
 
+#: A flag on an ``args`` node naming what an arg of several kinds takes, as typed when loaded
+#: (``clara_kinds:pixdim=float|int|list``): the node of such an arg cannot hold its type, and an
+#: override replaces it, but its parent's flags stay for the check before training.
+KINDS_FLAG = "clara_kinds:"
+
+
 def _type(parent: Any, key: str | int, kinds: Kinds) -> None:
     from typing import Any as _Any
+    from typing import Union
 
-    from omegaconf import DictConfig, ListConfig, ValueNode
+    from omegaconf import DictConfig, ListConfig, UnionNode, ValueNode
     optional = "none" in kinds
     base = kinds - {"none"}
     child = parent._get_node(key)
-    value_node = _value_nodes().get(base)
-    if value_node is not None and isinstance(child, ValueNode):
-        typed = value_node(child._value(), key=key, parent=parent, is_optional=optional)
-        parent.__dict__["_content"][key] = typed  # (assigning it would deep-copy the node: slow for 10,000 args)
+    value = child._value() if isinstance(child, ValueNode) else None
+    if base == {"float", "int"} and isinstance(value, int) and not isinstance(value, bool):
+        # an integer as written stays an integer; a float may replace it (OmegaConf takes typing.Union)
+        node: Any = UnionNode(value, Union[int, float], key=key, parent=parent, is_optional=optional)  # noqa: UP007
+    elif _value_nodes().get(base) is not None and isinstance(child, ValueNode):
+        node = _value_nodes()[base](value, key=key, parent=parent, is_optional=optional)
+    elif base and base <= _PRIMITIVES.keys() and isinstance(child, ValueNode):
+        union = Union[tuple(_PRIMITIVES[k] for k in sorted(base))]  # type: ignore[valid-type]  # noqa: UP007
+        node = UnionNode(value, union, key=key, parent=parent, is_optional=optional)
     elif base == {"list"} and isinstance(child, ListConfig):
         child._metadata.ref_type, child._metadata.optional = list[_Any], optional
-    elif base == {"list"} and isinstance(child, ValueNode) and is_interpolation(child._value()):
-        typed_list = ListConfig(content=child._value(), ref_type=list[_Any], is_optional=optional, key=key,
-                                parent=parent)  # an interpolation that gives a list: only a list replaces it
-        parent.__dict__["_content"][key] = typed_list
+        return
+    elif base == {"list"} and isinstance(child, ValueNode) and is_interpolation(value):
+        node = ListConfig(content=value, ref_type=list[_Any], is_optional=optional, key=key,
+                          parent=parent)  # an interpolation that gives a list: only a list replaces it
     elif base == {"dict"} and isinstance(child, DictConfig):
         child._metadata.ref_type, child._metadata.optional = dict[_Any, _Any], optional
+        return
+    else:
+        if isinstance(key, str):
+            parent._set_flag(f"{KINDS_FLAG}{key}={'|'.join(sorted(kinds))}", True)
+        return
+    parent.__dict__["_content"][key] = node  # (assigning it would deep-copy the node: slow for 10,000 args)
+
+
+_PRIMITIVES = {"bool": bool, "int": int, "float": float, "str": str}
+
+
+def recorded_kinds(args_node: Any, arg: str) -> Kinds | None:
+    """What the arg ``arg`` of several kinds takes, as typed when the config was loaded."""
+    flags = getattr(getattr(args_node, "_metadata", None), "flags", None) or {}
+    prefix = f"{KINDS_FLAG}{arg}="
+    for flag in flags:
+        if flag.startswith(prefix):
+            return frozenset(flag[len(prefix):].split("|"))
+    return None
 
 
 @lru_cache(maxsize=1)
@@ -172,8 +212,8 @@ def check_overrides(cfg: Any, overrides: Any, file: str | None = None, what: str
     :func:`argtypes.check_override`); the value is the composed one."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
-    keys = [str(o).split("=", 1)[0] for o in overrides or () if "=" in str(o)]
-    keys = [k for k in keys if ".args." in k and not k.startswith("~") and not k.startswith("hydra.")]
+    given = dict(str(o).split("=", 1) for o in overrides or () if "=" in str(o))
+    keys = [k for k in given if ".args." in k and not k.startswith("~") and not k.startswith("hydra.")]
     if not keys:
         return
     tree = OmegaConf.to_container(cfg, resolve=False)
@@ -181,14 +221,18 @@ def check_overrides(cfg: Any, overrides: Any, file: str | None = None, what: str
         return
     era = detect_era(tree)
     for key in keys:
+        path = key.lstrip("+")
+        parent = _select_node(cfg, path.rsplit(".", 1)[0])
+        if not OmegaConf.is_dict(parent) or path.rsplit(".", 1)[1] not in parent:
+            continue  # not in the composed config (a sweep's own key, before its trials): nothing to check
         try:
-            value = OmegaConf.select(cfg, key.lstrip("+"), default=None)
+            value = OmegaConf.select(cfg, path, default=None)
             if OmegaConf.is_config(value):
                 value = OmegaConf.to_container(value, resolve=True)
         except OmegaConfBaseException:
             continue  # a value that does not resolve: resolving the config says why
-
-        check_override(tree, key, value, era=era, file=file, what=what)
+        check_override(tree, key, value, era=era, file=file, what=what, shown=given[key],
+                       kinds=recorded_kinds(parent, path.rsplit(".", 1)[1]))
 
 
 def explain(exc: BaseException) -> Any:
@@ -202,6 +246,13 @@ def explain(exc: BaseException) -> Any:
     from .kinds import describe
     cause = exc.__cause__ or exc.__context__
     parent, key, full = (getattr(cause, a, None) for a in ("parent_node", "key", "full_key"))
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    given = text.split("=", 1)[1] if text.startswith("Error merging override") and "=" in text else None
+    if parent is not None and parent._get_parent() is None and isinstance(cause, ValidationError) and full == key:
+        kinds = node_kinds(getattr(cause, "child_node", None))  # a first-level param
+        if kinds is not None:
+            return OverrideError(f"'{key}' takes {describe(kinds)}" + (f", got {given}" if given is not None else ""),
+                                 location=full, hint=f"give {describe(kinds)}")
     if parent is None or not isinstance(key, str) or not full or parent._key() != "args":
         return None
     comp_node = parent._get_parent()
@@ -210,14 +261,13 @@ def explain(exc: BaseException) -> Any:
         return None
     root = OmegaConf.to_container(parent._get_root(), resolve=False)
     spec = spec_of(comp, detect_era(root) if isinstance(root, dict) else "v4")
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    given = text.split("=", 1)[1] if text.startswith("Error merging override") and "=" in text else None
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
         if spec.closed and not spec.takes(key):
             return OverrideError(f"{spec.label} has no argument '{key}'", location=full,
                                  hint=did_you_mean(key, spec.names()) + "its arguments are: " + ", ".join(spec.names()))
+        written = [str(k) for k in parent.keys()]
         return OverrideError(f"{spec.label}'s '{key}' is not in this config", location=full,
-                             hint=f"add it with a +: +{full}=VALUE")
+                             hint=did_you_mean(key, written) + f"to add an arg: +{full}=VALUE")
     if isinstance(cause, ValidationError):
         kinds = node_kinds(getattr(cause, "child_node", None))
         if kinds is None:
@@ -232,9 +282,14 @@ def node_kinds(node: Any) -> Kinds | None:
     """The kinds a typed OmegaConf node takes (None: untyped)."""
     from typing import Any as _Any
 
-    from omegaconf import BooleanNode, DictConfig, FloatNode, IntegerNode, ListConfig, StringNode
+    from omegaconf import BooleanNode, DictConfig, FloatNode, IntegerNode, ListConfig, StringNode, UnionNode
     if isinstance(node, (ListConfig, DictConfig)) and node._metadata.ref_type is _Any:
         return None
+    if isinstance(node, UnionNode):
+        names = {bool: "bool", int: "int", float: "float", str: "str"}
+        members = getattr(node._metadata.ref_type, "__args__", ())
+        union = {names[t] for t in members if t in names}
+        return frozenset(union | ({"none"} if node._is_optional() else set())) if union else None
     kinds = next((k for t, k in ((BooleanNode, {"bool"}), (IntegerNode, {"int"}), (FloatNode, {"float", "int"}),
                                  (StringNode, {"str"}), (ListConfig, {"list"}), (DictConfig, {"dict"}))
                   if isinstance(node, t)), None)
@@ -270,6 +325,7 @@ def check_sweep(cfg: Any, values: dict[str, list], file: str | None = None) -> N
             continue
         node = _select_node(cfg, name.lstrip("+"))
         kinds = node_kinds(node)
+        parent = _select_node(cfg, name.lstrip("+").rsplit(".", 1)[0]) if "." in name else None
         for v in map(_decoded, candidates):
             if kinds is not None:
                 try:
@@ -283,13 +339,15 @@ def check_sweep(cfg: Any, values: dict[str, list], file: str | None = None) -> N
             if ".args." in name:
                 if tree is None:
                     tree = OmegaConf.to_container(cfg, resolve=False)
-                check_override(tree, name, v, file=file, what="sweep value of")
+                check_override(tree, name, v, file=file, what="sweep value of",
+                               kinds=recorded_kinds(parent, name.rsplit(".", 1)[1]))
 
 
 def _decoded(value: Any) -> Any:
-    """A sweep choice as the value its trial's override gives (the Optuna sweeper keeps a list as
-    its override text, ``[8,16]``)."""
-    if not isinstance(value, str) or not value.startswith(("[", "{")):
+    """A sweep value as the value its trial's override gives: the Optuna sweeper keeps a list
+    choice as its override text (``[8,16]``) and a fixed value as text (``3``), which Hydra parses
+    in the trial."""
+    if not isinstance(value, str):
         return value
     from hydra.core.override_parser.overrides_parser import OverridesParser
     try:

@@ -1,17 +1,18 @@
 """The Hydra plugins that load a converted config typed (see :mod:`clara_hydra.typed`).
 
-``TypedSearchPath`` (a SearchPathPlugin) puts a ``clara-typed://`` entry first in Hydra's config
-search path and keeps the search path, to which Hydra later adds ``--config-dir``.
-``TypedConfigSource`` serves that entry: asked for a config, it finds the file Hydra would load
-(the first ``file://`` folder that has it), and when it is a converted Clara config (its first
-line is ``# Converted by clara-hydra``) loads it and types its component args. Any other config is
-"not here", so Hydra loads it as it always does.
+``TypedSearchPath`` (a SearchPathPlugin) puts a ``clara-typed://ID`` entry first in Hydra's
+config search path and keeps the search path under ID (Hydra adds ``--config-dir`` to it later).
+``TypedConfigSource`` serves that entry: asked for a config, it finds where Hydra would load it
+from (the first source after it that has it), and when that is a folder and the file a converted
+Clara config (its first line is ``# Converted by clara-hydra``) loads it and types its component
+args. Any other config is "not here", so Hydra loads it as it always does.
 """
 
 from __future__ import annotations
 
 import builtins
 import os
+from typing import Any
 
 from hydra.core.object_type import ObjectType
 from hydra.plugins.config_source import ConfigLoadError, ConfigResult, ConfigSource
@@ -20,24 +21,18 @@ from hydra.plugins.search_path_plugin import SearchPathPlugin
 from .typed import MARKER, apply_types
 
 SCHEME = "clara-typed"
-_SEARCH_PATHS: list = []  # the search path of the Hydra app being set up (the last one)
+#: The search path of each Hydra app set up in this process, by the id its ``clara-typed://ID``
+#: entry names (a process may set up several: the compose API, then a run).
+_SEARCH_PATHS: dict[str, Any] = {}
 
 
 class TypedSearchPath(SearchPathPlugin):
     def manipulate_search_path(self, search_path) -> None:
-        _SEARCH_PATHS[:] = [search_path]
-        if not any(e.path == f"{SCHEME}://" for e in search_path.get_path()):
-            search_path.prepend(provider="clara-hydra", path=f"{SCHEME}://")
-
-
-def _file_dirs() -> list[str]:
-    if not _SEARCH_PATHS:
-        return []
-    out = []
-    for e in _SEARCH_PATHS[0].get_path():  # a folder is "file://DIR" or plain "DIR"
-        if e.path and (e.path.startswith("file://") or "://" not in e.path):
-            out.append(e.path[len("file://"):] if e.path.startswith("file://") else e.path)
-    return out
+        if any(e.path.startswith(f"{SCHEME}://") for e in search_path.get_path()):
+            return
+        ident = str(len(_SEARCH_PATHS) + 1)
+        _SEARCH_PATHS[ident] = search_path
+        search_path.prepend(provider="clara-hydra", path=f"{SCHEME}://{ident}")
 
 
 class TypedConfigSource(ConfigSource):
@@ -46,12 +41,30 @@ class TypedConfigSource(ConfigSource):
         return SCHEME
 
     def _find(self, config_path: str) -> tuple[str, str] | None:
-        """(folder, file) of the converted config Hydra would load for ``config_path``, or None."""
+        """(folder, file) of the converted config Hydra would load for ``config_path``: the first
+        source after this one in the search path that has it, when that is a folder and the file
+        a converted config; else None."""
+        from hydra._internal.sources_registry import SourcesRegistry
+        search_path = _SEARCH_PATHS.get(self.path.split("://", 1)[-1])
+        if search_path is None:
+            return None
         name = self._normalize_file_name(config_path)
-        for folder in _file_dirs():
-            full = os.path.realpath(os.path.join(folder, name))
-            if os.path.isfile(full):
-                return (folder, full) if _is_converted(full) else None
+        for e in search_path.get_path():
+            path = e.path or ""
+            if path.startswith(f"{SCHEME}://"):
+                continue
+            if path.startswith("file://") or "://" not in path:
+                folder = path[len("file://"):] if path.startswith("file://") else path
+                full = os.path.realpath(os.path.join(folder, name))
+                if os.path.isfile(full):
+                    return (folder, full) if _is_converted(full) else None
+                continue
+            try:  # another kind of source (pkg://, structured://): Hydra loads the config from it
+                source = SourcesRegistry.instance().resolve(path.split("://", 1)[0])(provider=e.provider, path=path)
+                if source.is_config(config_path):
+                    return None
+            except Exception:  # noqa: BLE001 - a source that cannot say: Hydra will judge it
+                continue
         return None
 
     def load_config(self, config_path: str) -> ConfigResult:

@@ -139,7 +139,7 @@ def test_error_is_one_located_line(tmp_path, command, cid, data, location, words
 
 
 RESOLVE_ERRORS = [
-    ("wrong-type-override", ["epochs=abc"], "epochs", "could not be converted to Integer"),
+    ("wrong-type-override", ["epochs=abc"], "epochs", "'epochs' takes an integer, got abc"),
     ("unknown-key", ["nosuch=1"], "nosuch", "Could not override 'nosuch'"),
     ("bad-label", ["o1_o2=Lion"], "o1_o2", "'Lion' is not one of the choices of 'o1_o2': Adam, SGD"),
     ("alternatives-none-enabled", ["o1=true"], "train.optimizer", "0 are"),

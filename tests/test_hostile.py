@@ -250,8 +250,8 @@ def test_an_override_inside_the_domain_is_quiet():
 
 
 @pytest.mark.parametrize("override,wanted", [
-    pytest.param("epochs=null", "not Optional", id="epochs-null"),
-    pytest.param("epochs=abc", "could not be converted to Integer", id="epochs-abc"),
+    pytest.param("epochs=null", "'epochs' takes an integer, got null", id="epochs-null"),
+    pytest.param("epochs=abc", "'epochs' takes an integer, got abc", id="epochs-abc"),
     pytest.param("learning_rate=inf", "which JSON cannot hold", id="inf-in-json"),
 ])
 def test_bad_overrides_are_one_line(override, wanted):

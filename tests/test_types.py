@@ -57,7 +57,7 @@ WRONG_TYPES = [  # (id, config, override, location, words)
      "Orientationd's 'axcodes' takes a string or null, got [R,A,S]"),
     # args that take several kinds, which OmegaConf cannot type: refused before anything is built
     ("v41-union", V41, "train.pre_transforms.3.args.pixdim=fine", "train.pre_transforms[3].args.pixdim",
-     "Spacingd's 'pixdim' takes a number or a list, got 'fine'"),
+     "Spacingd's 'pixdim' takes a number or a list, got fine"),
 ]
 
 UNKNOWN_ARGS = [  # (id, config, override, location, words)
@@ -68,9 +68,11 @@ UNKNOWN_ARGS = [  # (id, config, override, location, words)
     ("v41-added", V41, "+train.model.args.num_res_unit=2", "train.model.args.num_res_unit",
      "UNet has no argument 'num_res_unit' (override +train.model.args.num_res_unit) (did you mean num_res_units?"),
     ("v41-real-but-not-written", V41, "train.model.args.dropout=0.1", "train.model.args.dropout",
-     "UNet's 'dropout' is not in this config (add it with a +: +train.model.args.dropout=VALUE)"),
+     "UNet's 'dropout' is not in this config (to add an arg: +train.model.args.dropout=VALUE)"),
+    ("v3-open", V3_SEGRESNET, "train.model.args.init_filtres=8", "train.model.args.init_filtres",
+     "SegResnet (v3)'s 'init_filtres' is not in this config (did you mean init_filters? to add an arg: +"),
     ("v41-added-wrong-type", V41, "+train.model.args.dropout=abc", "train.model.args.dropout",
-     "UNet's 'dropout' takes a number, got 'abc'"),
+     "UNet's 'dropout' takes a number, got abc"),
 ]
 
 
@@ -109,8 +111,9 @@ def test_code_strings_stay_untyped_and_interpolations_are_typed_when_resolved(wr
     """An arg of your own class is typed as written, but a lambda, "@obj" or "#expr" is Clara's code:
     any value may replace it. A {name} interpolation is checked when it is resolved (a float arg
     given a first-level string is refused there)."""
-    from clara_hydra.errors import ClaraHydraError
     from conftest import resolve
+
+    from clara_hydra.errors import ClaraHydraError
     src = write_config({"epochs": 1, "rate": 0.5, "word": "often", "train": {
         "model": {"path": "custom.Net", "args": {"act": "lambda x: x", "norm": "batch"}},
         "optimizer": {"name": "Adam", "args": {"params": "#@model.parameters()", "lr": "{rate}"}}}})
@@ -125,13 +128,64 @@ def test_code_strings_stay_untyped_and_interpolations_are_typed_when_resolved(wr
 def test_an_arg_the_search_sets_takes_every_value_the_search_gives(write_config):
     """Written as 0 (an integer) for a class of your own, searched as a float range: the arg
     takes 0.5, and still refuses a word."""
-    from clara_hydra.errors import ClaraHydraError
     from conftest import resolve
+
+    from clara_hydra.errors import ClaraHydraError
     src = write_config({"epochs": 1, "train": {"loss": {"path": "custom.Loss", "args": {"alpha": 0}, "search": [
         {"domain": "loss", "type": "float", "args": ["alpha"], "targets": [0.0, 1.0]}]}}})
     assert resolve(src, ["train.loss.args.alpha=0.5"])["train"]["loss"]["args"]["alpha"] == 0.5
     with pytest.raises(ClaraHydraError, match="takes a number, got abc"):
         resolve(src, ["train.loss.args.alpha=abc"])
+
+
+def test_values_as_the_config_writes_them_are_taken_in_overrides(write_config):
+    """A first-level integer takes a number (``"cache_rate": 1``, ``cache_rate=0.5``), and the 1
+    stays an integer; an arg of several kinds takes a value of the kind the config writes even
+    where MONAI's annotation does not name it (AsDiscreted's ``to_onehot: true``, as Clara v4.0
+    wrote it)."""
+    from conftest import resolve
+
+    from clara_hydra.errors import ClaraHydraError
+    tree = resolve(V40, ["train.post_transforms.1.args.to_onehot=true"])
+    assert tree["train"]["post_transforms"][1]["args"]["to_onehot"] is True
+    src = write_config({"epochs": 1, "cache_rate": 1, "train": {}})
+    assert resolve(src, ["cache_rate=0.5"])["cache_rate"] == 0.5
+    assert isinstance(resolve(src)["cache_rate"], int)
+    with pytest.raises(ClaraHydraError, match="cache_rate: 'cache_rate' takes a number, got abc"):
+        resolve(src, ["cache_rate=abc"])
+
+
+def test_a_sweep_checks_fixed_values_as_its_trials_parse_them_and_skips_its_own_added_keys(tmp_path):
+    """The Optuna sweeper gives a fixed value as text ("3") and keeps a swept ``+key`` out of the
+    sweep's own config: neither is refused."""
+    from clara_hydra.convert import convert, write
+    from clara_hydra.errors import ClaraHydraError
+    from clara_hydra.reader import read
+    from clara_hydra.resolve import compose
+    from clara_hydra.typed import check_overrides, check_sweep
+    write(convert(read(str(V41))), str(tmp_path))
+    cfg = compose(str(tmp_path), "config_train", [])
+    check_sweep(cfg, {"train.model.args.num_res_units": ["3"], "train.loss.args.squared_pred": ["True"]})
+    check_overrides(cfg, ["+train.model.args.dropout=choice(0.1,0.2)"])
+    with pytest.raises(ClaraHydraError, match="takes an integer, but the sweep gives it 'x'"):
+        check_sweep(cfg, {"train.model.args.num_res_units": ["x"]})
+
+
+def test_each_hydra_app_of_a_process_loads_its_own_config(tmp_path):
+    """The compose API set up for folder A loads A's config even after another set-up (B) in the
+    same process."""
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.utils import create_config_search_path
+
+    from clara_hydra.convert import convert, write
+    from clara_hydra.reader import read
+    for name, epochs in (("a", 1), ("b", 2)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "c.json").write_text(json.dumps({"epochs": epochs, "train": {}}))
+        write(convert(read(str(tmp_path / name / "c.json"))), str(tmp_path / name))
+    with initialize_config_dir(config_dir=str(tmp_path / "a")):
+        create_config_search_path(str(tmp_path / "b"))
+        assert compose("c").epochs == 1
 
 
 def test_a_written_value_the_annotation_does_not_name_is_kept(write_config):

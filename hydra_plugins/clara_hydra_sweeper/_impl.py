@@ -360,8 +360,9 @@ class ClaraOptunaSweeperImpl:
             elif isinstance(dist, (optuna.distributions.FloatDistribution, optuna.distributions.IntDistribution)):
                 values[name] = [dist.low, dist.high]
         check_sweep(self.config, values)
+        swept = {name.lstrip("+") for name in values}  # (their values are checked above)
         plain = [o for o in list(self.config.hydra.overrides.task) + list(fixed_overrides)
-                 if str(o).split("=", 1)[0].lstrip("+") not in values]  # (a sweep's values are checked above)
+                 if str(o).split("=", 1)[0].lstrip("+") not in swept]
         check_overrides(self.config, plain)
 
     def _read_conditions(self, dists: dict) -> dict:
