@@ -70,6 +70,13 @@ def run_cli(*args: str, cwd: str | os.PathLike | None = None, env: dict | None =
                           text=True, timeout=timeout)
 
 
+def convert_here(src: str | os.PathLike, out: str | os.PathLike) -> None:
+    """``clara-hydra convert SRC -o OUT``, run in this process (the command's own code, without
+    starting Python again: a fixture's MMAR, not the command under test)."""
+    from clara_hydra.cli import main
+    assert main(["convert", str(src), "-o", str(out)]) == 0
+
+
 def one_error(proc: subprocess.CompletedProcess, code: int = 2) -> str:
     """The one ``error:`` line a refused command printed, having checked its exit code and that no
     traceback or internal error came with it."""

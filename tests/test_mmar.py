@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, clara_cli, one_error, run_cli
+from conftest import ROOT, clara_cli, convert_here, one_error, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -48,8 +48,7 @@ def make_mmar(root: Path, data_env: dict, *, drop_search: bool = False, env_keys
     (root / "config" / "config_train.json").write_text(json.dumps(cfg, indent=1))
     env = env_keys if env_keys is not None else dict(data_env, MMAR_CKPT_DIR="models", MMAR_CKPT="models/model.pt")
     (root / "config" / "environment.json").write_text(json.dumps(env))
-    proc = run_cli("convert", root / "config" / "config_train.json", "-o", root / "conf")
-    assert proc.returncode == 0, proc.stderr
+    convert_here(root / "config" / "config_train.json", root / "conf")
     return root
 
 

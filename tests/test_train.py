@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, ROOT, run_cli, training_configs
+from conftest import CORPUS, ROOT, convert_here, run_cli, training_configs
 
 from clara_hydra import tree as T
 
@@ -91,8 +91,7 @@ def train(config_dir: Path, name: str, *overrides: str, cwd: Path, timeout: int 
 
 
 def _convert(src: Path, out: Path) -> None:
-    proc = run_cli("convert", src, "-o", out)
-    assert proc.returncode == 0, proc.stderr
+    convert_here(src, out)
 
 
 def _one_sample_batches(config: Path) -> list[str]:
