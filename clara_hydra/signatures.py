@@ -157,6 +157,7 @@ def _signature(cls: Any) -> dict | None:
     return {"params": out, "kwargs": kwargs}
 
 
+@cache
 def generate() -> dict:
     """The table, from the installed packages (imports MONAI, torch and ignite)."""
     import inspect

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -84,10 +86,11 @@ def synth_sets(tmp_path_factory):
     return get
 
 
-def train(config_dir: Path, name: str, *overrides: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+def train(config_dir: Path, name: str, *overrides: str, cwd: Path, timeout: int = 600,
+          env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "train.py"), "--config-dir", str(config_dir),
                            "--config-name", name, *overrides], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=None if env is None else {**os.environ, **env})
 
 
 def _convert(src: Path, out: Path) -> None:
@@ -112,13 +115,31 @@ def _one_sample_batches(config: Path) -> list[str]:
     return out
 
 
+@pytest.fixture(scope="module")
+def corpus_runs(request, tmp_path_factory, synth_sets):
+    """The selected corpus configs, each converted and trained one epoch (``python train.py``), two
+    at a time in one thread each: on the 2-core CI machine one run's start, data loading and Python
+    work overlap the other's training. Gives config -> (folder, data overrides, the run)."""
+    selected = [item.callspec.params["config"] for item in request.session.items
+                if getattr(item, "originalname", "") == "test_corpus_config_trains_one_epoch"]
+    pool = ThreadPoolExecutor(max_workers=2)
+    runs = {}
+    for config in selected:
+        data = synth_sets(_spacing(config))
+        folder = tmp_path_factory.mktemp("corpus")
+        _convert(config, folder / "conf")
+        data_keys = [f"DATASET_JSON={data / 'dataset.json'}", f"DATA_ROOT={data}"]
+        runs[config] = (folder, data_keys, pool.submit(
+            train, folder / "conf", config.stem, "epochs=1", *data_keys, f"hydra.run.dir={folder / 'run'}",
+            *_one_sample_batches(config), cwd=folder, env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}))
+    yield runs
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
 @pytest.mark.parametrize("config", TRAINED, ids=_rel)
-def test_corpus_config_trains_one_epoch(tmp_path, monkeypatch, synth_sets, config):
-    data = synth_sets(_spacing(config))
-    _convert(config, tmp_path / "conf")
-    data_keys = [f"DATASET_JSON={data / 'dataset.json'}", f"DATA_ROOT={data}"]
-    proc = train(tmp_path / "conf", config.stem, "epochs=1", *data_keys, f"hydra.run.dir={tmp_path / 'run'}",
-                 *_one_sample_batches(config), cwd=tmp_path)
+def test_corpus_config_trains_one_epoch(monkeypatch, corpus_runs, config):
+    tmp_path, data_keys, run = corpus_runs[config]
+    proc = run.result()
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = re.search(r"finished 1 epoch\(s\) in [\d.]+s[\s\S]*key metric = ([\d.]+)", proc.stdout)
     assert m, proc.stderr[-2000:]
