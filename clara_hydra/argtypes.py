@@ -47,6 +47,8 @@ class Spec:
     kinds: dict[str, Kinds | None] = field(default_factory=dict)  # per known arg
     closed: bool = False  # True: an arg outside ``kinds`` (and ``aliases``) is an error
     aliases: frozenset[str] = frozenset()  # taken, not listed: old names the builder renames, v3 layout args
+    as_written: bool = False  # an arg without kinds of its own is typed as written (v3), not left untyped
+    untyped: frozenset[str] = frozenset()  # args that take anything, whatever is written (a v3 arg mapped to one)
 
     def takes(self, arg: str) -> bool:
         return not self.closed or arg in self.kinds or arg in self.aliases or arg.startswith("_")
@@ -55,13 +57,15 @@ class Spec:
         """The kinds of ``arg``: the class's, widened by the written value's; untyped for a value
         that is code or components."""
         kinds = self.kinds.get(arg)
+        if arg in self.untyped:
+            return None
         if not has_written or is_interpolation(written):
             return kinds  # an interpolation's value is typed as the class takes it, once resolved
         if is_code(written) or _holds_components(written):
             return None
         own = frozenset({kind_of(written)}) - {"other"}  # as written: an int stays an int
         if kinds is None:
-            return None if arg in self.kinds else own or None
+            return None if arg in self.kinds and not self.as_written else own or None
         return kinds if fits(kinds, written) else kinds | own
 
     def names(self) -> list[str]:
@@ -115,20 +119,27 @@ def _monai_spec(dotted: str, label: str) -> Spec | None:
 
 
 def _v3_spec(name: str) -> Spec:
-    from .train.v3_table import LAYOUT_ARGS, TABLE
+    from .train.v3_table import LAYOUT_ARGS, TABLE, V3_ARGS
     rows = TABLE.get(name)
     if rows is None:
-        return Spec(f"{name} (v3)")
+        known = V3_ARGS.get(name)
+        return Spec(f"{name} (v3)", dict.fromkeys(known or ()), closed=known is not None,
+                    aliases=frozenset(LAYOUT_ARGS), as_written=True)
     kinds: dict[str, Kinds | None] = {}
+    untyped = set()
     for row in rows:
         target = S.params(row.target) or {}
         for v3arg, spec in row.args.items():
-            one_to_one = isinstance(spec, str)
-            k = target.get(spec) if one_to_one and isinstance(spec, str) else None
-            kinds[v3arg] = kinds.get(v3arg) or k
+            if isinstance(spec, str) and spec in target:  # one to one: what the MONAI arg takes
+                kinds[v3arg] = target[spec]
+                if target[spec] is None:
+                    untyped.add(v3arg)  # (fields -> keys: a name or a list of names)
+            else:
+                kinds.setdefault(v3arg, None)
         for v3arg in row.drop:
             kinds.setdefault(v3arg, None)
-    return Spec(f"{name} (v3)", kinds, closed=bool(rows), aliases=frozenset(LAYOUT_ARGS))
+    return Spec(f"{name} (v3)", kinds, closed=bool(rows), aliases=frozenset(LAYOUT_ARGS), as_written=True,
+                untyped=frozenset(untyped))
 
 
 def components(tree: dict) -> Iterator[tuple[Loc, dict]]:

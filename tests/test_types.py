@@ -69,8 +69,12 @@ UNKNOWN_ARGS = [  # (id, config, override, location, words)
      "UNet has no argument 'num_res_unit' (override +train.model.args.num_res_unit) (did you mean num_res_units?"),
     ("v41-real-but-not-written", V41, "train.model.args.dropout=0.1", "train.model.args.dropout",
      "UNet's 'dropout' is not in this config (to add an arg: +train.model.args.dropout=VALUE)"),
-    ("v3-open", V3_SEGRESNET, "train.model.args.init_filtres=8", "train.model.args.init_filtres",
-     "SegResnet (v3)'s 'init_filtres' is not in this config (did you mean init_filters? to add an arg: +"),
+    ("v3-model", V3_SEGRESNET, "train.model.args.init_filtres=8", "train.model.args.init_filtres",
+     "SegResnet (v3) has no argument 'init_filtres' (did you mean init_filters?"),
+    ("v3-model-added", V3_SEGRESNET, "+train.model.args.use_vae_loss=1", "train.model.args.use_vae_loss",
+     "SegResnet (v3) has no argument 'use_vae_loss' (override +train.model.args.use_vae_loss) (did you mean use_vae?"),
+    ("v3-table", V3_SEGRESNET, "train.pre_transforms.0.args.fieldz=[image]", "train.pre_transforms[0].args.fieldz",
+     "LoadNifti (v3) has no argument 'fieldz' (did you mean fields?"),
     ("v41-added-wrong-type", V41, "+train.model.args.dropout=abc", "train.model.args.dropout",
      "UNet's 'dropout' takes a number, got abc"),
 ]
@@ -93,6 +97,13 @@ def test_a_wrong_override_is_one_located_line(cid, config, override, location, w
     line = _resolve_error(config, override)
     assert line.startswith(f"error: {config}: {location}: "), line
     assert words in line, line
+
+
+def test_a_v3_arg_mapped_to_an_untyped_monai_arg_takes_anything():
+    """v3 ``fields`` is MONAI's ``keys``: one name or a list of names."""
+    from conftest import resolve
+    tree = resolve(V3_SEGRESNET, ["train.pre_transforms.0.args.fields=image"])
+    assert tree["train"]["pre_transforms"][0]["args"]["fields"] == "image"
 
 
 def test_a_right_override_of_each_kind_is_taken_as_its_type():

@@ -97,3 +97,29 @@ SECTION_NAMES = {
     "metrics": ["ComputeAverageDice", "ComputeAverage", "ComputeAUC"],
     "handlers": ["StatsHandler"],
 }
+
+#: The args the v3 names with logic of their own (``v3.py``: models, losses, optimizers, lr
+#: policies, the special transforms) read: what an added (``+``) arg may be. An arg a config
+#: writes is kept as written, read or not.
+V3_ARGS: dict[str, tuple[str, ...]] = {
+    "SegResnet": ("num_classes", "reg_weight", "init_filters", "use_group_normG", "use_group_norm", "use_vae",
+                  "dropout_prob", "blocks_down", "blocks_up"),
+    "SegAhnet": ("num_classes", "reg_weight", "n_spatial_dim", "if_use_psp"),
+    "DenseNet121": ("num_classes", "reg_weight", "weight_decay"),
+    "Unet": ("num_classes", "reg_weight"),
+    "Dice": ("jaccard", "skip_background", "is_onehot_targets", "squared_pred", "top_smooth", "smooth"),
+    "Focal": ("skip_background",),
+    "BinaryClassificationLoss": (),
+    "Adam": ("learning_rate",),
+    "NovoGrad": ("learning_rate", "beta1", "beta2", "epsilon", "weight_decay"),
+    "ReducePoly": ("poly_power",),
+    "ReduceCosine": ("rate",),
+    "DecayOnStep": ("decay_freq", "decay_ratio"),
+    "FastCropByPosNegRatio": ("image_field", "label_field", "fields", "size", "pos", "neg", "batch_size", "rotation",
+                              "rotation_degree", "scale", "scale_factor", "deform"),
+    "FastPosNegRatioCropROI": ("image_field", "label_field", "fields", "size", "pos", "neg", "batch_size", "rotation",
+                               "rotation_degree", "scale", "scale_factor", "deform"),
+    "RandomRotate2D": ("fields", "is_random", "angle"),
+    "RandomZoom": ("image_field", "label_field", "fields", "lower_limits", "upper_limits"),
+    "CropRandomSizeWithDisplacement": ("fields", "lower_size", "max_displacement"),
+}
