@@ -71,14 +71,25 @@ class Spec:
     def names(self) -> list[str]:
         return sorted(self.kinds)
 
+    def no_argument(self, arg: str, location: str, *, file: str | None = None, note: str = "") -> OverrideError:
+        """The error for an arg this class does not take, with the close names."""
+        return OverrideError(f"{self.label} has no argument '{arg}'" + (f" ({note})" if note else ""), file=file,
+                             location=location, hint=did_you_mean(arg, self.names()) + "its arguments are: "
+                             + ", ".join(self.names()))
+
+
+def takes_error(subject: str, kinds: Kinds | None, got: str | None, location: str, *, file: str | None = None,
+                note: str = "") -> OverrideError:
+    """The error for a value that does not fit: what ``subject`` takes, and what it got."""
+    return OverrideError(f"{subject} takes {describe(kinds)}" + (f", got {got}" if got is not None else "")
+                         + (f" ({note})" if note else ""), file=file, location=location,
+                         hint=f"give {describe(kinds)}")
+
 
 def _holds_components(value: Any) -> bool:
     if isinstance(value, list):
         return any(T.is_member(v) for v in value)
     return T.is_member(value)
-
-
-_OPEN = Spec("", closed=False)
 
 
 def spec_of(comp: dict, era: str) -> Spec:
@@ -180,15 +191,12 @@ def check_override(tree: dict, key: str, value: Any, *, era: str | None = None, 
     spec, arg = found
     where = clara(loc)
     if key.startswith("+") and not spec.takes(arg):  # (an arg the config writes is the builder's to judge)
-        raise OverrideError(f"{spec.label} has no argument '{arg}' ({what} {key})", file=file,
-                            location=where, hint=did_you_mean(arg, spec.names()) + "its arguments are: "
-                            + ", ".join(spec.names()))
+        raise spec.no_argument(arg, where, file=file, note=f"{what} {key}")
     if kinds is None and era != "v3":
         kinds = spec.kinds.get(arg)
     if kinds is not None and not fits(kinds, value) and not _holds_components(value):
-        got = shown if shown is not None else _short(value)
-        raise OverrideError(f"{spec.label}'s '{arg}' takes {describe(kinds)}, got {got} ({what} {key})",
-                            file=file, location=where, hint=f"give {describe(kinds)}")
+        raise takes_error(f"{spec.label}'s '{arg}'", kinds, shown if shown is not None else _short(value), where,
+                          file=file, note=f"{what} {key}")
 
 
 def _short(value: Any) -> str:
@@ -209,25 +217,3 @@ def spec_at(tree: dict, loc: Loc, era: str) -> tuple[Spec, str] | None:
     if not T.is_component(comp):
         return None
     return spec_of(comp, era), loc[-1]
-
-
-def kinds_at(tree: dict, loc: Loc, era: str) -> tuple[str, Kinds | None] | None:
-    """(what it is, its kinds) of the component arg or well-known first-level param at ``loc``."""
-    from .schema import WELL_KNOWN
-    if len(loc) == 1 and loc[0] in WELL_KNOWN:
-        typ = WELL_KNOWN[str(loc[0])]
-        return str(loc[0]), frozenset({"float", "int"} if typ is float else {typ.__name__})
-    found = spec_at(tree, loc, era)
-    if found is None:
-        return None
-    spec, arg = found
-    try:
-        comp: Any = tree
-        for part in loc[:-1]:
-            comp = comp[part]
-        written, has = comp[arg], True
-    except (KeyError, IndexError, TypeError):
-        written, has = None, False
-    if era == "v3" and has and not is_code(written):
-        return f"{spec.label}'s '{arg}'", spec.arg_kinds(arg, written, has)
-    return f"{spec.label}'s '{arg}'", spec.arg_kinds(arg) if arg in spec.kinds else None

@@ -65,11 +65,3 @@ def describe(kinds: Kinds | None) -> str:
         return "anything"
     words = [_WORDS[k] for k in _ORDER if k in kinds and not (k == "int" and "float" in kinds)]
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
-
-
-def short(kinds: Kinds | None) -> str:
-    """``int``, ``float|list|null``: the type as ``--help`` shows it."""
-    if kinds is None:
-        return "any"
-    names = [("null" if k == "none" else k) for k in _ORDER if k in kinds and not (k == "int" and "float" in kinds)]
-    return "|".join(names)

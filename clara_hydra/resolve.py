@@ -24,17 +24,15 @@ def effective_from_cfg(cfg: Any, *, enabled_only: bool = False, file: str | None
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from .typed import check_overrides
+    from .typed import check_label, check_overrides
     if overrides is None:
         overrides = job_overrides()
     check_overrides(cfg, overrides, file)
     meta = cfg.get(META_KEY) if hasattr(cfg, "get") else None
     for name, table in ((meta or {}).get("choices") or {}).items():
         label = cfg.get(name)
-        if label is not None and str(label) not in table:
-            labels = ", ".join(str(k) for k in table if not str(k).startswith("as_written"))
-            raise OverrideError(f"'{label}' is not one of the choices of '{name}': {labels}", file=file,
-                                location=name, hint="see `clara-hydra space` for what each label sets")
+        if label is not None:
+            check_label(name, label, table, file=file, location=name)
     warn_outside_domain(cfg, meta, file)
     try:
         tree: Any = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)  # a DictConfig gives a dict

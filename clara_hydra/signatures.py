@@ -20,7 +20,7 @@ import sys
 from functools import cache
 from typing import Any
 
-from .kinds import Kinds
+from .kinds import Kinds, kind_of
 
 TABLE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "signatures.json")
 
@@ -88,7 +88,7 @@ def annotation_kinds(ann: Any) -> frozenset[str] | None:
                 out |= {"float", "int", "list"}
         return frozenset(out) if out else frozenset({_NOT_WRITABLE})
     if origin is typing.Literal:
-        return frozenset(_value_kind(v) for v in typing.get_args(ann))
+        return frozenset(kind_of(v) for v in typing.get_args(ann))
     if origin is not None:
         ann = origin
     if ann is bool:
@@ -118,11 +118,6 @@ def annotation_kinds(ann: Any) -> frozenset[str] | None:
     if ann in (cabc.Callable, typing.Callable) or callable(ann):
         return frozenset({_NOT_WRITABLE})
     return None
-
-
-def _value_kind(v: Any) -> str:
-    from .kinds import kind_of
-    return kind_of(v)
 
 
 def _signature(cls: Any) -> dict | None:

@@ -18,10 +18,10 @@ from functools import lru_cache
 from typing import Any
 
 from . import tree as T
-from .argtypes import check_override, components, detect_era, spec_of
+from .argtypes import check_override, components, detect_era, spec_of, takes_error
 from .effective import META_KEY
 from .kinds import Kinds, is_code, is_interpolation, kind_of
-from .paths import Loc, clara
+from .paths import clara, dotted
 from .schema import WELL_KNOWN
 
 #: The first line of every converted config (``convert.render``): the configs typed here.
@@ -124,7 +124,7 @@ def apply_types(cfg: Any) -> Any:
         if not isinstance(args, dict) or not args:
             continue
         spec = spec_of(comp, era)
-        node = _node_at(cfg, loc + ("args",))
+        node = _select_node(cfg, dotted(loc + ("args",)))
         if node is None:
             continue
         for arg, written in args.items():
@@ -137,15 +137,6 @@ def apply_types(cfg: Any) -> Any:
             if kinds is not None:
                 _type(node, arg, kinds)
     return cfg
-
-
-def _node_at(cfg: Any, loc: Loc) -> Any:
-    node = cfg
-    for part in loc:
-        node = node._get_node(part)
-        if node is None:
-            return None
-    return node
 
 
 #: A flag on an ``args`` node naming what an arg of several kinds takes, as typed when loaded
@@ -207,7 +198,7 @@ def _value_nodes() -> dict:
             frozenset({"bool"}): BooleanNode, frozenset({"str"}): StringNode}
 
 
-def check_overrides(cfg: Any, overrides: Any, file: str | None = None, what: str = "override") -> None:
+def check_overrides(cfg: Any, overrides: Any, file: str | None = None) -> None:
     """Each ``KEY=VALUE`` of ``overrides`` that sets a component arg fits its class (see
     :func:`argtypes.check_override`); the value is the composed one."""
     from omegaconf import OmegaConf
@@ -231,7 +222,7 @@ def check_overrides(cfg: Any, overrides: Any, file: str | None = None, what: str
                 value = OmegaConf.to_container(value, resolve=True)
         except OmegaConfBaseException:
             continue  # a value that does not resolve: resolving the config says why
-        check_override(tree, key, value, era=era, file=file, what=what, shown=given[key],
+        check_override(tree, key, value, era=era, file=file, shown=given[key],
                        kinds=recorded_kinds(parent, path.rsplit(".", 1)[1]))
 
 
@@ -243,16 +234,15 @@ def explain(exc: BaseException) -> Any:
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
     from .errors import OverrideError, did_you_mean
-    from .kinds import describe
     cause = exc.__cause__ or exc.__context__
     parent, key, full = (getattr(cause, a, None) for a in ("parent_node", "key", "full_key"))
     text = str(exc).splitlines()[0] if str(exc) else ""
     given = text.split("=", 1)[1] if text.startswith("Error merging override") and "=" in text else None
-    if parent is not None and parent._get_parent() is None and isinstance(cause, ValidationError) and full == key:
+    if parent is not None and parent._get_parent() is None and isinstance(cause, ValidationError) \
+            and isinstance(key, str) and full == key:
         kinds = node_kinds(getattr(cause, "child_node", None))  # a first-level param
         if kinds is not None:
-            return OverrideError(f"'{key}' takes {describe(kinds)}" + (f", got {given}" if given is not None else ""),
-                                 location=full, hint=f"give {describe(kinds)}")
+            return takes_error(f"'{key}'", kinds, given, key)
     if parent is None or not isinstance(key, str) or not full or parent._key() != "args":
         return None
     comp_node = parent._get_parent()
@@ -263,8 +253,7 @@ def explain(exc: BaseException) -> Any:
     spec = spec_of(comp, detect_era(root) if isinstance(root, dict) else "v4")
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
         if spec.closed and not spec.takes(key):
-            return OverrideError(f"{spec.label} has no argument '{key}'", location=full,
-                                 hint=did_you_mean(key, spec.names()) + "its arguments are: " + ", ".join(spec.names()))
+            return spec.no_argument(key, full)
         written = [str(k) for k in parent.keys()]
         return OverrideError(f"{spec.label}'s '{key}' is not in this config", location=full,
                              hint=did_you_mean(key, written) + f"to add an arg: +{full}=VALUE")
@@ -272,9 +261,7 @@ def explain(exc: BaseException) -> Any:
         kinds = node_kinds(getattr(cause, "child_node", None))
         if kinds is None:
             return None
-        return OverrideError(f"{spec.label}'s '{key}' takes {describe(kinds)}"
-                             + (f", got {given}" if given is not None else ""), location=full,
-                             hint=f"give {describe(kinds)}")
+        return takes_error(f"{spec.label}'s '{key}'", kinds, given, full)
     return None
 
 
@@ -315,13 +302,8 @@ def check_sweep(cfg: Any, values: dict[str, list], file: str | None = None) -> N
     for name, candidates in values.items():
         where = f"hydra.sweeper.params.{name}"
         if name in choices:
-            labels = [str(k) for k in choices[name]]
             for v in candidates:
-                if str(v) not in labels:
-                    raise OverrideError(f"'{v}' is not one of the choices of '{name}': "
-                                        + ", ".join(k for k in labels if not k.startswith("as_written")),
-                                        file=file, location=where,
-                                        hint="see `clara-hydra space` for what each label sets")
+                check_label(name, v, choices[name], file=file, location=where)
             continue
         node = _select_node(cfg, name.lstrip("+"))
         kinds = node_kinds(node)
@@ -341,6 +323,15 @@ def check_sweep(cfg: Any, values: dict[str, list], file: str | None = None) -> N
                     tree = OmegaConf.to_container(cfg, resolve=False)
                 check_override(tree, name, v, file=file, what="sweep value of",
                                kinds=recorded_kinds(parent, name.rsplit(".", 1)[1]))
+
+
+def check_label(name: str, label: Any, table: Any, *, file: str | None, location: str) -> None:
+    """``label`` is one of the labels of the label param ``name`` (its choices ``table``)."""
+    from .errors import OverrideError
+    if str(label) not in [str(k) for k in table]:
+        labels = ", ".join(str(k) for k in table if not str(k).startswith("as_written"))
+        raise OverrideError(f"'{label}' is not one of the choices of '{name}': {labels}", file=file,
+                            location=location, hint="see `clara-hydra space` for what each label sets")
 
 
 def _decoded(value: Any) -> Any:

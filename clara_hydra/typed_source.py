@@ -36,15 +36,25 @@ class TypedSearchPath(SearchPathPlugin):
 
 
 class TypedConfigSource(ConfigSource):
+    def __init__(self, provider: str, path: str) -> None:
+        super().__init__(provider=provider, path=path)
+        self._others: dict[str, Any] = {}  # the other sources of the search path, made once each
+
     @staticmethod
     def scheme() -> str:
         return SCHEME
+
+    def _other(self, provider: str, path: str) -> Any:
+        from hydra._internal.sources_registry import SourcesRegistry
+        if path not in self._others:
+            source_type = SourcesRegistry.instance().resolve(path.split("://", 1)[0])
+            self._others[path] = source_type(provider=provider, path=path)
+        return self._others[path]
 
     def _find(self, config_path: str) -> tuple[str, str] | None:
         """(folder, file) of the converted config Hydra would load for ``config_path``: the first
         source after this one in the search path that has it, when that is a folder and the file
         a converted config; else None."""
-        from hydra._internal.sources_registry import SourcesRegistry
         search_path = _SEARCH_PATHS.get(self.path.split("://", 1)[-1])
         if search_path is None:
             return None
@@ -60,8 +70,7 @@ class TypedConfigSource(ConfigSource):
                     return (folder, full) if _is_converted(full) else None
                 continue
             try:  # another kind of source (pkg://, structured://): Hydra loads the config from it
-                source = SourcesRegistry.instance().resolve(path.split("://", 1)[0])(provider=e.provider, path=path)
-                if source.is_config(config_path):
+                if self._other(e.provider, path).is_config(config_path):
                     return None
             except Exception:  # noqa: BLE001 - a source that cannot say: Hydra will judge it
                 continue

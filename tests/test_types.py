@@ -182,6 +182,17 @@ def test_a_sweep_checks_fixed_values_as_its_trials_parse_them_and_skips_its_own_
         check_sweep(cfg, {"train.model.args.num_res_units": ["x"]})
 
 
+def test_a_sweep_label_the_param_does_not_have_fails_before_any_trial():
+    from clara_hydra.errors import ClaraHydraError
+    from clara_hydra.resolve import compose
+    from clara_hydra.typed import check_sweep
+    cfg = compose(str(ROOT / "examples" / "conf"), "demo", [])
+    check_sweep(cfg, {"d1_d2": ["true-false", "false-true"]})
+    with pytest.raises(ClaraHydraError, match="hydra.sweeper.params.d1_d2: 'x' is not one of the choices of "
+                                              "'d1_d2': true-false, false-true"):
+        check_sweep(cfg, {"d1_d2": ["true-false", "x"]})
+
+
 def test_each_hydra_app_of_a_process_loads_its_own_config(tmp_path):
     """The compose API set up for folder A loads A's config even after another set-up (B) in the
     same process."""
