@@ -43,10 +43,8 @@ def describe(exc: BaseException, *, os_hint: str = RUN_DIRS, file: str | None = 
     from hydra.errors import HydraException
     if isinstance(exc, (HydraException, OmegaConfBaseException)):
         from .typed import explain
-        explained = explain(exc)  # an override of a component arg: its class, and what the arg takes
+        explained = explain(exc, file)  # an override of a component arg: its class, and what the arg takes
         if explained is not None:
-            if explained.file is None and file:
-                explained.file = file
             return explained.exit_code, explained.format()
         text = first_line(exc)
         cause = exc.__cause__ or exc.__context__

@@ -129,9 +129,8 @@ def compose(config_dir: str, config_name: str, overrides: Sequence[str] = (), fi
 
 def _override_error(exc: BaseException, overrides: Sequence[str], file: str | None) -> ClaraHydraError:
     from .typed import explain
-    explained = explain(exc)
+    explained = explain(exc, file)
     if explained is not None:
-        explained.file = file
         return explained
     text = first_line(exc)
     cause = exc.__cause__ or exc.__context__

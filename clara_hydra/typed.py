@@ -226,10 +226,17 @@ def check_overrides(cfg: Any, overrides: Any, file: str | None = None) -> None:
                        kinds=recorded_kinds(parent, path.rsplit(".", 1)[1]))
 
 
-def explain(exc: BaseException) -> Any:
-    """An OverrideError naming the class, the arg and what it takes, for Hydra's failure to apply
-    an override to a component arg ("Could not override ...", "Error merging override ..."), or
-    None when ``exc`` is not one."""
+def explain(exc: BaseException, file: str | None = None) -> Any:
+    """An OverrideError (of ``file``) naming the class, the arg and what it takes, for Hydra's
+    failure to apply an override to a component arg ("Could not override ...", "Error merging
+    override ...") or a typed first-level param, or None when ``exc`` is not one."""
+    error = _explained(exc)
+    if error is not None and error.file is None:
+        error.file = file
+    return error
+
+
+def _explained(exc: BaseException) -> Any:
     from omegaconf import OmegaConf
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
