@@ -193,6 +193,8 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
         resume.load()
         if main:  # (every rank continues from it; rank 0 writes it)
             resume.attach()
+    from .. import faults
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda engine: faults.point("epoch_end", engine.state.epoch))
     from ..logs import tidy_library_loggers
     tidy_library_loggers()
     _epoch_lines(trainer, evaluator)
