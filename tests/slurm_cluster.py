@@ -1,14 +1,16 @@
 """A real single-node SLURM cluster on loopback, for the tests (and by hand: ``python
-tests/slurm_cluster.py`` starts one and prints its ``SLURM_CONF``; Ctrl-C stops it).
+tests/slurm_cluster.py`` starts one and prints its ``SLURM_CONF``; Ctrl-C or SIGTERM stops it).
 
 Debian's packages (``slurm-wlm``, ``slurmdbd``, ``munge``, ``mariadb-server``), installed when
 missing (as root). Accounting goes through slurmdbd to a private MariaDB, so ``sacct`` lists the
 jobs, as on a site's cluster. Everything lives in one temporary folder; :meth:`stop` ends every
-daemon it started. The commands find the cluster through ``SLURM_CONF`` (:attr:`env`)."""
+job, every daemon it started and every process they left. The commands find the cluster through
+``SLURM_CONF`` (:attr:`env`)."""
 
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -190,8 +192,48 @@ StorageLoc=slurm_acct_db
         return subprocess.run(["sacct", "-n", "-X", "-P", *args], env=self.env, capture_output=True, text=True,
                               check=True).stdout
 
+    def jobs(self) -> list[str]:
+        """The ids of the jobs the cluster still holds (pending, running or completing)."""
+        return subprocess.run(["squeue", "-h", "-o", "%i"], env=self.env, capture_output=True, text=True,
+                              check=True, timeout=30).stdout.split()
+
+    def cancel_jobs(self, seconds: float = 60) -> None:
+        """Cancel every job of this (private) cluster and wait until none is left: a job is listed
+        until its processes have ended (COMPLETING), so none runs on past this."""
+        subprocess.run(["scancel", "--full", "-u", pwd.getpwuid(os.geteuid()).pw_name], env=self.env,
+                       capture_output=True, timeout=30)
+        deadline = time.monotonic() + seconds
+        while left := self.jobs():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"SLURM jobs {' '.join(left)} still there {seconds:.0f}s after scancel")
+            time.sleep(0.2)
+
+    def _strays(self) -> list[int]:
+        """What this cluster's jobs left running: each slurmstepd (Debian's is slurmstepd-wlm) and
+        each process of a job. Both have this cluster's ``SLURM_CONF`` in their environment; a
+        job's has its ``SLURM_JOB_ID`` too, which tells it from a shell that merely uses the cluster."""
+        mark = f"SLURM_CONF={self.conf}".encode()
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as fh:
+                    env = fh.read().split(b"\0")
+                exe = os.path.basename(os.readlink(f"/proc/{entry}/exe"))
+            except OSError:  # gone meanwhile, a zombie, or not ours to read
+                continue
+            if mark in env and (exe.startswith("slurmstepd") or any(v.startswith(b"SLURM_JOB_ID=") for v in env)):
+                found.append(int(entry))
+        return found
+
     def stop(self) -> None:
-        subprocess.run(["scancel", "--full", "-u", "root"], env=self.env, capture_output=True)
+        """End the jobs, the daemons, and then whatever the cluster started that is still there:
+        slurmd starts each job's slurmstepd in a session of its own, which outlives slurmd."""
+        try:
+            self.cancel_jobs(seconds=30)
+        except (OSError, RuntimeError, subprocess.SubprocessError):
+            pass  # (the daemons are stopped all the same; what the jobs left is killed below)
         for proc in reversed(self.procs):
             if proc.poll() is None:
                 try:
@@ -205,6 +247,11 @@ StorageLoc=slurm_acct_db
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         self.procs.clear()
+        for pid in self._strays():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -213,6 +260,7 @@ if __name__ == "__main__":
         install()
     cluster = SlurmCluster().start()
     print(f"export SLURM_CONF={cluster.conf}", flush=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill PID stops it as Ctrl-C does
     try:
         signal.pause()
     except KeyboardInterrupt:

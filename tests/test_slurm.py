@@ -7,11 +7,15 @@ study, as on a shared file system."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,6 +41,15 @@ def slurm():
     cluster = SlurmCluster().start()
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_job_left(slurm):
+    """Each test ends its SLURM jobs, passed or failed (its sweep process ended first: nothing
+    submits any more): none runs on, its slurmstepd and training included, into the next test."""
+    assert not slurm.jobs(), "a SLURM job is left from before this test"
+    yield
+    slurm.cancel_jobs()
 
 
 def _with_example(config: Path) -> Path:
@@ -67,17 +80,50 @@ def test_a_sweep_runs_its_trials_as_slurm_jobs(tmp_path, conf, slurm):  # noqa: 
 
 def _requeue(slurm, job: str) -> None:
     """``scontrol requeue`` (what a preemption does to a requeueable job), then let it start again
-    at once: SLURM holds a requeued job for two minutes first."""
-    subprocess.run(["scontrol", "requeue", job], env=slurm.env, check=True, capture_output=True)
-    for _ in range(300):
-        state = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], env=slurm.env, capture_output=True,
-                               text=True).stdout.strip()
-        if state == "PENDING":
-            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=slurm.env, check=True,
-                           capture_output=True)
-            return
+    at once: SLURM holds a requeued job for two minutes first. On return the job's first run has
+    ended: squeue says COMPLETING until its processes are gone, PENDING only after."""
+    subprocess.run(["scontrol", "requeue", job], env=slurm.env, check=True, capture_output=True, timeout=30)
+    _wait(lambda: _state(slurm, job) == "PENDING", 120, f"the requeued job {job} back to PENDING")
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=slurm.env, check=True,
+                   capture_output=True, timeout=30)
+
+
+def _state(slurm, job: str) -> str:
+    return subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], env=slurm.env, capture_output=True, text=True,
+                          timeout=30).stdout.strip()
+
+
+def _wait(done: Callable[[], bool], seconds: float, what: str, run: subprocess.Popen | None = None,
+          out: Path | None = None) -> None:
+    """Until ``done()``, at most ``seconds`` (a bound for a broken run, not a timing: the tests
+    wait for events); the sweep ``run``, where given, must not end meanwhile (its output ``out``)."""
+    deadline = time.monotonic() + seconds
+    while not done():
+        if run is not None and run.poll() is not None:
+            raise AssertionError(f"the sweep ended (exit {run.returncode}) before {what}:\n{_tail(out)}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} in {seconds:.0f}s\n{_tail(out)}")
         time.sleep(0.2)
-    raise AssertionError(f"the requeued job {job} never went back to PENDING")
+
+
+def _tail(path: Path | None, chars: int = 3000) -> str:
+    return path.read_text(errors="replace")[-chars:] if path is not None and path.exists() else ""
+
+
+@contextlib.contextmanager
+def _ended(run: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    """The process (started with ``start_new_session=True``) and its process group are ended on
+    the way out, however the test ends."""
+    try:
+        yield run
+    finally:
+        for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 30)):
+            try:
+                os.killpg(run.pid, sig)
+            except ProcessLookupError:
+                break  # the group is gone
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                run.wait(timeout=grace)
 
 
 def _accounted(slurm, done, *args: str, name: str = "sweep_task") -> list[list[str]]:
@@ -95,32 +141,49 @@ def _accounted(slurm, done, *args: str, name: str = "sweep_task") -> list[list[s
 
 def test_a_requeued_training_job_continues_its_trial_from_its_last_epoch(tmp_path, slurm):
     """A preemption of real training: requeued after its first epoch, the job runs again in the
-    trial's folder and continues from the trial's resume point (the epoch after it), to the end."""
+    trial's folder and continues from the trial's resume point (the epoch after it), to the end.
+    The job's first run waits after epoch 1 (its resume point written) until the requeue ends it
+    (CLARA_HYDRA_FAULT, clara_hydra/faults.py): the same on an idle machine as on a loaded one."""
     mmar = make_mmar(tmp_path / "mmar", synth_data(tmp_path / "data", train=2, val=1))
     _with_example(mmar / "conf" / "config_train.yaml")
     sweep_dir = tmp_path / "sweep"
-    run = subprocess.Popen(
-        clara_cli() + ["train", "--mmar", str(mmar), "-m", *LOCAL, _storage(tmp_path), "hydra.sweeper.params=null",
-                       "epochs=100", "hydra.sweeper.n_trials=1", "hydra.sweeper.pruner=none",
-                       "hydra.sweeper.export_best=false", f"hydra.sweep.dir={sweep_dir}"],
-        cwd=tmp_path, env=slurm.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    point = sweep_dir / "0" / "models" / "resume.ckpt.json"
-    deadline = time.time() + 180
-    while not point.exists() and time.time() < deadline and run.poll() is None:
-        time.sleep(0.2)
-    assert point.exists(), "the trial never finished an epoch"
-    job = subprocess.run(["squeue", "-h", "-o", "%i"], env=slurm.env, capture_output=True, text=True).stdout.split()[0]
-    _requeue(slurm, job)
-    out, _ = run.communicate(timeout=300)
-    assert run.returncode == 0, out[-3000:]
+    reached, go = tmp_path / "epoch1.reached", tmp_path / "epoch1.go"
+    # to the job through sbatch (submitit leaves --export at its default, ALL); SLURM keeps a job's
+    # environment, so the requeued run has it too: it resumes after epoch 1 and never meets the rule
+    env = dict(slurm.env, CLARA_HYDRA_FAULT=f"epoch_end@1:touch={reached},wait={go}")
+    out = tmp_path / "sweep.out"
+    with open(out, "w") as out_fh, _ended(subprocess.Popen(
+            clara_cli() + ["train", "--mmar", str(mmar), "-m", *LOCAL, _storage(tmp_path),
+                           "hydra.sweeper.params=null", "epochs=3", "hydra.sweeper.n_trials=1",
+                           "hydra.sweeper.pruner=none", "hydra.sweeper.export_best=false",
+                           f"hydra.sweep.dir={sweep_dir}"],
+            cwd=tmp_path, env=env, stdout=out_fh, stderr=subprocess.STDOUT, start_new_session=True)) as run:
+        _wait(reached.exists, 300, "trial finishing its first epoch", run, out)
+        point = sweep_dir / "0" / "models" / "resume.ckpt.json"
+        assert json.loads(point.read_text())["epoch"] == 1
+        (job,) = [j for j in slurm.jobs() if _state(slurm, j) == "RUNNING"]
+        _requeue(slurm, job)
+        # the first run is gone (_requeue): `go` can only let through a requeued run that trains
+        # epoch 1 again, instead of resuming after it (the log below would show it)
+        go.touch()
+        bound = 300
+        try:
+            run.wait(timeout=bound)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the sweep did not end in {bound}s after the requeue\n{_tail(out)}") from None
+        assert run.returncode == 0, _tail(out)
     (trial,) = rows(sweep_dir / "trials.csv")
     assert trial["state"] == "complete", trial
     log = (sweep_dir / "0" / "train.log").read_text()
-    resumed = re.search(r"resuming after epoch (\d+)/100", log)
-    assert resumed, log[-2000:]
-    after = re.search(r"epoch (\d+)/100, loss", log[resumed.end():])
-    assert after and int(after.group(1)) == int(resumed.group(1)) + 1  # on from the epoch after its point
-    assert sorted({int(e) for e in re.findall(r"epoch (\d+)/100, loss", log)}) == list(range(1, 101))
+    assert re.findall(r"resuming after epoch (\d+)/3", log) == ["1"], log[-3000:]  # once, from the first run's point
+    first, resumed = log.split("resuming after epoch", 1)
+
+    def trained(text: str) -> list[int]:
+        return [int(e) for e in re.findall(r"epoch (\d+)/3, loss", text)]
+    # epoch 1: trained and logged by the first run, which the requeue ended while it waited at the
+    # fault point (after the epoch's resume point and line)
+    assert trained(first) == [1], first[-3000:]
+    assert trained(resumed) == [2, 3], resumed[-3000:]  # on from the epoch after its point, each epoch once
     (best,) = (sweep_dir / "0" / "models").glob("*_key_metric=*.pt")  # the first run's later bests are gone
     assert float(best.stem.split("=")[1]) == pytest.approx(float(trial["value"]), abs=1e-4)
     _accounted(slurm, lambda jobs: [j[2] for j in jobs] == ["REQUEUED", "COMPLETED"], "-D", "-j", job.split("_")[0],
