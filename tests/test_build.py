@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 
 import pytest
@@ -179,8 +180,17 @@ def test_train_and_validate_never_share_a_cached_dataset(tmp_path):
           "data_list_key": "training", "args": {}}
     chain = [{"name": "LoadImaged", "args": {"keys": ["image", "label"]}}]
     tree = {"train": {"pre_transforms": chain, "dataset": ds}, "validate": {"pre_transforms": chain, "dataset": ds}}
-    b = Builder(tree, device="cuda", amp=False, share_cache=True, gpu_free_bytes=8 * 2**30).build()
+
+    def build():  # one trial's bundle, from the same config
+        return Builder(copy.deepcopy(tree), device="cuda", amp=False, share_cache=True,
+                       gpu_free_bytes=8 * 2**30).build()
+    b, again = build(), build()
     assert b["train"]["dataset"]["_target_"] == "clara_hydra.train.cache.shared_dataset"
+    assert b["validate"]["dataset"]["_target_"] == "clara_hydra.train.cache.shared_dataset"
+    # the next trial finds the same cache (the key is the config's, not the build's) ...
+    assert again["train"]["dataset"]["key"] == b["train"]["dataset"]["key"]
+    assert again["validate"]["dataset"]["key"] == b["validate"]["dataset"]["key"]
+    # ... and validate, with the same transforms and data list, never takes train's
     assert b["train"]["dataset"]["key"] != b["validate"]["dataset"]["key"]
 
 

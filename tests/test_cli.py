@@ -65,9 +65,22 @@ def test_space_table_and_json(tmp_path):
     assert table.stdout.splitlines()[0].split() == ["NAME", "TYPE", "DOMAIN", "SWEEP", "WHEN", "SETS"]
     params = json.loads(run_cli("space", src, "--json").stdout)
     assert [p["name"] for p in params][:3] == ["learning_rate", "d1_d2", "useNovoGrad_useAdam"]
-    for p in params:
-        assert set(p) >= {"name", "type", "domain", "sweep", "targets", "sources"}
-        assert ("choices" in p) == (p["type"] == "enum")
+    assert {p["name"]: (p["type"], p["domain"], p["sweep"], p.get("choices")) for p in params} == {
+        "learning_rate": ("float", "lr", "tag(log, interval(0.0001, 0.01))", None),  # two decades: log scale
+        "d1_d2": ("enum", "transform", "choice(true-false, false-true)",
+                  {"true-false": [True, False], "false-true": [False, True]}),
+        "useNovoGrad_useAdam": ("enum", "net", "choice(NovoGrad, Adam)",  # labelled by what each enables
+                                {"NovoGrad": [False, True], "Adam": [True, False]}),
+        "train.lr_policy.args.poly_power": ("enum", "lr", "choice(0.9, 0.99)", {"0.9": [0.9], "0.99": [0.99]}),
+        "train.model.args.init_filters": ("enum", "net", "choice(4, 8)", {"4": [4], "8": [8]}),
+        "prob": ("float", "transform", "interval(0.0, 1.0)", None),
+        "flipOff": ("enum", "transform", "choice(true, false)", {"true": [True], "false": [False]}),
+        "train.pre_transforms.8.disabled": ("enum", "transform", "choice(true, false)",
+                                            {"true": [True], "false": [False]}),
+    }
+    prob = params[[p["name"] for p in params].index("prob")]
+    assert prob["targets"] == [0.0, 1.0] and prob["when"] == {"param": "flipOff", "in": ["false"]}
+    assert prob["sources"] == ["train.pre_transforms[4].args.probability", "train.pre_transforms[5].args.probability"]
 
 
 def test_resolve_yaml_json_and_converted_yaml_agree(tmp_path):

@@ -17,6 +17,7 @@ from conftest import (
     FULL_CORPUS,
     ROOT,
     TRIMMED_CORPUS,
+    cases,
     corpus_or_skip,
     run_cli,
     space,
@@ -117,6 +118,7 @@ def test_corpus_config_converts_composes_resolves(tmp_path, path):
     written = write(conv, str(tmp_path))
     assert Path(written).read_text().startswith("# Converted by clara-hydra")
     rng = random.Random(path.name)
+    raw = json.loads(path.read_text())
     for overrides in ([], _random_overrides(conv, rng), _random_overrides(conv, rng)):
         cfg = compose(str(tmp_path), Path(written).stem, overrides)
         try:
@@ -130,8 +132,8 @@ def test_corpus_config_converts_composes_resolves(tmp_path, path):
             given = dict(o.split("=", 1) for o in overrides).get(p.name)
             if given is None:
                 continue
-            if p.mode == "label":
-                want = p.choices[given]
+            if p.mode == "label":  # the label stands for its option as the Clara JSON writes it
+                want = get(raw, p.entry.loc)["targets"][list(p.choices).index(given)]
                 # for aliases the source list interleaves applies; compare per arg target
                 for arg, value in zip(p.entry.args, want):
                     got = get(tree, arg.target)
@@ -203,15 +205,16 @@ def _all_params():
             conv = _convert(path)
         except Exception:
             continue
-        out += [pytest.param(p, id=f"{_id(path)}:{p.name}") for p in conv.params]
+        out += [pytest.param(path, p, id=f"{_id(path)}:{p.name}") for p in conv.params]
     return out
 
 
-@pytest.mark.parametrize("param", _all_params())
-def test_sweep_expression_becomes_intended_optuna_distribution(param):
+@pytest.mark.parametrize("path,param", _all_params())
+def test_sweep_expression_becomes_intended_optuna_distribution(path, param):
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
+    from clara_hydra.paths import get
     from clara_hydra.sweep.upstream import distribution as create_optuna_distribution_from_override
 
     override = OverridesParser.create().parse_override(f"{param.name}={param.sweep}")
@@ -221,17 +224,24 @@ def test_sweep_expression_becomes_intended_optuna_distribution(param):
     if param.type == "float":
         assert isinstance(dist, FloatDistribution)
         assert (dist.low, dist.high) == (e.low, e.high)
-        assert dist.log == (e.domain == "lr" and e.low > 0 and e.high / e.low >= 10)
+        assert dist.log == param.sweep.startswith("tag(log, ")  # which ones: FLOAT_CASES below
     elif param.type == "int":
         assert isinstance(dist, IntDistribution) and (dist.low, dist.high) == (e.low, e.high)
     else:
         assert isinstance(dist, CategoricalDistribution)
-        # the sweeper emits f"{name}={choice}": each must parse back to a label we know
+        # the sweeper emits f"{name}={choice}": each parses back to one option, in the order written
         parser = OverridesParser.create()
-        for choice in dist.choices:
-            value = parser.parse_override(f"{param.name}={choice}").value()
-            key = value if param.mode == "label" else next(k for k, v in param.choices.items() if v == [value])
-            assert key in param.choices
+        values = [parser.parse_override(f"{param.name}={choice}").value() for choice in dist.choices]
+        targets = get(json.loads(path.read_text()), e.loc)["targets"]
+        if param.mode == "label":
+            assert values == list(param.choices) and len(values) == len(targets)
+        else:  # the option's value itself (of its JSON type: 1 is not 1.0 nor true), and the
+            # key a user writes for it (`space` lists them) is that value on the command line
+            typed = [(type(v), v) for v in values]
+            assert typed == list({(type(t[0]), t[0]): None for t in targets})
+            keys = [parser.parse_override(f"{param.name}={key}").value() for key in param.choices]
+            assert [(type(v), v) for v in keys] == typed
+            assert list(param.choices.values()) == [[v] for v in values]
 
 
 def test_corpus_examples_use_readable_labels():
@@ -267,17 +277,44 @@ def _float_entries(data: dict) -> list[tuple[str, str | None, float, float]]:
     return out
 
 
-def _float_cases():
-    out = []
-    for path in CONFIGS + EXAMPLES:
-        for where, domain, low, high in _float_entries(json.loads(path.read_text())):
-            log = domain == "lr" and low > 0 and high / low >= 10
-            kind = "log" if log else "linear"
-            out.append(pytest.param(path, where, low, high, log, id=f"{_id(path)}:{where}:{kind}"))
-    return out
+def _lr_entry(targets, domain="lr") -> dict:
+    """A small Clara config whose one search entry is a float ``learning_rate``."""
+    return {"epochs": 3, "learning_rate": 0.001, "train": {"pre_transforms": []},
+            "search": [{"domain": domain, "type": "float", "args": ["learning_rate"], "targets": targets}]}
 
 
-FLOAT_CASES = _float_cases()
+#: Every float search entry of the corpus and the examples (bar the full corpus's files that the
+#: trimmed copy leaves out), and configs written here for the edges: (id, config (a corpus or
+#: examples/ file, or a Clara config), the place it sets, low, high, the sweep expression written
+#: by hand). Domain "lr" with 0 < low and high/low >= 10 is a log scale; anything else is linear.
+FLOAT_CASES = cases([
+    ("pt41-LR_LP-learning_rate-one-decade-is-log", "cte-pt41-automl/trn_autoML_LR_LP.json", "learning_rate",
+     0.0001, 0.001, "tag(log, interval(0.0001, 0.001))"),
+    ("pt41-LR_LP-gamma-lr-under-a-decade", "cte-pt41-automl/trn_autoML_LR_LP.json",
+     "train.lr_scheduler.args.gamma", 0.1, 0.2, "interval(0.1, 0.2)"),
+    ("pt41-LR_LP-prob-transform", "cte-pt41-automl/trn_autoML_LR_LP.json", "train.pre_transforms[6].args.prob",
+     0, 1, "interval(0.0, 1.0)"),
+    ("pt41-TransformProb-prob", "cte-pt41-automl/trn_autoML_TransformProb.json",
+     "train.pre_transforms[7].args.prob", 0.0, 0.8, "interval(0.0, 0.8)"),
+    ("tf31-LR_LP-learning_rate", "cte-tf31-automl/trn_autoML_LR_LP.json", "learning_rate",
+     0.0001, 0.001, "tag(log, interval(0.0001, 0.001))"),
+    ("tf31-LR_LP-poly_power-lr-under-a-decade", "cte-tf31-automl/trn_autoML_LR_LP.json",
+     "train.lr_policy.args.poly_power", 0.9, 0.99, "interval(0.9, 0.99)"),
+    ("tf31-LR_LP-probability", "cte-tf31-automl/trn_autoML_LR_LP.json", "train.pre_transforms[8].args.probability",
+     0.0, 0.2, "interval(0.0, 0.2)"),
+    ("demo-learning_rate-two-decades", "examples/demo.json", "learning_rate",
+     0.0001, 0.01, "tag(log, interval(0.0001, 0.01))"),
+    ("demo-probability", "examples/demo.json", "train.pre_transforms[4].args.probability",
+     0.0, 1.0, "interval(0.0, 1.0)"),
+    ("demo_v41-learning_rate", "examples/demo_v41.json", "learning_rate",
+     0.0001, 0.01, "tag(log, interval(0.0001, 0.01))"),
+    ("demo_v41-prob", "examples/demo_v41.json", "train.pre_transforms[4].args.prob", 0.0, 1.0, "interval(0.0, 1.0)"),
+    ("lr-from-zero-is-linear", _lr_entry([0.0, 0.01]), "learning_rate", 0.0, 0.01, "interval(0.0, 0.01)"),
+    ("lr-just-under-a-decade", _lr_entry([0.001, 0.0099]), "learning_rate", 0.001, 0.0099, "interval(0.001, 0.0099)"),
+    ("lr-five-decades", _lr_entry([1e-05, 1.0]), "learning_rate", 1e-05, 1.0, "tag(log, interval(1e-05, 1.0))"),
+    ("not-lr-two-decades-is-linear", _lr_entry([0.0001, 0.01], domain="transform"), "learning_rate",
+     0.0001, 0.01, "interval(0.0001, 0.01)"),
+])
 
 
 @cache
@@ -287,23 +324,37 @@ def _space_cli(path: Path) -> list[dict]:
     return json.loads(proc.stdout)
 
 
-def test_float_cases_cover_log_and_linear():
-    kinds = {case.values[-1] for case in FLOAT_CASES}
-    assert kinds == {True, False}, [case.id for case in FLOAT_CASES]
+def _config_path(config, tmp_path) -> Path:
+    if isinstance(config, dict):
+        path = tmp_path / "config_train.json"
+        path.write_text(json.dumps(config))
+        return path
+    return ROOT / config if config.startswith("examples/") else corpus_or_skip() / config
 
 
-@pytest.mark.parametrize("path,where,low,high,log", FLOAT_CASES)
-def test_lr_range_of_a_decade_or_more_is_log_scale(path, where, low, high, log):
+def test_float_cases_cover_every_float_entry():
+    """Each float search entry (read from the Clara JSON) of the corpus and examples has its row."""
+    rows = {(case.values[1], case.values[2], case.values[3], case.values[4]) for case in FLOAT_CASES
+            if isinstance(case.values[1], str)}
+    for path in CONFIGS + EXAMPLES:
+        example = path.parent == ROOT / "examples"
+        rel = (path.relative_to(ROOT) if example else path.relative_to(CORPUS)).as_posix()
+        if not example and not (TRIMMED_CORPUS / rel).is_file():
+            continue  # only in the full corpus: a row naming it would make the trimmed copy incomplete
+        for where, _domain, low, high in _float_entries(json.loads(path.read_text())):
+            assert (rel, where, low, high) in rows, (rel, where, low, high)
+
+
+@pytest.mark.parametrize("name,config,where,low,high,sweep", FLOAT_CASES)
+def test_lr_range_of_a_decade_or_more_is_log_scale(tmp_path, name, config, where, low, high, sweep):
     """A search entry of domain "lr" with 0 < low and high/low >= 10 sweeps on a log scale,
     `tag(log, interval(low, high))`; every other float entry is a plain `interval(low, high)`.
-    The expectation comes from the Clara JSON; `space --json` and space.build must both say so."""
-    pattern = r"tag\(log, interval\(([^,()]+), ([^,()]+)\)\)" if log else r"interval\(([^,()]+), ([^,()]+)\)"
+    `space --json` and space.build must both say so."""
+    path = _config_path(config, tmp_path)
     for how, params in (("space --json", _space_cli(path)), ("space.build", space(path))):
         [param] = [p for p in params if where in p["sources"]]
         assert param["type"] == "float" and param["targets"] == [low, high], (how, param)
-        m = re.fullmatch(pattern, param["sweep"])
-        assert m, f"{how}: {where} in [{low}, {high}] (domain {param['domain']}) sweeps as {param['sweep']}"
-        assert (float(m.group(1)), float(m.group(2))) == (low, high), (how, param["sweep"])
+        assert param["sweep"] == sweep, (how, where, param["domain"])
 
 
 VALIDATION = sorted(CORPUS.rglob("config_validation*.json"))

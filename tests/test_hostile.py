@@ -86,22 +86,43 @@ def test_output_folder_that_is_a_file_is_one_line(write_config, tmp_path):
     assert "cannot write there" in one_error(run_cli("convert", src, "-o", tmp_path / "afile"))
 
 
-@pytest.mark.parametrize("doc", [
+def _at(tree, loc: tuple):
+    for key in loc:
+        tree = tree[key]
+    return tree
+
+
+# (config, its search params {name: choices}, [(overrides, {place (keys, as a tuple): value} in the
+# --enabled-only config)])
+@pytest.mark.parametrize("doc,params,runs", [
     pytest.param({"epochs": 1, "train": {"optimizer": [{"name": "Adam#optA"}, {"name": "SGD#optB", "disabled": True}]},
-                  "validate": {"optimizer": [{"ref": "optA"}, {"ref": "optB"}]}}, id="refs-follow-their-components"),
+                  "validate": {"optimizer": [{"ref": "optA"}, {"ref": "optB"}]}}, {},
+                 [([], {("train", "optimizer"): {"name": "Adam#optA"},  # the disabled one's ref goes with it
+                        ("validate", "optimizer"): {"name": "Adam#optA"}})],
+                 id="refs-follow-their-components"),
     pytest.param({"epochs": 1,
-                  "train": {"my.opt": {"optimizer": [{"name": "Adam"}, {"name": "SGD", "disabled": True}]}}},
+                  "train": {"my.opt": {"optimizer": [{"name": "Adam"}, {"name": "SGD", "disabled": True}]}}}, {},
+                 [([], {("train", "my.opt"): {"optimizer": {"name": "Adam"}}})],
                  id="a-dot-in-a-key-on-the-way"),
     pytest.param({"clara": 1, "hydra_": 2, "search": [{"type": "enum", "args": ["clara", "hydra_"],
                                                        "targets": [[1, 2], [3, 4]]}], "train": {"model": MODEL}},
+                 {"clara_hydra_choice": {"1-2": [1, 2], "3-4": [3, 4]}},  # "clara_hydra" is the reserved key
+                 [([], {("clara",): 1, ("hydra_",): 2}),
+                  (["clara_hydra_choice=3-4"], {("clara",): 3, ("hydra_",): 4, ("train", "model"): MODEL})],
                  id="a-generated-name-never-a-reserved-one"),
 ])
-def test_odd_but_valid_configs_convert_and_resolve(write_config, tmp_path, doc):
+def test_odd_but_valid_configs_convert_and_resolve(write_config, tmp_path, doc, params, runs):
     src = write_config(doc)
     proc = run_cli("convert", src, "-o", tmp_path / "conf")
     assert proc.returncode == 0, proc.stderr
-    proc = run_cli("resolve", tmp_path / "conf" / "config_train.yaml", "--json", "--enabled-only")
+    proc = run_cli("space", src, "--json")
     assert proc.returncode == 0, proc.stderr
+    assert {p["name"]: p["choices"] for p in json.loads(proc.stdout)} == params
+    for overrides, want in runs:
+        proc = run_cli("resolve", tmp_path / "conf" / "config_train.yaml", *overrides, "--json", "--enabled-only")
+        assert proc.returncode == 0, proc.stderr
+        out = json.loads(proc.stdout)
+        assert {loc: _at(out, loc) for loc in want} == want, overrides
 
 
 def test_unwritable_output_folder_is_one_line(write_config, tmp_path):
@@ -133,11 +154,13 @@ def test_every_string_comes_out_as_written(write_config, tmp_path):
     assert [out["train"]["model"]["args"][f"k{i}"] for i in range(len(STRINGS))] == STRINGS
     assert out["train"]["model"]["args"]["opt"] == "x"
     # every option of the enum, chosen on the command line by its label, comes out as written
-    space = json.loads(run_cli("space", src, "--json").stdout)
-    (param,) = space
-    for label, (value,) in param["choices"].items():
-        got = json.loads(run_cli("resolve", src, f"{param['name']}={label}", "--json").stdout)
-        assert got["train"]["model"]["args"]["opt"] == value
+    (param,) = json.loads(run_cli("space", src, "--json").stdout)
+    assert param["name"] == "train_model_opt"
+    choices = {"oc_env_HOME": ["${oc.env:HOME}"], "y": ["\\${y}"], "plain": ["plain"]}
+    assert param["choices"] == choices
+    for label, (value,) in choices.items():
+        got = json.loads(run_cli("resolve", src, f"train_model_opt={label}", "--json").stdout)
+        assert got["train"]["model"]["args"]["opt"] == value, label  # oc_env_HOME: the literal, not $HOME
     # the converted YAML holds them escaped: OmegaConf reads back exactly the strings
     from omegaconf import OmegaConf
     assert run_cli("convert", src, "-o", tmp_path / "conf").returncode == 0

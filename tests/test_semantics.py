@@ -239,18 +239,38 @@ def test_space_json(write_config, cid, data, want):
         assert params[0][key] == value, key
 
 
-def test_every_label_works_on_the_command_line(write_config):
-    """Each choice label of `space --json`, given as-is, resolves to the values it lists."""
-    data = cfg(model={"name": "UNet", "args": {"channels": [16, 32], "a": 1, "b": "x", "c": None}, "search": [
-        {"domain": "net", "type": "enum", "args": ["channels"], "targets": [[[16, 32]], [[8, 16]], [[4]]]},
-        {"domain": "net", "type": "enum", "args": ["a", "b"], "targets": [[1, "x"], [2, "y z"], [-3, "1"]]},
-        {"domain": "net", "type": "enum", "args": ["c"], "targets": [None, "None", 1.5, "1"]}]})
-    path = write_config(data)
-    for param in space(path):
-        for label, values in param["choices"].items():
-            tree = resolve(path, [f"{param['name']}={label}"])
-            got = [at(tree, src) for src in param["sources"]]
-            assert got == values, (param["name"], label)
+LABELLED = cfg(model={"name": "UNet", "args": {"channels": [16, 32], "a": 1, "b": "x", "c": None}, "search": [
+    {"domain": "net", "type": "enum", "args": ["channels"], "targets": [[[16, 32]], [[8, 16]], [[4]]]},
+    {"domain": "net", "type": "enum", "args": ["a", "b"], "targets": [[1, "x"], [2, "y z"], [-3, "1"]]},
+    {"domain": "net", "type": "enum", "args": ["c"], "targets": [None, "None", 1.5, "1"]}]})
+#: param -> the places it sets, and each label `space --json` lists -> the values it sets there
+#: (a label is a word Hydra reads back as that string: "v" before one that would read as a number
+#: or null, "m" for a minus, "p" for a point; a duplicate-free label per option).
+LABELS = {
+    "train_model_channels": (["train.model.args.channels"],
+                             {"16-32": [[16, 32]], "8-16": [[8, 16]], "v4": [[4]]}),
+    "train_model_a_b": (["train.model.args.a", "train.model.args.b"],
+                        {"1-x": [1, "x"], "2-y_z": [2, "y z"], "m3-1": [-3, "1"]}),
+    "train_model_c": (["train.model.args.c"],
+                      {"vnull": [None], "None": ["None"], "1p5": [1.5], "v1": ["1"]}),
+}
+
+
+def test_space_lists_each_label_with_its_values(write_config):
+    params = space(write_config(LABELLED))
+    assert {p["name"]: (p["sources"], p["choices"]) for p in params} == LABELS
+    assert [list(p["choices"]) for p in params] == [list(choices) for _, choices in LABELS.values()]  # in order
+
+
+@pytest.mark.parametrize("name,label", [pytest.param(name, label, id=f"{name}={label}")
+                                        for name, (_, choices) in LABELS.items() for label in choices])
+def test_every_label_works_on_the_command_line(write_config, name, label):
+    """Each choice label, given as-is, resolves to the values it stands for (of their JSON type:
+    null is not "None", "1" is not 1)."""
+    sources, choices = LABELS[name]
+    tree = resolve(write_config(LABELLED), [f"{name}={label}"])
+    got = [at(tree, src) for src in sources]
+    assert [(type(v), v) for v in got] == [(type(v), v) for v in choices[label]]
 
 
 def _tx(cls: str, tag: str) -> dict:

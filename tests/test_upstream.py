@@ -58,12 +58,13 @@ def _stock(params: dict, direction="maximize"):
 
 def test_search_space_from_params_and_command_line():
     impl = _stock({"lr": "tag(log, interval(0.0001, 0.1))", "mode": "choice(a, b)", "fixed": "3"})
-    dists, fixed_params, fixed_overrides = upstream.search_space(impl, ["n=range(1, 4)"])
+    dists, fixed_params, fixed_overrides = upstream.search_space(impl, ["n=range(1, 4)", "~drop"])
+    assert set(dists) == {"lr", "mode", "n"}
     assert isinstance(dists["lr"], FloatDistribution) and dists["lr"].log and dists["lr"].low == 0.0001
     assert isinstance(dists["mode"], CategoricalDistribution) and dists["mode"].choices == ("a", "b")
     assert isinstance(dists["n"], IntDistribution) and (dists["n"].low, dists["n"].high) == (1, 3)
-    assert "fixed" not in dists and fixed_params == {"fixed": "3"}
-    assert isinstance(fixed_overrides, list)
+    assert fixed_params == {"fixed": "3"}
+    assert fixed_overrides == ["~drop"]  # a deletion from the command line goes to every trial as written
 
 
 def test_a_bad_sweep_expression_raises():
@@ -125,19 +126,28 @@ def test_job_exception_without_writing_to_stderr(capsys):
     assert capsys.readouterr().err == ""
 
 
-@pytest.mark.parametrize("make", [
-    pytest.param(lambda: optuna.samplers.TPESampler(seed=1), id="tpe"),
-    pytest.param(lambda: optuna.samplers.RandomSampler(seed=1), id="random"),
+#: The first x in [0, 1] a fresh study asks of a sampler seeded 1, and seeded 5 (NumPy's
+#: RandomState(seed).uniform(): the first trial of TPE is its random sampler's).
+FIRST_OF_SEED_1 = 0.417022004702574
+FIRST_OF_SEED_5 = 0.22199317108973948
+
+
+@pytest.mark.parametrize("make,holders", [
+    pytest.param(optuna.samplers.TPESampler, ["TPESampler", "RandomSampler"], id="tpe"),
+    pytest.param(optuna.samplers.RandomSampler, ["RandomSampler"], id="random"),
 ])
-def test_sampler_random_states_can_be_moved_on(make):
-    def first_after_reseed(seed):
-        sampler = make()
-        for _, state in upstream.sampler_rngs(sampler):
-            assert state is not None
-            state.seed(seed)
-        study = optuna.create_study(sampler=sampler)
-        return study.ask().suggest_float("x", 0, 1)
-    assert first_after_reseed(5) == first_after_reseed(5) != first_after_reseed(6)
+def test_sampler_random_states_can_be_moved_on(make, holders):
+    def first(sampler):
+        return optuna.create_study(sampler=sampler).ask().suggest_float("x", 0, 1)
+
+    # every random state a seeded sampler draws from: TPE's own and its fallback random sampler's
+    assert [type(h).__name__ for h, state in upstream.sampler_rngs(make(seed=1)) if state is not None] == holders
+    assert first(make(seed=1)) == FIRST_OF_SEED_1  # a restarted sampler seeded 1 would replay this
+    assert first(make(seed=5)) == FIRST_OF_SEED_5
+    sampler = make(seed=1)
+    for _, state in upstream.sampler_rngs(sampler):
+        state.seed(5)
+    assert first(sampler) == FIRST_OF_SEED_5  # moved on: as if seeded 5, not the seed-1 replay
 
 
 def test_the_plugin_scan_imports_neither_optuna_nor_the_sweeper_work():
