@@ -75,7 +75,9 @@ def _parser() -> argparse.ArgumentParser:
                                    "(where the network scripts) and conf/. validate, infer and train run on it.")
     e.add_argument("run", metavar="RUN_DIR")
     e.add_argument("-o", "--output-dir", required=True, metavar="DIR", help="the MMAR folder to write")
-    e.add_argument("--force", action="store_true", help="write into a folder that is not empty")
+    e.add_argument("--force", action="store_true",
+                   help="write over an earlier export in DIR (never over a config with a search space, nor over "
+                        "the MMAR the run trained from: those are refused; give another DIR)")
 
     sub.add_parser("infer", add_help=False, help="predict on a datalist list without labels (Clara's infer.sh)",
                    description="clara-hydra infer [--mmar DIR] [--datalist-key KEY] [--eval-config FILE|none] "

@@ -103,6 +103,128 @@ def environment(env: dict, values: dict, overridden: set[str], src_root: str, ou
     return out, notes
 
 
+def search_block(config: Any) -> str | None:
+    """Where the first search block of a Clara config is (``search``, ``train.model.search``, an
+    ``apply`` block ...), or None: a config without one is fixed values, as an export writes it."""
+    from .paths import clara, nodes
+    for loc, node in nodes(config):
+        if isinstance(node, dict):
+            for key in (TOP_SEARCH_KEYS if loc == () else SEARCH_KEYS):
+                if key in node:
+                    return clara(loc + (key,))
+    return None
+
+
+def check_target(out_root: str, src: str, force: bool) -> None:
+    """Refuse to export into ``out_root`` where that would lose work: the MMAR the run trained from
+    (its config would be replaced by the run's values), a config with a search space (a user's own,
+    which an export never writes: ``--force`` writes over an earlier export, never over one of these),
+    or, without ``force``, any folder that is not empty."""
+    from .paths import mmar_root
+    from .reader import load_json
+    target = os.path.join(out_root, "config", "config_train.json")
+    if os.path.realpath(out_root) == os.path.realpath(mmar_root(src)) or \
+            os.path.realpath(target) == os.path.realpath(src):
+        raise ClaraHydraError(f"this is the MMAR the run trained from ({src}): the export would write over its "
+                              f"config with the run's values", file=out_root,
+                              hint="give another folder: -o NEW_DIR")
+    if os.path.isfile(target):
+        try:
+            where = search_block(load_json(target))
+        except ClaraHydraError:
+            where = None  # not a Clara config: no search space to lose
+        if where is not None:
+            raise ClaraHydraError("holds a search space, which the export would replace with one run's values",
+                                  file=target, location=where,
+                                  hint="give another folder: -o NEW_DIR; --force writes over an earlier export, "
+                                       "never over a search space")
+    if os.path.isdir(out_root) and os.listdir(out_root) and not force:
+        raise ClaraHydraError("the folder to export into is not empty", file=out_root,
+                              hint="give a new folder, or --force to write over an earlier export")
+
+
+#: In the line a run's train.log ends with when it finished (train.entry's "key metric = 0.91 (...; what
+#: this run returns)", "objectives: ... (what this run returns)")
+_FINISHED = "what this run returns)"
+
+
+def run_state(run_dir: str, hy: Any) -> dict:
+    """How the run in ``run_dir`` ended, from what it left (``hy``: its .hydra/hydra.yaml): a sweep
+    worker's outcome file (``clara_trial_result.json``), else its row in the sweep's ``trials.csv``
+    (the sweep's record of the study, written as each trial ends), else its ``train.log`` (the
+    result line, or the error line). ``{"state": complete|pruned|fail|running|waiting|unfinished,
+    "trial": its number in a sweep or None, "seen": where that was read, "reason": why, or ""}``."""
+    from omegaconf import OmegaConf
+
+    from .sweep import protocol as P
+    table, row = _trial_row(run_dir, hy)
+    subdir = str(OmegaConf.select(hy, "sweep.subdir", default="")) if _multirun(hy) else ""
+    trial = int(row["number"]) if row is not None else int(subdir) if subdir.isdigit() else None
+    outcome = P.read_outcome(os.path.join(run_dir, P.RESULT_FILE))
+    if outcome is not None:  # (the trial's worker wrote it: the sweeper may have stopped before it read it)
+        return {"state": outcome["state"], "trial": trial, "seen": f"{P.RESULT_FILE}: {outcome['state']}",
+                "reason": str(outcome.get("reason") or "")}
+    if row is not None:
+        state = row.get("state") or "unfinished"
+        return {"state": state, "trial": trial, "seen": f"{os.path.relpath(table)}: {state}",
+                "reason": row.get("reason") or ""}
+    try:
+        with open(os.path.join(run_dir, "train.log"), errors="replace") as fh:
+            log = fh.read().splitlines()
+    except OSError:
+        log = []
+    error = next((ln[ln.index("error:"):] for ln in reversed(log) if "][ERROR] error:" in ln), None)
+    if error is not None:
+        return {"state": P.FAIL, "trial": trial, "seen": "train.log", "reason": error}
+    if any(_FINISHED in ln for ln in log):
+        return {"state": P.COMPLETE, "trial": trial, "seen": "train.log", "reason": ""}
+    return {"state": "unfinished", "trial": trial, "seen": "",
+            "reason": "no outcome: its train.log has neither a result nor an error line" if log else
+                      "no outcome: no train.log"}
+
+
+def _multirun(hy: Any) -> bool:
+    """Was the run a job of a sweep in Hydra's own process (a worker process's job runs as a run)?"""
+    return str(getattr(hy, "mode", "")).endswith("MULTIRUN")
+
+
+def _trial_row(run_dir: str, hy: Any) -> tuple[str, dict | None]:
+    """(the sweep's trials.csv, the row of the trial whose job folder is ``run_dir``, or None)."""
+    import csv
+    cwd = str(hy.runtime.cwd) if hy.runtime.cwd else os.getcwd()
+    here = os.path.realpath(run_dir)
+    tables = [os.path.join(os.path.dirname(here), "trials.csv")]  # a worker's job: in the sweep's folder
+    if _multirun(hy):
+        tables.insert(0, os.path.join(cwd, str(hy.sweep.dir), "trials.csv"))
+    for table in dict.fromkeys(tables):
+        try:
+            with open(table, newline="") as fh:
+                rows = list(csv.DictReader(fh))
+        except (OSError, csv.Error, UnicodeDecodeError):
+            continue
+        mine = [r for r in rows if r.get("job_dir") and str(r.get("number", "")).isdigit()
+                and os.path.realpath(os.path.join(cwd, r["job_dir"])) == here]
+        if mine:  # (a trial that reused another's result names that one's folder too: the folder's own first)
+            return table, next((r for r in mine if r["number"] == os.path.basename(here)), mine[0])
+    return tables[0], None
+
+
+def state_warning(state: dict, run_dir: str, checkpoint: str | None) -> str | None:
+    """The line that says a run did not finish (failed, pruned, interrupted or still running) and
+    what its checkpoint is then; None for a run that completed."""
+    from .sweep import protocol as P
+    if state["state"] == P.COMPLETE:
+        return None
+    who = f"trial {state['trial']}" if state["trial"] is not None else "the run"
+    what = {P.FAIL: "failed", P.PRUNED: "was pruned", "waiting": "did not start"}.get(state["state"], "did not finish")
+    line = f"{who} {what} ({state['seen'] or 'interrupted, or still running'})"
+    line += f": {state['reason']}" if state["reason"] else ""
+    epoch = P.resume_epoch(run_dir) if os.path.isfile(P.resume_file(run_dir)) else None
+    line += f"; its resume point is after epoch {epoch}" if epoch is not None else ""
+    return line + (f"; models/model.pt is {os.path.relpath(checkpoint, run_dir)}, the best checkpoint it saved "
+                   f"before it stopped, not that of a whole training" if checkpoint else "")
+
+
 def write_json(path: str, data: Any) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as fh:
@@ -119,6 +241,7 @@ def export(run_dir: str, out_root: str, *, force: bool = False, remove_disabled:
 
     from . import convert as C
     from .evalconf import FILE_NAME, INFERENCE_FILE_NAME
+    from .logs import warn
     from .paths import config_dirs, mmar_root, source_file
     from .reader import load_json, read
     from .resolve import effective_from_cfg, first_level_values, override_keys
@@ -136,9 +259,18 @@ def export(run_dir: str, out_root: str, *, force: bool = False, remove_disabled:
     if src is None:
         raise ClaraHydraError(f"the Clara config the run came from is not there: {source}", file=run_dir,
                               hint="export where the MMAR the run trained from still is")
-    if os.path.isdir(out_root) and os.listdir(out_root) and not force:
-        raise ClaraHydraError("the folder to export into is not empty", file=out_root,
-                              hint="give a new folder, or --force to write over it")
+    check_target(out_root, src, force)
+    state = run_state(run_dir, hy)
+    try:
+        ckpt = pick_checkpoint(os.path.join(run_dir, "models"))
+    except ClaraHydraError as exc:
+        line = state_warning(state, run_dir, None)
+        if line:
+            exc.message += f": {line}"
+        raise
+    line = state_warning(state, run_dir, ckpt)
+    if line:
+        warn(line)
     notes: list[str] = []
     config_dir, root = os.path.dirname(os.path.abspath(src)), mmar_root(src)
     raw = load_json(src)
@@ -161,7 +293,6 @@ def export(run_dir: str, out_root: str, *, force: bool = False, remove_disabled:
         if os.path.isfile(beside):
             shutil.copyfile(beside, os.path.join(out_root, "config", name))
     notes += _copy_code(root, config_dir, out_root)
-    ckpt = pick_checkpoint(os.path.join(run_dir, "models"))
     os.makedirs(os.path.join(out_root, "models"), exist_ok=True)
     shutil.copyfile(ckpt, os.path.join(out_root, CKPT))
     notes.append(f"models/model.pt: {os.path.relpath(ckpt, run_dir)} of the run")
@@ -191,4 +322,5 @@ def _copy_code(root: str, config_dir: str, out_root: str) -> list[str]:
     return [f"your code copied along: {', '.join(copied)}"] if copied else []
 
 
-__all__ = ["written", "pick_checkpoint", "environment", "export", "CKPT", "TORCHSCRIPT"]
+__all__ = ["written", "pick_checkpoint", "environment", "export", "search_block", "check_target", "run_state",
+           "state_warning", "CKPT", "TORCHSCRIPT"]

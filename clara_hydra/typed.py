@@ -23,6 +23,7 @@ from .effective import META_KEY
 from .kinds import Kinds, is_code, is_interpolation, kind_of
 from .paths import clara, dotted
 from .schema import WELL_KNOWN
+from .values import EVALUATION_BOOLEANS, as_bool, is_name_ref
 
 #: The first line of every converted config (``convert.render``): the configs typed here.
 MARKER = "# Converted by clara-hydra"
@@ -204,6 +205,7 @@ def check_overrides(cfg: Any, overrides: Any, file: str | None = None) -> None:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
     given = dict(str(o).split("=", 1) for o in overrides or () if "=" in str(o))
+    check_booleans(cfg, given, file)
     keys = [k for k in given if ".args." in k and not k.startswith("~") and not k.startswith("hydra.")]
     if not keys:
         return
@@ -224,6 +226,30 @@ def check_overrides(cfg: Any, overrides: Any, file: str | None = None) -> None:
             continue  # a value that does not resolve: resolving the config says why
         check_override(tree, key, value, era=era, file=file, shown=given[key],
                        kinds=recorded_kinds(parent, path.rsplit(".", 1)[1]))
+
+
+#: Clara's first-level keys that hold a boolean: the training config's and the evaluation config's.
+BOOLEANS = frozenset(k for k, t in WELL_KNOWN.items() if t is bool) | EVALUATION_BOOLEANS
+
+
+def check_booleans(cfg: Any, given: dict[str, str], file: str | None = None) -> None:
+    """Each of Clara's first-level booleans that an override sets (``given``: key -> the value as
+    written) is a boolean in the composed config, as Clara reads one (:func:`values.as_bool`). The
+    config's schema types those the training config has; one it does not have comes in untyped
+    (``++dont_load_ts_model=ture``, which validate and infer add for the evaluation config's keys)
+    and would reach Clara as a string that is neither true nor false."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+    for key, shown in given.items():
+        name = key.lstrip("+")
+        if name not in BOOLEANS:
+            continue
+        try:
+            value = OmegaConf.select(cfg, name, default=None)
+        except OmegaConfBaseException:
+            continue  # a value that does not resolve: resolving the config says why
+        if as_bool(value) is None and not is_name_ref(value):
+            raise takes_error(f"'{name}'", frozenset({"bool"}), shown, name, file=file)
 
 
 def explain(exc: BaseException, file: str | None = None) -> Any:

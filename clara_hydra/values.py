@@ -8,6 +8,11 @@ from typing import Any
 
 _NAME_REF = re.compile(r"\{\w+\}")
 
+#: Clara's first-level boolean keys that only an evaluation config (config_validation.json) has:
+#: ``validate`` and ``infer`` take them on the command line, where no training config types them.
+#: (The training config's booleans are :data:`clara_hydra.schema.WELL_KNOWN`'s.)
+EVALUATION_BOOLEANS = frozenset({"dont_load_ts_model"})
+
 
 def as_bool(value: Any) -> bool | None:
     """``true``/``false``, the numbers 0 and 1, and the strings "true"/"false" (any case, spaces

@@ -58,6 +58,13 @@ WRONG_TYPES = [  # (id, config, override, location, words)
     # args that take several kinds, which OmegaConf cannot type: refused before anything is built
     ("v41-union", V41, "train.pre_transforms.3.args.pixdim=fine", "train.pre_transforms[3].args.pixdim",
      "Spacingd's 'pixdim' takes a number or a list, got fine"),
+    # Clara's first-level booleans that the config does not have, so nothing types them (validate adds the
+    # evaluation config's keys so: ++dont_load_ts_model=...): refused before anything is built
+    ("v41-first-level-bool-added", V41, "+dont_load_ts_model=ture", "dont_load_ts_model",
+     "'dont_load_ts_model' takes a boolean, got ture"),
+    ("v41-first-level-bool-forced", V41, "++dont_load_ts_model=maybe", "dont_load_ts_model",
+     "'dont_load_ts_model' takes a boolean, got maybe"),
+    ("v41-first-level-schema-bool-added", V41, "++use_gpu=ture", "use_gpu", "'use_gpu' takes a boolean, got ture"),
 ]
 
 UNKNOWN_ARGS = [  # (id, config, override, location, words)

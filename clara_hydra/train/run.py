@@ -311,29 +311,95 @@ def _time_limit(trainer, evaluator, *, started: float) -> None:
 
 def _training_error(exc: BaseException, section: str = "train") -> TrainingError:
     """The root cause of a failure inside training (or validation: ``section``), as one located
-    message."""
-    root = exc
+    message: the exception that started it, and the transform it happened in. An error in a
+    DataLoader worker process reaches us as PyTorch's re-raise, its traceback text in the
+    message: the cause is read from that text. The whole traceback goes into the error's notes
+    (what ``CLARA_HYDRA_FULL_ERROR=1`` prints under it)."""
+    import re
+    import traceback
+
+    from ..errors import first_line
+    applying = "applying transform"
+
+    def transform_of(text: str) -> str | None:
+        """The transform MONAI names in ``applying transform <pkg.Class object at 0x...>``."""
+        found = re.search(applying + r" (.*)", text)
+        if found is None:
+            return None
+        what = found.group(1).strip()
+        named = re.match(r"<([\w.]+) object at 0x[0-9a-fA-F]+>", what) or re.match(r"<function ([\w.<>]+) at 0x", what)
+        return named.group(1).rsplit(".", 1)[-1] if named else what[:80]
+
+    def from_worker(text: str) -> tuple[str, str, str | None] | None:
+        """(type name, message, innermost transform) of the exception a worker's traceback text
+        shows first in its chain, as the in-process walk below finds it; None where ``text`` is not
+        PyTorch's ``Caught X in DataLoader worker process N.\\nOriginal Traceback ...``."""
+        head, sep, body = text.partition("Original Traceback (most recent call last):")
+        if not sep or "DataLoader worker" not in head:
+            return None
+        parts = re.split(r"\n\s*\n(The above exception was the direct cause of the following exception:|"
+                         r"During handling of the above exception, another exception occurred:)\s*\n", body)
+        blocks, links = parts[0::2], parts[1::2]  # links[i] joins blocks[i] (the earlier) to blocks[i + 1]
+        found: list[tuple[str, str]] = []
+        for block in blocks:
+            lines = [ln for ln in block.splitlines() if ln.strip()]
+            if lines and lines[0].startswith("Traceback (most recent call last)"):
+                lines = lines[1:]
+            start = next((i for i, ln in enumerate(lines) if not ln[:1].isspace()), None)
+            if start is None:
+                return None
+            name, _, message = lines[start].partition(":")
+            found.append((name.strip().rsplit(".", 1)[-1], message.strip()))
+        i, transform = len(found) - 1, None
+        while True:  # from the exception the worker raised to the first of its chain
+            transform = transform_of(found[i][1]) or transform
+            if i == 0 or not (links[i - 1].startswith("The above") or applying in found[i][1]):
+                break
+            i -= 1
+        return found[i][0], found[i][1], transform
+
+    root, transform = exc, None
     while True:
-        nxt = root.__cause__ or (root.__context__ if "applying transform" in str(root) else None)
+        transform = transform_of(first_line(root)) or transform
+        nxt = root.__cause__ or (root.__context__ if applying in str(root) else None)
         if nxt is None:
             break
         root = nxt
+    kind, text = type(root).__name__, str(root).strip()
+    worker = from_worker(text)
+    if worker is not None:
+        kind, text, transform = worker[0], worker[1], worker[2] or transform
     where = section
-    text = str(exc)
-    if "applying transform" in text and section == "train":  # (validation also runs post transforms)
+    if (transform or applying in str(exc)) and section == "train":  # (validation also runs post transforms)
         where = "train.pre_transforms"
-    lines = [ln.strip() for ln in str(root).strip().splitlines() if ln.strip()]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     message = lines[0] if lines else ""
     if message.startswith("Error(s) in loading state_dict") and len(lines) > 1:
-        return TrainingError(f"the checkpoint does not fit the network: {lines[1]}", location=where,
-                             hint="use the config it was trained with (a sweep's trial: its searched values, or "
-                                  "clara-hydra export of the trial)")
-    if "CUDA out of memory" in message or type(root).__name__ == "OutOfMemoryError":
-        return TrainingError(f"CUDA out of memory: {message}", location=where,
-                             hint="lower the batch size or the crop size")
-    work = "validation" if section == "validate" else "training"
-    return TrainingError(f"{work} failed: {type(root).__name__}: {message}", location=where,
-                         hint="set CLARA_HYDRA_FULL_ERROR=1 for the traceback")
+        error = TrainingError(f"the checkpoint does not fit the network: {lines[1]}", location=where,
+                              hint="use the config it was trained with (a sweep's trial: its searched values, or "
+                                   "clara-hydra export of the trial)")
+    elif "CUDA out of memory" in message or kind == "OutOfMemoryError":
+        error = TrainingError(f"CUDA out of memory: {message}", location=where,
+                              hint="lower the batch size or the crop size")
+    else:
+        work = "validation" if section == "validate" else "training"
+        if transform:
+            work += f" failed in {transform}"
+        elif worker is not None:
+            work += " failed in a DataLoader worker process"
+        else:
+            work += " failed"
+        cause = f"{kind}: {message}" if message else kind
+        error = TrainingError(f"{work}: {cause}", location=where,
+                              hint=(f"check {transform}'s args against the data; " if transform else "")
+                              + "set CLARA_HYDRA_FULL_ERROR=1 for the traceback")
+    if sys.version_info >= (3, 11):  # the cause's traceback, printed under the error's own where tracebacks are
+        # shown (CLARA_HYDRA_FULL_ERROR=1: the error is raised "from None"); a worker's as PyTorch wrote it
+        full = ("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)) if worker is None
+                else "Traceback in the DataLoader worker process (most recent call last):"
+                + str(root).partition("Original Traceback (most recent call last):")[2])
+        error.add_note("\nThe cause of this error:\n" + full.rstrip())
+    return error
 
 
 def _report_to(trial, trainer, evaluator) -> None:
