@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from . import __version__
+from . import __version__, better
 from . import tree as T
 from .automl.config import AutoML
 from .effective import META_KEY
@@ -416,26 +416,6 @@ def _dump(data: Any) -> str:
                      allow_unicode=True, width=100)
 
 
-def key_metric_direction(tree: dict) -> tuple[str, str]:
-    """maximize for Dice-like key metrics (Clara's score), minimize for a loss."""
-    validate: dict = tree["validate"] if isinstance(tree.get("validate"), dict) else {}
-    candidates = []
-    if isinstance(validate.get("key_metric"), dict):
-        candidates.append(validate["key_metric"])
-    for m in validate.get("metrics") or []:
-        if isinstance(m, dict) and (m.get("is_key_metric") is True or (m.get("args") or {}).get("is_key_metric")):
-            candidates.append(m)
-    if not candidates:
-        return "maximize", "Clara's score: the key validation metric, higher is better"
-    m = candidates[0]
-    args = m.get("args") if isinstance(m.get("args"), dict) else {}
-    label = str(m.get("log_label") or args.get("name") or m.get("name") or "")
-    text = (label + " " + str(m.get("name", ""))).lower()
-    if "loss" in text and not args.get("negate_value") and "neg" not in text:
-        return "minimize", f"the key metric {label} is a loss"
-    return "maximize", f"the key metric {label} is higher-is-better"
-
-
 def _one_line(text: Any) -> str:
     """Text for a YAML comment: never more than one line."""
     return str(text).replace("\r", "\\r").replace("\n", "\\n")
@@ -490,7 +470,8 @@ def help_template(conv: Conversion, stem: str, source_label: str) -> str:
 def render(conv: Conversion, source_label: str) -> str:
     cfg = conv.cfg
     stem = os.path.splitext(os.path.basename(cfg.file))[0]
-    direction, why = key_metric_direction(cfg.tree)
+    goal = better.of_config(cfg.tree)
+    direction, why = goal.direction, goal.why
     schema = defaults_entry(conv.body)
     lines = [
         f"# Converted by clara-hydra {__version__.split('+')[0]} from {_one_line(source_label)}",

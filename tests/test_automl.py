@@ -128,9 +128,13 @@ def test_remove_search_augs_drops_the_disabled_transforms():
                       "optimizer": [{"name": "Adam", "disabled": True}, {"name": "SGD"}]},
             "validate": {"pre_transforms": [{"name": "A", "disabled": 1}]}}
     out = without_disabled_transforms(tree)
-    assert [c["name"] for c in out["train"]["pre_transforms"]] == ["A", "C"]
+    assert out["train"]["pre_transforms"] == [{"name": "A"}, {"name": "C", "disabled": "false"}]
     assert out["validate"]["pre_transforms"] == []
-    assert out["train"]["optimizer"] == tree["train"]["optimizer"]  # alternatives are not transforms
+    # alternatives are not transforms: the disabled optimizer stays
+    assert out["train"]["optimizer"] == [{"name": "Adam", "disabled": True}, {"name": "SGD"}]
+    # the config given is left as it was
+    assert [c["name"] for c in tree["train"]["pre_transforms"]] == ["A", "B", "C"]
+    assert tree["validate"]["pre_transforms"] == [{"name": "A", "disabled": 1}]
 
 
 CONTROLLER = """
@@ -171,11 +175,12 @@ def test_a_controller_of_your_own_drives_an_optuna_study(tmp_path):
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
     from clara_hydra.automl.controller import ControllerSampler
+    from clara_hydra.better import of_study
     (tmp_path / "steps.py").write_text(CONTROLLER)
     dists = {"lr": FloatDistribution(0.0, 1.0), "opt": CategoricalDistribution(["adam", "sgd"])}
     sampler = ControllerSampler("steps.Stepper", {"max_rounds": 3}, seed=0)
     study = optuna.create_study(sampler=sampler, direction="minimize")
-    sampler.start(dists, {"lr": "lr", "opt": "net"}, [str(tmp_path)], maximize=False, study=study)
+    sampler.start(dists, {"lr": "lr", "opt": "net"}, [str(tmp_path)], goal=of_study(study), study=study)
     assert sorted(sampler.space.targets) == ["lr.float:lr", "net.enum:opt"]
     seen = []
     for value in (0.5, None, 0.25):
@@ -191,6 +196,8 @@ def test_a_controller_of_your_own_drives_an_optuna_study(tmp_path):
 @pytest.mark.parametrize("directions, values, keep, kept", [
     # one objective: the `keep` best values keep their checkpoints as trials finish
     pytest.param(["maximize"], [[0.3], [0.9], [0.5], [0.7]], 2, [{0}, {0, 1}, {1, 2}, {1, 3}], id="single"),
+    # a minimize study (a loss key metric): the lowest values keep theirs
+    pytest.param(["minimize"], [[0.3], [0.9], [0.5], [0.7]], 2, [{0}, {0, 1}, {0, 2}, {0, 2}], id="minimize"),
     # two objectives: the whole Pareto front keeps them (trials 1 and 2 are on it until trial 3
     # dominates them); the front ranked into `keep` places would drop trial 1 and 2 while on it
     pytest.param(["maximize", "maximize"], [[0.9, 0.1], [0.1, 0.9], [0.5, 0.5], [0.6, 0.95]], 1,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from clara_hydra.convert import key_metric_direction
+from clara_hydra.better import of_config
 from clara_hydra.errors import ClaraHydraError
 from clara_hydra.sweep.options import make_pruner, parse_workers
 
@@ -45,6 +45,32 @@ def test_pruners_by_name_or_target(spec, kind):
     assert isinstance(make_pruner(spec), kind)
 
 
+THRESHOLD = {"_target_": "optuna.pruners.ThresholdPruner", "lower": 0.1}
+
+
+# (pruner, direction, the value the one finished trial reported at step 1 and ended with, what
+# the second trial reports at step 1, is it pruned)
+@pytest.mark.parametrize("spec,direction,first,report,pruned", [
+    pytest.param("median", "maximize", 0.8, 0.2, True, id="median-prunes-from-the-second-trial"),
+    pytest.param("median", "maximize", 0.8, 0.9, False, id="median-keeps-a-better-trial"),
+    pytest.param("median", "minimize", 0.8, 0.2, False, id="median-minimize-keeps-a-lower-loss"),
+    pytest.param("median", "minimize", 0.8, 0.9, True, id="median-minimize-prunes-a-higher-loss"),
+    pytest.param({"_target_": "optuna.pruners.MedianPruner"}, "maximize", 0.8, 0.2, False,
+                 id="optunas-own-median-waits-for-5-trials"),
+    pytest.param(THRESHOLD, "maximize", 0.8, 0.05, True, id="threshold-below-lower"),
+    pytest.param(THRESHOLD, "maximize", 0.8, 0.15, False, id="threshold-above-lower"),
+    pytest.param("none", "maximize", 0.8, 0.2, False, id="none-never-prunes"),
+])
+def test_what_each_pruner_prunes(spec, direction, first, report, pruned):
+    study = optuna.create_study(direction=direction, pruner=make_pruner(spec))
+    done = study.ask()
+    done.report(first, step=1)
+    study.tell(done, first)
+    trial = study.ask()
+    trial.report(report, step=1)
+    assert bool(trial.should_prune()) is pruned
+
+
 @pytest.mark.parametrize("validate,want", [
     pytest.param({"key_metric": {"name": "MeanDice", "log_label": "val_mean_dice"}}, "maximize", id="dice"),
     pytest.param({"metrics": [{"name": "Accuracy", "log_label": "acc"},
@@ -52,10 +78,14 @@ def test_pruners_by_name_or_target(spec, kind):
                  id="loss-v40"),
     pytest.param({"metrics": [{"name": "ComputeAverage", "args": {"name": "neg_loss", "is_key_metric": True}}]},
                  "maximize", id="negloss-v3"),
+    pytest.param({"metrics": [{"name": "ComputeAverage", "args": {"name": "loss", "is_key_metric": True,
+                                                                   "negate_value": True}}]},
+                 "maximize", id="negate_value-v3"),
+    pytest.param({"key_metric": {"path": "custom.metrics.LossMetricHandler"}}, "minimize", id="byoc-loss-path"),
     pytest.param({}, "maximize", id="none"),
 ])
 def test_direction_follows_the_key_metric(validate, want):
-    assert key_metric_direction({"validate": validate})[0] == want
+    assert of_config({"validate": validate}).direction == want
 
 
 @pytest.mark.parametrize("names, want", [

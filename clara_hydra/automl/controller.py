@@ -19,6 +19,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from ..better import MAXIMIZE, Goal
 from ..errors import ClaraHydraError, first_line
 from . import defs
 
@@ -78,15 +79,15 @@ class ControllerSampler(optuna.samplers.BaseSampler):
         self.controller: Any = None
         self.keys: dict[str, str] = {}
         self.space: defs.SearchSpace | None = None
-        self.maximize = True
+        self.goal = Goal(MAXIMIZE)
         self.exhausted: str | None = None
 
     # -- set up by the sweeper --------------------------------------------------------------
     def start(self, dists: dict[str, BaseDistribution], domains: dict[str, str], dirs: list[str],
-              maximize: bool, study: optuna.Study) -> None:
+              goal: Goal, study: optuna.Study) -> None:
         """Load the controller, give it the space, take its initial recommendations. A resumed
         study's finished trials are not replayed to it (Clara's engine had no resume)."""
-        self.maximize = maximize
+        self.goal = goal
         self.space, self.keys = clara_space(dists, domains)
         cls = load(self.path, dirs, "hydra.sweeper.sampler.path")
         try:
@@ -167,7 +168,7 @@ class ControllerSampler(optuna.samplers.BaseSampler):
         if rec is None or trial.number in self._told or self.controller is None:
             return
         self._told.add(trial.number)
-        outcome = defs.Outcome(rec.rec_id, score_of(trial, state, values, self.maximize), status_of(state),
+        outcome = defs.Outcome(rec.rec_id, score_of(trial, state, values, self.goal), status_of(state),
                                str(trial.number))
         self.ctx.set_prop(defs.ContextKey.OUTCOME, outcome)
         try:  # (inside study.tell: a failure here stops the search, it never leaves a trial unrecorded)
@@ -181,7 +182,7 @@ def status_of(state: TrialState) -> defs.Status:
     return {TrialState.COMPLETE: defs.Status.OK, TrialState.PRUNED: defs.Status.PRUNED}.get(state, defs.Status.FAILED)
 
 
-def score_of(trial: FrozenTrial, state: TrialState, values, maximize: bool) -> float:
+def score_of(trial: FrozenTrial, state: TrialState, values, goal: Goal) -> float:
     """Clara's score of a finished trial: its value (negated when minimized), the last reported
     value of a pruned one, FAILED_SCORE for a failure."""
     if state == TrialState.COMPLETE and values:
@@ -190,4 +191,4 @@ def score_of(trial: FrozenTrial, state: TrialState, values, maximize: bool) -> f
         value = float(trial.intermediate_values[max(trial.intermediate_values)])
     else:
         return defs.FAILED_SCORE
-    return value if maximize else -value
+    return goal.score(value)

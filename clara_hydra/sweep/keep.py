@@ -10,6 +10,7 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
+from .. import better
 from . import protocol as P
 from . import results
 
@@ -21,8 +22,7 @@ def ranked(study) -> list:
     multi-objective study), then pruned, then failed. A trial only ever moves down this order as
     trials finish, so one whose files were removed is never wanted back."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    sign = 1.0 if study.directions[0].name == "MAXIMIZE" else -1.0
-    complete.sort(key=lambda t: -sign * t.values[0])
+    complete = better.of_study(study).ranked(complete, lambda t: t.values[0])
     rest = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)) \
         + study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     return complete + rest

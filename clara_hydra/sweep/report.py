@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from .. import better
 from ..errors import ClaraHydraError
 
 
@@ -67,8 +68,7 @@ def report(study_name: str, storage: str, out_dir: str, top: int = 5) -> list[st
             print(f"  #{t.number:<4d} {results.format_values(t.values, objectives)}  "
                   f"{results.format_params(t.params)}")
     else:
-        reverse = study.direction.name == "MAXIMIZE"
-        best = sorted(complete, key=lambda t: float(t.value or 0.0), reverse=reverse)[:top]  # complete: a value
+        best = better.of_study(study).ranked(complete, lambda t: float(t.value))[:top]  # complete: a value
         print(f"top {len(best)} trials:")
         for t in best:
             print(f"  #{t.number:<4d} {t.value:.4f}  {results.format_params(t.params)}")

@@ -13,7 +13,9 @@ import os
 import re
 from typing import Any
 
+from .. import better
 from .. import tree as T
+from ..better import Goal
 from ..errors import BuildError
 from ..logs import notice
 from ..paths import search_dirs
@@ -37,8 +39,9 @@ CONF_EXPR = expr("clara_hydra_conf")
 class Builder:
     def __init__(self, tree: dict, *, device: str, amp: bool, config_file: str | None = None,
                  share_cache: bool = False, gpu_free_bytes: int | None = None, rank: int = 0,
-                 world: int = 1) -> None:
+                 world: int = 1, goal: Goal | None = None) -> None:
         self.tree = tree
+        self.goal = goal if goal is not None else better.of_run(tree)  # which key metric value is better
         self.rank, self.world = rank, world  # a DDP rank (:mod:`.ddp`): its share of the data, its handlers
         self.gpu_free_bytes = gpu_free_bytes  # free CUDA memory: cached data goes to the GPU when it fits
         self.share_cache = share_cache  # in a sweep: trials share the cached deterministic transforms
@@ -294,6 +297,13 @@ class Builder:
             h.setdefault("lr_scheduler", self.reference("lr_scheduler", sec, where))
         elif cls == "ValidationHandler":
             h.setdefault("validator", self.reference("evaluator", sec, where))
+        elif cls == "CheckpointSaver" and h.get("save_key_metric"):
+            negative = not self.goal.maximize  # the best checkpoint is the best key metric in the run's direction
+            if "key_metric_negative_sign" in h and bool(h["key_metric_negative_sign"]) != negative:
+                notice(f"{where}: key_metric_negative_sign={h['key_metric_negative_sign']} would keep the worst "
+                       f"checkpoint: the run's direction is {self.goal.direction} ({self.goal.why}), so it is "
+                       f"{negative}")
+            h["key_metric_negative_sign"] = negative
         elif cls == "CheckpointLoader" and isinstance(h.get("load_path"), str) and h["load_path"][:1] not in "#$@%" \
                 and not os.path.isfile(h["load_path"]):
             raise BuildError(f"the checkpoint to load is not there: {os.path.abspath(h['load_path'])}",

@@ -11,7 +11,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .. import better
 from ..argtypes import detect_era
+from ..better import Goal
 from ..errors import BuildError, ClaraHydraError, TrainingError
 from ..logs import notice
 from .ids import item_id, split_id
@@ -25,7 +27,7 @@ def pick_device() -> tuple[str, bool]:
 
 
 def build(tree: dict, *, config_file: str | None, device: str, amp: bool, share_cache: bool = False,
-          validate_only: bool = False, adapt: Callable[[dict], dict] | None = None):
+          validate_only: bool = False, adapt: Callable[[dict], dict] | None = None, goal: Goal | None = None):
     """The monai.bundle ConfigParser over the translated config (``validate_only``: of the
     train section only the model, whose weights validation loads; ``adapt``: a change of the
     v4-form tree, v3 mapped already, before it is built)."""
@@ -50,7 +52,7 @@ def build(tree: dict, *, config_file: str | None, device: str, amp: bool, share_
     from .ddp import rank, world
     gpu_free = torch.cuda.mem_get_info()[0] if device == "cuda" else None
     bundle = Builder(tree, device=device, amp=amp, config_file=config_file, share_cache=share_cache,
-                     gpu_free_bytes=gpu_free, rank=rank(), world=world()).build()
+                     gpu_free_bytes=gpu_free, rank=rank(), world=world(), goal=goal).build()
     parser = ConfigParser(bundle, globals={"monai": monai, "torch": torch, "np": numpy, "numpy": numpy,
                                            "clara_hydra": clara_hydra, "clara_hydra_conf": tree})
     return parser, bundle, era
@@ -154,7 +156,8 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
     t_build = time.perf_counter()
     from ..sweep.protocol import ENV_SHARED_CACHE
     share = sweep and os.environ.get(ENV_SHARED_CACHE, "1") != "0"
-    parser, bundle, era = build(tree, config_file=config_file, device=device, amp=amp, share_cache=share)
+    goal = better.of_run(tree)  # which key metric value is better: the sweep's direction, else the config's
+    parser, bundle, era = build(tree, config_file=config_file, device=device, amp=amp, share_cache=share, goal=goal)
     if main:
         with open(os.path.join(run_dir, "bundle_config.json"), "w") as fh:
             json.dump(bundle, fh, indent=1, default=str)
@@ -164,6 +167,9 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
     trainer = _parsed(parser, item_id("train", "trainer"))
     evaluator = _parsed(parser, item_id("validate", "evaluator")) if "evaluator" in bundle["validate"] else None
     place(device, trainer, evaluator)
+    for engine in (trainer, evaluator):  # MONAI's best_metric (the run's value, the resume point's best)
+        if engine is not None:
+            engine.metric_cmp_fn = goal.better
     if ddp.world() > 1:  # (the evaluator keeps the plain network: every rank has the same weights)
         trainer.network = ddp.wrap(trainer.network, device)
         if evaluator is not None:
@@ -181,23 +187,24 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
                                 hint="lower learning_rate, check the data and the loss/activation settings")
 
     _time_limit(trainer, evaluator, started=t_build)
-    savers = _defaults(bundle, parser, trainer, evaluator, run_dir) if main else []
+    savers = _defaults(bundle, parser, trainer, evaluator, run_dir, goal) if main else []
     if sweep and evaluator is not None and directions == 1:
         _report_to(trial, trainer, evaluator)  # (Optuna prunes single-objective studies only)
     at_best = _metrics_at_best(evaluator) if objectives else {}
     resume = None
+    first_epoch = 0  # the epoch this run continues after (a resumed trial's point)
     if sweep:  # a sweep's trial: interrupted, it continues from its last whole epoch
         from .resume import ResumePoint
         scheduler = _parsed(parser, item_id("train", "lr_scheduler")) if "lr_scheduler" in bundle["train"] else None
         resume = ResumePoint(run_dir, trainer, evaluator, scheduler, savers, at_best)
-        resume.load()
+        first_epoch = resume.load()
         if main:  # (every rank continues from it; rank 0 writes it)
             resume.attach()
-    from .. import faults
-    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda engine: faults.point("epoch_end", engine.state.epoch))
     from ..logs import tidy_library_loggers
     tidy_library_loggers()
     _epoch_lines(trainer, evaluator)
+    from .. import faults  # (a test's kill or wait after an epoch: its resume point and line are written)
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda engine: faults.point("epoch_end", engine.state.epoch))
     if progress and main and sys.stderr.isatty():  # a bar on a terminal; a file gets the epoch lines only
         _progress(trainer)
     notice(f"built in {time.perf_counter() - t_build:.2f}s (data included)")
@@ -212,7 +219,10 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
             previous_hook(args)  # the thread's traceback only where tracebacks are wanted
     threading.excepthook = hook
     try:
-        trainer.run()
+        if first_epoch < int(trainer.state.max_epochs or 0):  # (ignite would start a finished run over)
+            trainer.run()
+        elif evaluator is not None:
+            evaluator.state.epoch = first_epoch  # every epoch trained before the interruption: its best stands
         if evaluator is not None and evaluator.state.epoch == 0:
             notice("no validation ran during training (num_interval_per_valid > epochs): validating once now")
             evaluator.run()
@@ -228,7 +238,10 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
         resume.remove()  # done: the checkpoint of the best epoch stays
     elapsed = time.perf_counter() - start
     metric = _key_metric(evaluator if evaluator is not None else trainer)
-    notice(f"finished {trainer.state.epoch} epoch(s) in {elapsed:.1f}s")
+    ran = trainer.state.epoch - first_epoch
+    notice(f"finished {ran} epoch(s) in {elapsed:.1f}s"
+           + (f" (epochs {first_epoch + 1}-{trainer.state.epoch} of {trainer.state.max_epochs}: resumed after epoch "
+              f"{first_epoch})" if first_epoch else ""))
     if objectives:
         return objective_values(objectives, metric, at_best, elapsed,
                                 getattr((evaluator or trainer).state, "key_metric_name", None))
@@ -441,9 +454,9 @@ def _epoch_lines(trainer, evaluator) -> None:
             name = getattr(engine.state, "key_metric_name", None)
             if name and name in engine.state.metrics:
                 fresh["text"] = f"{name} {float(engine.state.metrics[name]):.4f}"
-                best = getattr(engine.state, "best_metric", None)
-                if best is not None and best != -1:
-                    fresh["text"] += f" (best {float(best):.4f} at epoch {engine.state.best_metric_epoch})"
+                if getattr(engine.state, "best_metric_epoch", -1) != -1:
+                    fresh["text"] += (f" (best {float(engine.state.best_metric):.4f} at epoch "
+                                      f"{engine.state.best_metric_epoch})")
 
     @trainer.on(Events.EPOCH_COMPLETED)
     def _line(engine):
@@ -462,7 +475,7 @@ def _targets(handlers) -> set[str]:
     return {str(h.get("_target_", "")).rsplit(".", 1)[-1] for h in handlers or [] if isinstance(h, dict)}
 
 
-def _defaults(bundle: dict, parser, trainer, evaluator, run_dir: str) -> list:
+def _defaults(bundle: dict, parser, trainer, evaluator, run_dir: str, goal: Goal) -> list:
     """TensorBoard scalars and the best checkpoint in the run folder, where the config has none;
     give the run's CheckpointSavers (the config's and this one)."""
     from monai.handlers import CheckpointSaver, TensorBoardStatsHandler, from_engine
@@ -479,7 +492,8 @@ def _defaults(bundle: dict, parser, trainer, evaluator, run_dir: str) -> list:
                                 global_epoch_transform=lambda _: trainer.state.epoch).attach(evaluator)
     if "CheckpointSaver" not in _targets(bundle["validate"].get("handlers")):
         saver = CheckpointSaver(save_dir=os.path.join(run_dir, "models"), save_dict={"model": evaluator.network},
-                                save_key_metric=True, key_metric_filename="model.pt")
+                                save_key_metric=True, key_metric_filename="model.pt",
+                                key_metric_negative_sign=not goal.maximize)
         saver.attach(evaluator)
         savers.append(saver)
     return savers
@@ -488,7 +502,7 @@ def _defaults(bundle: dict, parser, trainer, evaluator, run_dir: str) -> list:
 def _key_metric(engine) -> float:
     state = engine.state
     best = getattr(state, "best_metric", None)
-    if best is not None and best != -1 and math.isfinite(float(best)):
+    if getattr(state, "best_metric_epoch", -1) != -1 and best is not None and math.isfinite(float(best)):
         return float(best)
     name = getattr(state, "key_metric_name", None)
     if name and name in state.metrics:

@@ -21,10 +21,9 @@ from hydra.core.utils import JobStatus
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
-from clara_hydra import procs
+from clara_hydra import better, procs
 from clara_hydra.errors import ClaraHydraError, SweepError, first_line
 from clara_hydra.logs import notice, warn
 from clara_hydra.paths import config_dirs
@@ -183,6 +182,7 @@ class ClaraOptunaSweeperImpl:
                                   hint="name one value per direction, e.g. hydra.sweeper.direction=[maximize,"
                                        "minimize] hydra.sweeper.objectives=[key_metric,train_time]")
         self._check_objective_names()
+        self.key_goal = better.key_direction(directions, self.objectives, self._key_names())
         self.storage_spec = absolute(impl.storage)
         storage = open_storage(self.storage_spec)
         study = retrying(lambda: optuna.create_study(
@@ -276,6 +276,7 @@ class ClaraOptunaSweeperImpl:
         is failed, with the reason recorded."""
         marked = 0
         self.to_resume: list = []
+        self.resumed_after_death: dict[int, int] = {}  # trial number -> resumes after its worker died
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if t.user_attrs.get(ATTR_HOST) != os.uname().nodename:
                 continue  # started on another machine (or by another tool): its liveness is unknown here
@@ -349,6 +350,13 @@ class ClaraOptunaSweeperImpl:
                                       location="hydra.sweeper.objectives",
                                       hint=did_you_mean(name, names) + "known: " + ", ".join(names))
 
+    def _key_names(self) -> tuple[str, ...]:
+        """The names an objective may give the key metric: key_metric, and the metric's own label."""
+        label = None
+        if "clara_hydra" in self.config and "validate" in self.config:
+            label = better.key_label({"validate": OmegaConf.to_container(self.config.validate, resolve=False)})
+        return (KEY_METRIC,) + ((label,) if label else ())
+
     def _check_values(self, dists: dict, fixed_params: dict, fixed_overrides: list) -> None:
         """Every value the sweep may give (a choice, a range's ends, a fixed value) fits its param,
         and every fixed override its component arg: one line before any trial starts."""
@@ -390,8 +398,7 @@ class ClaraOptunaSweeperImpl:
         dirs = self._byo_dirs()
         controller = self._controller()
         if controller is not None:
-            controller.start(dists, domains, dirs, maximize=study.directions[0] == StudyDirection.MAXIMIZE,
-                             study=study)
+            controller.start(dists, domains, dirs, goal=better.of_study(study), study=study)
         self.events = Events(self.handler_specs, dirs, dists, domains,
                              ctx=controller.ctx if controller is not None else None)
         self.events.fire("startup")
@@ -403,10 +410,10 @@ class ClaraOptunaSweeperImpl:
         reaches it stops the sweep."""
         if self.stop_threshold is None or self.stop_reason:
             return
-        maximize = self.study.directions[0] == StudyDirection.MAXIMIZE
+        goal = better.of_study(self.study)
         for t in complete:
             value = t.values[0] if t.values else None
-            if value is not None and (value >= self.stop_threshold if maximize else value <= self.stop_threshold):
+            if value is not None and goal.reached(value, self.stop_threshold):
                 self.stop_reason = (f"trial #{t.number} reached stop_threshold={self.stop_threshold:g} "
                                     f"(value {value:.4f})")
                 notice(f"the sweep stops: {self.stop_reason}")
@@ -440,9 +447,8 @@ class ClaraOptunaSweeperImpl:
     def _after_tell(self, trial, state: TrialState) -> None:
         from clara_hydra.automl.controller import score_of, status_of
         stored = upstream.stored_trial(self.study, trial)
-        maximize = self.study.directions[0] == StudyDirection.MAXIMIZE
-        self.events.job_ended(trial.number, stored.params, score_of(stored, state, stored.values, maximize),
-                              status_of(state))
+        self.events.job_ended(trial.number, stored.params, score_of(stored, state, stored.values,
+                                                                    better.of_study(self.study)), status_of(state))
         if self.tensorboard and state == TrialState.COMPLETE and stored.values:
             from clara_hydra.sweep import hparams
             try:
@@ -461,10 +467,11 @@ class ClaraOptunaSweeperImpl:
         """A trial whose values a finished trial of the study already trained is not trained again:
         it completes with that trial's value, recorded as reused (any sampler may propose a finished
         combination again; on a finite space TPE does it often)."""
-        twin = next((t for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                     if t.params == trial.params and t.number != trial.number), None)
-        if twin is None:
+        twins = [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                 if t.params == trial.params and t.number != trial.number]
+        if not twins:
             return False
+        twin = better.of_study(self.study).ranked(twins, lambda t: t.values[0])[0]  # (twins that differ: the best)
         trial.set_user_attr(ATTR_JOB_DIR, twin.user_attrs.get(ATTR_JOB_DIR, ""))
         self.events.job_started(trial.number, trial.params, self._space())  # (a job whose outcome is known)
         self._tell(trial, "complete", value=twin.values if len(twin.values) > 1 else twin.value,
@@ -481,6 +488,8 @@ class ClaraOptunaSweeperImpl:
         env[ENV_PRUNER] = json.dumps(self.pruner_spec)
         if self.objectives is not None:
             env[ENV_OBJECTIVES] = json.dumps(self.objectives)
+        if self.key_goal is not None:  # what "better" is for the job's key metric (its best value, checkpoint)
+            env[better.ENV_DIRECTION] = self.key_goal.direction
         return env
 
     def _write(self) -> None:
@@ -602,9 +611,13 @@ class ClaraOptunaSweeperImpl:
                     continue
                 logf.close()
                 del running[slot]
-                self._tell_from_file(trial, job_dir, proc.returncode, start)
+                if self._tell_from_file(trial, job_dir, proc.returncode, start):
+                    to_go += 1  # resumed: it takes a worker again, not one of the new trials
+                    continue
                 if self._failure_rate_exceeded():
                     stop = True
+        for trial in self.to_resume:  # resumable, but the sweep stopped first: the next run resumes them
+            self._interrupted(trial)
         if stop:
             self._raise_failure_rate()
 
@@ -657,18 +670,31 @@ class ClaraOptunaSweeperImpl:
         cmd += ["--config-name", hc.job.config_name]
         return cmd
 
-    def _tell_from_file(self, trial, job_dir: Path, returncode: int, start: float) -> None:
+    def _tell_from_file(self, trial, job_dir: Path, returncode: int, start: float) -> bool:
+        """Tell the outcome the worker wrote. A worker that died without one (killed, out of
+        memory) after an epoch that saved the trial's resume point has its trial resumed from there
+        (True; at most RESUME_LIMIT times in a sweep), as a trial of a killed sweep is; otherwise
+        the trial fails with the cause."""
         outcome = read_outcome(job_dir / RESULT_FILE)
         if outcome is not None:
             self._tell(trial, outcome["state"], value=outcome.get("value"), reason=outcome.get("reason"),
                        started=start)
-            return
+            return False
+        cause = _exit_cause(returncode)
+        epoch = resume_epoch(str(job_dir)) if os.path.isfile(resume_file(str(job_dir))) else None
+        tries = self.resumed_after_death.get(trial.number, 0)
+        if epoch is not None and tries < RESUME_LIMIT:
+            self.resumed_after_death[trial.number] = tries + 1
+            notice(f"trial #{trial.number}: its worker {cause} after epoch {epoch}: resuming it from there")
+            self.to_resume.insert(0, trial)
+            return True
         lines = (job_dir / "worker.log").read_text(errors="replace").strip().splitlines() \
             if (job_dir / "worker.log").exists() else []
         telling = [ln for ln in lines if re.match(r"^(error:|[\w.]*(Error|Exception)\b|Cannot |Could not )", ln)]
-        tail = (telling or lines)[-1:]
-        self._tell(trial, "fail", reason=f"the worker exited with code {returncode}"
-                   + (f": {tail[0].strip()}" if tail else ""), started=start)
+        again = f" (resumed {tries} time(s) already)" if tries else ""
+        self._tell(trial, "fail", reason=f"the worker {cause}{again}" + (f": {telling[-1].strip()}" if telling else ""),
+                   started=start)
+        return False
 
     # -- outcomes --------------------------------------------------------------------------
     def _tell(self, trial, state: str, value: Any = None, reason: str | None = None, started: float = 0.0) -> None:
@@ -714,6 +740,23 @@ class ClaraOptunaSweeperImpl:
         raise SweepError(f"{self.failed} of {self.finished} trials failed, more than max_failure_rate="
                          f"{self.impl.max_failure_rate}: the sweep stops", location="hydra.sweeper.max_failure_rate",
                          hint=f"see the reasons in {self.sweep_dir / 'trials.csv'}")
+
+
+#: how often a sweep resumes a trial whose worker died without an outcome (a worker killed each
+#: time, by the out-of-memory killer say, fails its trial after that)
+RESUME_LIMIT = 2
+
+
+def _exit_cause(returncode: int) -> str:
+    """What a worker's exit code says: ``was killed by SIGKILL (...)`` or ``exited with code 3``."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        why = " (kill -9, or the system's out-of-memory killer)" if -returncode == signal.SIGKILL else ""
+        return f"was killed by {name}{why}"
+    return f"exited with code {returncode} without an outcome"
 
 
 def _validate(n_trials, n_jobs, max_failure_rate, study_trials, workers, pruner_spec, direction):

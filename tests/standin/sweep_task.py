@@ -32,6 +32,9 @@ def main(cfg: DictConfig):
         time.sleep(float(os.environ.get("SLOW_SECONDS", "3")))
     elif os.environ.get("EVERY_TRIAL_SLEEPS"):
         time.sleep(float(os.environ["EVERY_TRIAL_SLEEPS"]))
+    if os.environ.get("CLARA_HYDRA_TRIAL_CRASH") == "kill":  # killed (kill -9, OOM) after a progress line
+        print("epoch 1/3, loss 0.5000", flush=True)
+        os.kill(os.getpid(), 9)
     if os.environ.get("CLARA_HYDRA_TRIAL_CRASH"):
         os._exit(9)  # dies before writing any outcome
     if os.environ.get("FAIL_TRIALS") and number == 1:
