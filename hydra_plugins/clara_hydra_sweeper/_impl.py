@@ -171,8 +171,9 @@ class ClaraOptunaSweeperImpl:
             # condition leaves out (reused, not trained): its cap is the whole product
             impl.sampler, grid_size = impl.sampler(grid), math.prod(len(v) for v in grid.values())
         elif grid is not None and dists and self.finite_space == "enumerate" and not _log_range(dists) \
-                and not getattr(impl.sampler, "clara_controller", False):  # a controller of your own decides
-            impl.sampler, grid_size = optuna.samplers.BruteForceSampler(seed=self.seed), combinations
+                and not getattr(impl.sampler, "clara_controller", False) \
+                and _enumerates(self.config):  # (a controller of your own decides; a sampler you name samples)
+            impl.sampler, grid_size = _brute_force(self.seed), combinations
             notice(f"the search space is finite ({grid_size} combination(s)): each runs once, then the sweep "
                    f"stops (hydra.sweeper.finite_space=sample keeps the configured sampler)")
         directions = upstream.directions(impl)
@@ -221,6 +222,7 @@ class ClaraOptunaSweeperImpl:
                  + (f"; TPE models the results after {self.startup} random start-up trial(s) (startup_trials)"
                     if self.startup is not None and isinstance(study.sampler, optuna.samplers.TPESampler) else ""))
         self.failed = 0
+        self.first_error: str | None = None  # the first failure's cause: the failure-rate stop names it
         self.finished = 0
         self.completed = 0
         if to_go:
@@ -534,6 +536,7 @@ class ClaraOptunaSweeperImpl:
                     if isinstance(exc, optuna.TrialPruned):
                         self._tell(trial, "pruned", reason=str(exc), started=start)
                     else:
+                        self.first_error = self.first_error or f"{type(exc).__name__}: {first_line(exc)}"
                         self._tell(trial, "fail", reason=first_line(exc), started=start)
             self._check_failure_rate()
 
@@ -714,6 +717,7 @@ class ClaraOptunaSweeperImpl:
         else:
             _tell(self.study, trial, state=TrialState.FAIL)
             self.failed += 1
+            self.first_error = self.first_error or reason
         self.finished += 1
         self._after_tell(trial, {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED}
                          .get(state, TrialState.FAIL))
@@ -738,7 +742,9 @@ class ClaraOptunaSweeperImpl:
     def _raise_failure_rate(self) -> None:
         self._write()
         raise SweepError(f"{self.failed} of {self.finished} trials failed, more than max_failure_rate="
-                         f"{self.impl.max_failure_rate}: the sweep stops", location="hydra.sweeper.max_failure_rate",
+                         f"{self.impl.max_failure_rate}: the sweep stops"
+                         + (f" (the first: {self.first_error})" if self.first_error else ""),
+                         location="hydra.sweeper.max_failure_rate",
                          hint=f"see the reasons in {self.sweep_dir / 'trials.csv'}")
 
 
@@ -905,3 +911,36 @@ def _cuda_count() -> int:
         return torch.cuda.device_count() if torch.cuda.is_available() else 0
     except Exception:  # pragma: no cover
         return 0
+
+
+#: command-line keys that name the sweep's sampler (its config group, or the sampler node or its class)
+SAMPLER_KEYS = frozenset({"hydra/sweeper/sampler", "hydra.sweeper.sampler", "hydra.sweeper.sampler._target_"})
+
+
+def _enumerates(config: DictConfig) -> bool:
+    """Whether finite_space=enumerate enumerates this sweep's finite space: a converted Clara
+    config's (its ``clara_hydra`` node), as Clara's enum-only search did, unless the command line
+    names the sampler (``hydra/sweeper/sampler=tpe``, ``hydra.sweeper.sampler._target_=...``);
+    any config's whose command line sets ``hydra.sweeper.finite_space=enumerate``. Any other
+    config gets the sampler it names (in its defaults: ``override hydra/sweeper/sampler: tpe``),
+    as on the stock sweeper."""
+    keys = {_override_key(str(o)) for o in OmegaConf.select(config, "hydra.overrides.hydra", default=None) or ()}
+    if "hydra.sweeper.finite_space" in keys:
+        return True
+    return "clara_hydra" in config and not keys & SAMPLER_KEYS
+
+
+def _override_key(override: str) -> str:
+    """``+hydra/sweeper/sampler@x=random`` -> ``hydra/sweeper/sampler``."""
+    return override.split("=", 1)[0].strip().lstrip("~+").split("@", 1)[0]
+
+
+def _brute_force(seed: Any) -> optuna.samplers.BruteForceSampler:
+    """Optuna's BruteForceSampler, without the ExperimentalWarning it gives when made (the user did
+    not ask for it, and under ``python -W error`` the warning would stop the sweep); other warnings
+    are untouched."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning,
+                                message=r"BruteForceSampler is experimental")
+        return optuna.samplers.BruteForceSampler(seed=seed)

@@ -27,8 +27,11 @@ class ClaraOptunaSweeperConf(OptunaSweeperConf):
     # sampler's own setting
     startup_trials: Optional[Union[int, str]] = "auto"
     # a search space with finitely many combinations (choices, int ranges): "enumerate" runs each
-    # once with Optuna's BruteForceSampler and stops (as Clara's enum-only search did); "sample"
-    # keeps the configured sampler. Either way a finished combination is never trained again.
+    # once with Optuna's BruteForceSampler and stops (as Clara's enum-only search did) for a
+    # converted Clara config (its clara_hydra node) whose sampler the command line does not name
+    # (hydra/sweeper/sampler=...), and for any config given hydra.sweeper.finite_space=enumerate on
+    # the command line; any other config keeps its sampler, as on the stock sweeper. "sample" keeps
+    # the configured sampler. Either way a finished combination is never trained again.
     finite_space: str = "enumerate"
     # time limits in seconds (Clara's max_job_run_time and max_sys_run_time; null: none). A trial
     # past trial_timeout is stopped and recorded as failed with the reason; after timeout the sweep
