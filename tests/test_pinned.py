@@ -6,6 +6,7 @@ seeded sweep samples on, it never replays)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -95,7 +96,9 @@ def test_a_run_whose_validation_interval_is_longer_than_its_epochs_validates_onc
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
     assert "no validation ran during training (num_interval_per_valid > epochs): validating once now" in out
-    assert "key metric = " in out and list((run_dir / "models").glob("*key_metric=*.pt"))  # validated, and kept
+    value = re.search(r"validation after epoch 1: val_mean_dice ([0-9.]+)", out)
+    assert value and f"key metric = {value.group(1)}" in out, out[-2000:]  # that validation is the run's value
+    assert list((run_dir / "models").glob("*key_metric=*.pt"))  # and its checkpoint is kept
 
 
 @pytest.mark.slow

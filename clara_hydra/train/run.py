@@ -225,7 +225,11 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
             evaluator.state.epoch = first_epoch  # every epoch trained before the interruption: its best stands
         if evaluator is not None and evaluator.state.epoch == 0:
             notice("no validation ran during training (num_interval_per_valid > epochs): validating once now")
-            evaluator.run()
+            evaluator.run(trainer.state.epoch)  # (as after that epoch: its checkpoint and curves are of it)
+            name = getattr(evaluator.state, "key_metric_name", None)
+            if name and name in evaluator.state.metrics:
+                notice(f"validation after epoch {trainer.state.epoch}: {name} "
+                       f"{float(evaluator.state.metrics[name]):.4f}")
     except Exception as exc:  # (an interruption is no Exception: the trial keeps its resume point)
         if resume is not None and main:
             resume.remove()  # failed or pruned for good: nothing to resume
