@@ -21,7 +21,7 @@ import time
 ENV_FAULT = "CLARA_HYDRA_FAULT"
 
 #: the points the code offers (a rule naming another one is a test's mistake: refused)
-POINTS = ("epoch_end",)
+POINTS = ("after_ask", "epoch_end", "before_outcome", "after_outcome", "before_tell", "results_write")
 
 
 def point(name: str, at: int | None = None) -> None:

@@ -120,6 +120,18 @@ def test_stored_trial_fail_orphan_and_live_trial():
     assert after.state == TrialState.FAIL and after.user_attrs == {"reason": "interrupted"}
 
 
+def test_system_attributes_of_a_trial_and_the_study():
+    """A heartbeat's bookkeeping (clara_hydra.sweep.liveness): kept where the user's tools do not
+    show it, readable by every process of the study."""
+    study = optuna.create_study()
+    trial = study.ask()
+    upstream.set_trial_system_attr(study, trial, "clara_heartbeat", {"t": 1.0})
+    upstream.set_study_system_attr(study, "clara_sweep:h:1", {"t": 2.0})
+    assert upstream.stored_trial(study, trial).system_attrs["clara_heartbeat"] == {"t": 1.0}
+    assert upstream.study_system_attrs(study)["clara_sweep:h:1"] == {"t": 2.0}
+    assert "clara_heartbeat" not in upstream.stored_trial(study, trial).user_attrs
+
+
 def test_job_exception_without_writing_to_stderr(capsys):
     error = ValueError("boom")
     assert upstream.job_exception(JobReturn(_return_value=error, status=JobStatus.FAILED)) is error

@@ -23,6 +23,7 @@ ENV_CACHE_DIR = "CLARA_HYDRA_CACHE_DIR"  # the sweep's data cache folder (shared
 ENV_SHARED_CACHE = "CLARA_HYDRA_SHARED_CACHE"  # "0": trials do not share cached data
 ENV_TRIAL_TIMEOUT = "CLARA_HYDRA_TRIAL_TIMEOUT"  # seconds a trial may run (Clara's max_job_run_time)
 ENV_OBJECTIVES = "CLARA_HYDRA_OBJECTIVES"  # a multi-objective sweep: the values a job returns (JSON list)
+ENV_HEARTBEAT = "CLARA_HYDRA_HEARTBEAT"  # seconds between a trial's heartbeats (a job in another process beats)
 ENV_NPROC = "CLARA_HYDRA_NPROC"  # the processes a job trains in (DDP): a worker's GPUs, or N CPU processes
 
 # -- what a job can return, by name (hydra.sweeper.objectives) -------------------------------
@@ -73,13 +74,29 @@ def in_worker() -> bool:
     return bool(os.environ.get(ENV_RESULT))
 
 
+def remove_resume_point(job_dir: str) -> None:
+    """The trial's resume point goes (it ended: completed, pruned or failed)."""
+    import glob
+    path = resume_file(job_dir)
+    claims = glob.glob(os.path.join(glob.escape(os.path.dirname(path)), ".claim-*"))  # (liveness.claim's files)
+    for name in (path, path + ".tmp", path + ".json", *claims):
+        if os.path.exists(name):
+            os.remove(name)
+
+
+def outcome_file(job_dir: str) -> str:
+    return os.path.join(job_dir, RESULT_FILE)
+
+
 def write_outcome(state: State, *, value: float | list[float] | None = None, reason: str | None = None,
                   path: str | None = None) -> None:
-    """A worker's outcome, written atomically (no-op outside a worker process)."""
+    """A sweep job's outcome, written atomically into its folder (``path``; a worker's: the file
+    its sweep reads), with the study and trial it is of: the sweep tells it, and a sweep that
+    recovers the trial after a crash finds it there. No-op outside a sweep's job."""
     path = path or os.environ.get(ENV_RESULT)
     if not path:
         return
-    outcome: dict[str, Any] = {"state": state}
+    outcome: dict[str, Any] = {"state": state, "study": os.environ.get(ENV_STUDY), "trial": os.environ.get(ENV_TRIAL)}
     if value is not None:
         outcome["value"] = value
     if reason is not None:
@@ -90,11 +107,16 @@ def write_outcome(state: State, *, value: float | list[float] | None = None, rea
     os.replace(tmp, path)
 
 
-def read_outcome(path: str | os.PathLike) -> dict | None:
-    """The outcome a worker wrote, or None when it wrote none (it crashed first)."""
+def read_outcome(path: str | os.PathLike, *, study: str | None = None, trial: int | None = None) -> dict | None:
+    """The outcome a job wrote, or None when it wrote none (it crashed first), or (``study``,
+    ``trial`` given) when it is another trial's (an earlier sweep's in the same folder)."""
     try:
         with open(path) as fh:
             outcome = json.load(fh)
     except (OSError, ValueError):
         return None
-    return outcome if isinstance(outcome, dict) and outcome.get("state") in (COMPLETE, PRUNED, FAIL) else None
+    if not isinstance(outcome, dict) or outcome.get("state") not in (COMPLETE, PRUNED, FAIL):
+        return None
+    if study is not None and (outcome.get("study") != study or str(outcome.get("trial")) != str(trial)):
+        return None
+    return outcome

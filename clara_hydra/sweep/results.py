@@ -94,6 +94,8 @@ def write_all(study, sweep_dir: Path, param_names: list[str], objectives: list[s
         w.writerow(["number", "state"] + value_columns(study, objectives) + names + ["duration_s", "reason",
                                                                                       "job_dir"])
         w.writerows(rows)
+    from .. import faults
+    faults.point("results_write")
     os.replace(tmp, sweep_dir / "trials.csv")
     if b is not None:
         job = Path(b.user_attrs.get(P.ATTR_JOB_DIR, sweep_dir / str(b.number)))

@@ -24,6 +24,11 @@ def unregister(study_name: str, number: int) -> None:
     _REGISTRY.pop((study_name, number), None)
 
 
+def in_this_process(trial) -> bool:
+    """Is ``trial`` the live trial of an in-process launcher's job (its sweep process beats for it)?"""
+    return any(t is trial for t in _REGISTRY.values())
+
+
 def current():
     """The optuna Trial of this job, or None outside a sweep."""
     number = os.environ.get(ENV_TRIAL)

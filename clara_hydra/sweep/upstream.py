@@ -30,7 +30,7 @@ PRIVATE_NAMES: dict[str, tuple[str, ...]] = {
         "_process_searchspace_config", "_parse_sweeper_params_config", "_get_directions", "_configure_trials",
         "_to_grid_sampler_choices"),
     "hydra.core.utils.JobReturn": ("_return_value",),
-    "optuna.study.Study": ("_storage",),
+    "optuna.study.Study": ("_storage", "_study_id"),
     "optuna.trial.Trial": ("_trial_id", "_suggest"),
     "optuna.trial.FrozenTrial": ("_trial_id",),
     "optuna.samplers.TPESampler": ("_rng", "_random_sampler"),
@@ -127,3 +127,16 @@ def sampler_rngs(sampler: optuna.samplers.BaseSampler) -> Iterator[tuple[Any, np
         rng = getattr(holder, "_rng", None)
         target = getattr(rng, "rng", rng)  # optuna's LazyRandomState wraps the RandomState
         yield holder, target if isinstance(target, np.random.RandomState) else None
+
+
+def set_trial_system_attr(study: optuna.Study, trial: Trial | FrozenTrial, key: str, value: Any) -> None:
+    """A trial's system attribute (bookkeeping the user's tools need not show: a heartbeat)."""
+    study._storage.set_trial_system_attr(trial._trial_id, key, value)
+
+
+def set_study_system_attr(study: optuna.Study, key: str, value: Any) -> None:
+    study._storage.set_study_system_attr(study._study_id, key, value)
+
+
+def study_system_attrs(study: optuna.Study) -> dict[str, Any]:
+    return study._storage.get_study_system_attrs(study._study_id)

@@ -78,12 +78,17 @@ def run(cfg: DictConfig) -> float | list[float] | None:
     mode = HydraConfig.get().mode
     multirun = mode is not None and mode.name == "MULTIRUN"
     worker = P.in_worker()  # a worker process of the clara_optuna sweeper: it answers with a file
+    # a sweep's job writes its outcome into its folder: the sweep tells it, and a sweep that recovers
+    # the trial after a crash between the job's end and that tell finds it there
+    outcome = P.outcome_file(run_dir) if os.environ.get(P.ENV_TRIAL) else None
+    beater = None
     try:
         config_file = _start(cfg, run_dir, source)
         full = effective_from_cfg(cfg, enabled_only=False)
         with open(os.path.join(run_dir, "config_train.json"), "w") as fh:
             json.dump(full, fh, indent=2)  # a normal Clara config: searched values in, no search blocks
         trial = current()
+        beater = _beat_for(trial)
         objectives = json.loads(os.environ[P.ENV_OBJECTIVES]) if os.environ.get(P.ENV_OBJECTIVES) else None
         started = time.time()
         tree = enabled_only(full)
@@ -110,14 +115,19 @@ def run(cfg: DictConfig) -> float | list[float] | None:
                 raise TrainingError(f"the key metric is {value}", location="validate",
                                     hint="check the metric's inputs (post transforms, labels)")
             notice(f"key metric = {value:.4f} (the best validation value; what this run returns)")
-        P.write_outcome(P.COMPLETE, value=value)
+        from .. import faults
+        faults.point("before_outcome")
+        P.write_outcome(P.COMPLETE, value=value, path=outcome)
+        if outcome is not None:
+            P.remove_resume_point(run_dir)  # (kept until now: a kill before the outcome resumes after the last epoch)
+        faults.point("after_outcome")
         return value
     except ClaraHydraError as exc:
         if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
             raise
         if exc.file is None and source:
             exc.file = _config_file(source) or source
-        P.write_outcome(P.FAIL, reason=exc.format())
+        P.write_outcome(P.FAIL, reason=exc.format(), path=outcome)
         _to_log_file(exc.format())
         if multirun and not worker:
             raise  # the sweeper's line for this trial gives the reason
@@ -127,12 +137,29 @@ def run(cfg: DictConfig) -> float | list[float] | None:
         raise SystemExit(2) from None
     except Exception as exc:
         if type(exc).__name__ != "TrialPruned":
-            P.write_outcome(P.FAIL, reason=f"{type(exc).__name__}: {exc}")
+            P.write_outcome(P.FAIL, reason=f"{type(exc).__name__}: {exc}", path=outcome)
             raise
-        P.write_outcome(P.PRUNED, reason=str(exc))  # the sweeper's trial line says it
+        P.write_outcome(P.PRUNED, reason=str(exc), path=outcome)  # the sweeper's trial line says it
         if worker:
             return None
         raise
+    finally:
+        if beater is not None:
+            beater.stop()
+
+
+def _beat_for(trial):
+    """A trial run in another process than its sweep's (a worker, a SLURM job) beats for itself
+    while it runs (:mod:`..sweep.liveness`); an in-process job's sweep beats for it."""
+    from ..sweep import liveness
+    from ..sweep import protocol as P
+    from ..sweep.trial import in_this_process
+    interval = os.environ.get(P.ENV_HEARTBEAT)
+    if trial is None or not interval or in_this_process(trial):
+        return None
+    beater = liveness.Beater(trial.study, float(interval)).start()
+    beater.add(trial)
+    return beater
 
 
 #: ``clara-hydra validate --eval-config FILE`` (``none``: the training config's validate section)

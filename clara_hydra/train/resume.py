@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from ..logs import notice
-from ..sweep.protocol import resume_file
+from ..sweep.protocol import remove_resume_point, resume_file
 from .ddp import unwrapped
 
 
@@ -71,9 +71,7 @@ class ResumePoint:
         return int(saved["epoch"])
 
     def remove(self) -> None:
-        for path in (self.path, self.path + ".tmp", self.path + ".json"):
-            if os.path.exists(path):
-                os.remove(path)
+        remove_resume_point(os.path.dirname(os.path.dirname(self.path)))
 
 
 def _files_as_at_the_point(checkpoint) -> None:

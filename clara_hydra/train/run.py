@@ -238,14 +238,17 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
         raise _training_error(thread_errors[0] if thread_errors else exc) from None
     finally:
         threading.excepthook = previous_hook
-    if resume is not None and main:
-        resume.remove()  # done: the checkpoint of the best epoch stays
+    # done: the job removes the resume point once its outcome is written (a kill before that resumes
+    # after the last epoch, and gives the same value without training again)
     elapsed = time.perf_counter() - start
     metric = _key_metric(evaluator if evaluator is not None else trainer)
     ran = trainer.state.epoch - first_epoch
-    notice(f"finished {ran} epoch(s) in {elapsed:.1f}s"
-           + (f" (epochs {first_epoch + 1}-{trainer.state.epoch} of {trainer.state.max_epochs}: resumed after epoch "
-              f"{first_epoch})" if first_epoch else ""))
+    if first_epoch and not ran:
+        notice(f"finished 0 epoch(s): all {first_epoch} had run before the interruption (its resume point)")
+    else:
+        notice(f"finished {ran} epoch(s) in {elapsed:.1f}s"
+               + (f" (epochs {first_epoch + 1}-{trainer.state.epoch} of {trainer.state.max_epochs}: resumed after "
+                  f"epoch {first_epoch})" if first_epoch else ""))
     if objectives:
         return objective_values(objectives, metric, at_best, elapsed,
                                 getattr((evaluator or trainer).state, "key_metric_name", None))

@@ -28,7 +28,7 @@ from clara_hydra.errors import ClaraHydraError, SweepError, first_line
 from clara_hydra.logs import notice, warn
 from clara_hydra.paths import config_dirs
 from clara_hydra.space import active, count_combinations
-from clara_hydra.sweep import identity, results, upstream
+from clara_hydra.sweep import identity, liveness, results, upstream
 from clara_hydra.sweep import trial as trial_ctx
 from clara_hydra.sweep.options import make_pruner, parse_workers, with_startup
 from clara_hydra.sweep.protocol import (
@@ -41,6 +41,7 @@ from clara_hydra.sweep.protocol import (
     ATTR_RESUMABLE,
     ATTR_WORKER_PID,
     ENV_CACHE_DIR,
+    ENV_HEARTBEAT,
     ENV_NPROC,
     ENV_OBJECTIVES,
     ENV_PRUNER,
@@ -54,6 +55,7 @@ from clara_hydra.sweep.protocol import (
     RESULT_FILE,
     RESUMABLE,
     TRAIN_TIME,
+    outcome_file,
     read_outcome,
     resume_epoch,
     resume_file,
@@ -85,7 +87,9 @@ class ClaraOptunaSweeperImpl:
                  finite_space: str = "enumerate", trial_timeout: float | None = None,
                  timeout: float | None = None, objectives: Any = None, stop_threshold: float | None = None,
                  keep_best: int | None = None, tensorboard: bool = False, handlers: Any = None,
-                 remove_search_augs: bool = False, startup_trials: Any = "auto", export_best: bool = True) -> None:
+                 remove_search_augs: bool = False, startup_trials: Any = "auto", export_best: bool = True,
+                 heartbeat_interval: float = liveness.DEFAULT_INTERVAL,
+                 grace_period: float = liveness.DEFAULT_GRACE) -> None:
         self.pruner_spec = OmegaConf.to_container(pruner) if isinstance(pruner, DictConfig) else pruner
         self.workers = workers
         self.study_trials = study_trials
@@ -100,6 +104,16 @@ class ClaraOptunaSweeperImpl:
                                       location=f"hydra.sweeper.{key}", hint=f"set hydra.sweeper.{key}=3600 (or null)")
         self.trial_timeout = trial_timeout
         self.timeout = timeout
+        for key, value in (("heartbeat_interval", heartbeat_interval), ("grace_period", grace_period)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ClaraHydraError(f"{key} must be a number of seconds > 0, got {value!r}",
+                                      location=f"hydra.sweeper.{key}", hint=f"set hydra.sweeper.{key}=<seconds>")
+        if grace_period <= 2 * heartbeat_interval:
+            raise ClaraHydraError(f"grace_period ({grace_period:g}s) must be more than twice heartbeat_interval "
+                                  f"({heartbeat_interval:g}s): a live trial could pass for dead between two beats",
+                                  location="hydra.sweeper.grace_period",
+                                  hint=f"set hydra.sweeper.grace_period={max(3 * heartbeat_interval, 120):g}")
+        self.heartbeat_interval, self.grace = float(heartbeat_interval), float(grace_period)
         self.objectives = _objectives(objectives, direction)
         if keep_best is not None and (isinstance(keep_best, bool) or not isinstance(keep_best, int) or keep_best < 1):
             raise ClaraHydraError(f"keep_best must be a whole number >= 1, or null; got {keep_best!r}",
@@ -201,11 +215,18 @@ class ClaraOptunaSweeperImpl:
             study.set_user_attr(ATTR_OBJECTIVES, self.objectives)  # for `clara-hydra report`
         self.sweep_dir = Path(str(self.config.hydra.sweep.dir))
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        # liveness (a persistent storage: other processes may share the study): this process beats for
+        # itself and the trials it holds; the in-memory study is this process's alone
+        self.beater = liveness.Beater(study, self.heartbeat_interval, sweep=True).start() if self.storage_spec \
+            else None
+        self.to_resume: list = []
+        self.resumed_after_death: dict[int, int] = {}  # trial number -> resumes after its worker died
+        self.checked = 0.0
         marked = self._recover(study)
         self.stop_reason: str | None = None
         self._start_engine(study, dists, directions)
         done = [t for t in study.get_trials(deepcopy=False)
-                if t.state in FINISHED and t.user_attrs.get(REASON) != INTERRUPTED]
+                if t.state in FINISHED and not str(t.user_attrs.get(REASON, "")).startswith(INTERRUPTED)]
         to_go = impl.n_trials
         if self.study_trials is not None:
             to_go = max(0, min(to_go, int(self.study_trials) - len(done)))
@@ -235,8 +256,12 @@ class ClaraOptunaSweeperImpl:
             finally:
                 signal.signal(signal.SIGTERM, previous)
                 self.events.fire("shutdown")
+                if self.beater is not None:
+                    self.beater.stop()
         else:
             self.events.fire("shutdown")
+            if self.beater is not None:
+                self.beater.stop()
         self._write()
         best = results.best(study)
         if best is not None:
@@ -272,27 +297,74 @@ class ClaraOptunaSweeperImpl:
         notice(f"the best trial as an MMAR: {out} (validate, infer or finetune it: clara-hydra validate --mmar "
                f"{out}); {ts}")
 
-    def _recover(self, study) -> int:
-        """Trials a crash, kill -9 or a stop left RUNNING: one that saved a resume point after an
-        epoch is resumed by this run (first, before new trials: same number, same params); any other
-        is failed, with the reason recorded."""
+    def _recover(self, study, *, periodic: bool = False) -> int:
+        """RUNNING trials whose process is dead (:mod:`clara_hydra.sweep.liveness`: no heartbeat for
+        grace_period, wherever they ran; at once where their process on this host is gone), left by a
+        crash, kill -9, a stop or a dead node: one whose job wrote its outcome is told it; one that
+        saved a resume point after an epoch is resumed by this run (first, before new trials: same
+        number, same params); any other is failed, reason ``interrupted``. A trial that beats is never
+        touched. Gives the number failed."""
         marked = 0
-        self.to_resume: list = []
-        self.resumed_after_death: dict[int, int] = {}  # trial number -> resumes after its worker died
+        self.checked = time.time()
+        if self.beater is None:
+            return 0  # an in-memory study: no other process, nothing left by one
+        held = {t.number for t in self.to_resume} | set(self.beater.trials)
+        others = liveness.sweeps_alive(study, self.grace)
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if t.user_attrs.get(ATTR_HOST) != os.uname().nodename:
-                continue  # started on another machine (or by another tool): its liveness is unknown here
-            if _alive(t.user_attrs.get(ATTR_PID)) or _alive(t.user_attrs.get(ATTR_WORKER_PID)):
-                continue  # another sweep process (or its worker) on this machine is running it
-            job_dir = t.user_attrs.get(ATTR_JOB_DIR)
-            if job_dir and os.path.isfile(resume_file(job_dir)):
-                trial = upstream.live_trial(study, t)
-                trial.set_user_attr(ATTR_PID, os.getpid())  # this run owns it now
-                self.to_resume.append(trial)
+            if t.number in held:
                 continue
-            upstream.fail_orphan(study, t, REASON, INTERRUPTED)
-            marked += 1
+            why = liveness.dead(t, self.grace, others_alive=others)
+            if why is None:
+                continue  # it beats: another process (of this host or another) runs it
+            job_dir = t.user_attrs.get(ATTR_JOB_DIR)
+            outcome = read_outcome(outcome_file(job_dir), study=study.study_name, trial=t.number) if job_dir else None
+            try:
+                if outcome is not None:
+                    if liveness.claim(job_dir, t, self.grace):
+                        self._tell_recovered(study, t, outcome)
+                    continue
+                if job_dir and os.path.isfile(resume_file(job_dir)):
+                    if not liveness.claim(job_dir, t, self.grace):
+                        continue  # another sweep process took it over
+                    trial = upstream.live_trial(study, t)
+                    trial.set_user_attr(ATTR_PID, os.getpid())  # this run owns it now
+                    trial.set_user_attr(ATTR_HOST, liveness.host())
+                    self.beater.add(trial)
+                    self.to_resume.append(trial)
+                    if periodic:  # (at the start, the sweep's first line counts them)
+                        notice(f"trial #{t.number}: {why}: resuming it from its last epoch")
+                    continue
+                upstream.fail_orphan(study, t, REASON, f"{INTERRUPTED} ({why})")
+                marked += 1
+            except Exception:  # another process recovered it first: it is not RUNNING any more
+                if upstream.stored_trial(study, t).state == TrialState.RUNNING:
+                    raise
         return marked
+
+    def _tell_recovered(self, study, frozen, outcome: dict) -> None:
+        """Tell a dead trial the outcome its job wrote before the sweep could tell it."""
+        trial = upstream.live_trial(study, frozen)
+        reason = outcome.get("reason")
+        if reason:
+            trial.set_user_attr(REASON, str(reason)[:500])
+        if outcome["state"] == "complete":
+            value, problem = _values(outcome.get("value"), len(study.directions), self.objectives)
+            if problem is None:
+                _tell(study, trial, values=value)
+                notice(f"trial #{frozen.number}: told the outcome its job wrote before the sweep stopped")
+                return
+            trial.set_user_attr(REASON, problem[:500])
+        _tell(study, trial, state=TrialState.PRUNED if outcome["state"] == "pruned" else TrialState.FAIL)
+
+    def _recheck(self) -> None:
+        """Every heartbeat interval of a running sweep: trials of the study that died since (on any
+        host) are recovered, their resumable ones resumed by this sweep."""
+        if self.beater is None or time.time() - self.checked < self.heartbeat_interval:
+            return
+        marked = self._recover(self.study, periodic=True)
+        if marked:
+            notice(f"{marked} trial(s) of the study found dead (no heartbeat): marked failed")
+            self._write()
 
     def _next(self):
         """(trial, overrides, job folder, resumed) of the next job: an interrupted trial to resume,
@@ -310,7 +382,11 @@ class ClaraOptunaSweeperImpl:
 
     def _ask(self):
         trial = self.study.ask()
+        from clara_hydra import faults
+        faults.point("after_ask", trial.number)
         try:
+            if self.beater is not None:
+                self.beater.add(trial)  # it beats from now on: alive to every sweep process of the study
             return self._prepare(trial)
         except BaseException as exc:  # e.g. a controller's value that fits no distribution
             trial.set_user_attr(REASON, first_line(exc)[:500])
@@ -490,6 +566,8 @@ class ClaraOptunaSweeperImpl:
         env[ENV_PRUNER] = json.dumps(self.pruner_spec)
         if self.objectives is not None:
             env[ENV_OBJECTIVES] = json.dumps(self.objectives)
+        if self.beater is not None:  # a job in another process beats for its trial
+            env[ENV_HEARTBEAT] = repr(self.heartbeat_interval)
         if self.key_goal is not None:  # what "better" is for the job's key metric (its best value, checkpoint)
             env[better.ENV_DIRECTION] = self.key_goal.direction
         return env
@@ -504,6 +582,7 @@ class ClaraOptunaSweeperImpl:
         with hydra-submitit-launcher). Each job's folder is its trial number."""
         launcher = self.launcher
         while to_go > 0 and not self._out_of_time() and not self._stopping(running=False):
+            self._recheck()
             batch: list[tuple[Any, list[str]]] = []
             while len(batch) < max(1, int(self.impl.n_jobs)) and to_go > 0 and not self._stopping(running=bool(batch)):
                 trial, overrides, job_dir, resumed = self._next()
@@ -512,6 +591,7 @@ class ClaraOptunaSweeperImpl:
                     continue
                 overrides += [f"++hydra.job.env_set.{k}={_quote(v)}" for k, v in self._env(trial).items()]
                 overrides += [f"hydra.sweep.dir={_quote(str(job_dir.parent))}", f"hydra.sweep.subdir={job_dir.name}"]
+                Path(outcome_file(str(job_dir))).unlink(missing_ok=True)  # never an earlier run's outcome
                 trial_ctx.register(self.study.study_name, trial)
                 self.events.job_started(trial.number, trial.params, self._space())
                 batch.append((trial, overrides))
@@ -602,6 +682,7 @@ class ClaraOptunaSweeperImpl:
                 running[slot] = (trial, proc, time.time(), job_dir, logf)
                 to_go -= 1
             time.sleep(0.2)
+            self._recheck()
             for slot, (trial, proc, start, job_dir, logf) in list(running.items()):
                 if proc.poll() is None:
                     if self.trial_timeout is None or time.time() - start < self.trial_timeout:
@@ -657,6 +738,8 @@ class ClaraOptunaSweeperImpl:
                 notice(f"trial #{stored.number}: interrupted after epoch {epoch}; run the sweep again to resume it")
                 return
             trial.set_user_attr(REASON, INTERRUPTED)
+            if self.beater is not None:
+                self.beater.discard(trial)
             self.study.tell(trial, state=TrialState.FAIL)  # tells the sampler too (a live trial of this run)
         except Exception:  # the storage itself is gone: the next run marks it (see _recover)
             pass
@@ -701,6 +784,10 @@ class ClaraOptunaSweeperImpl:
 
     # -- outcomes --------------------------------------------------------------------------
     def _tell(self, trial, state: str, value: Any = None, reason: str | None = None, started: float = 0.0) -> None:
+        from clara_hydra import faults
+        faults.point("before_tell", trial.number)
+        if self.beater is not None:
+            self.beater.discard(trial)
         if state == "complete":
             value, problem = _values(value, len(self.study.directions), self.objectives)
             if problem:
@@ -891,18 +978,6 @@ def _raise_keyboard_interrupt(signum, frame):
 
 def _quote(value: str) -> str:
     return value if all(c.isalnum() or c in "/._-:" for c in value) else "'" + value.replace("'", "\\'") + "'"
-
-
-def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int):
-        return False
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
 
 
 def _cuda_count() -> int:

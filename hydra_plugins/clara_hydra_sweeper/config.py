@@ -56,6 +56,12 @@ class ClaraOptunaSweeperConf(OptunaSweeperConf):
     # at the end of a sweep of a Clara config, the best trial as a complete MMAR in
     # <sweep dir>/best_mmar (clara-hydra export)
     export_best: bool = True
+    # liveness of a study's trials, on any host (a study shared by several machines): each running
+    # trial beats every heartbeat_interval seconds (in the storage); one without a beat for
+    # grace_period seconds is dead, and any sweep process of the study resumes it (from its resume
+    # point) or fails it. A trial of a process that is gone on this host is known dead at once.
+    heartbeat_interval: float = 10.0
+    grace_period: float = 120.0
     # one trial at a time through the launcher (the stock default of 2 runs batches)
     n_jobs: int = 1
     # a sweep stops when more than this share of its trials fail

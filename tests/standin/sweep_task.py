@@ -13,8 +13,7 @@ import optuna
 from omegaconf import DictConfig
 
 from clara_hydra.resolve import effective_from_cfg
-from clara_hydra.sweep.protocol import ENV_NPROC, ENV_OBJECTIVES, ENV_RESULT, ENV_TRIAL
-from clara_hydra.sweep.protocol import write_outcome as outcome
+from clara_hydra.sweep.protocol import ENV_NPROC, ENV_OBJECTIVES, ENV_RESULT, ENV_TRIAL, outcome_file, write_outcome
 from clara_hydra.sweep.trial import current
 
 
@@ -22,6 +21,11 @@ from clara_hydra.sweep.trial import current
 def main(cfg: DictConfig):
     tree = effective_from_cfg(cfg, enabled_only=True)
     number = int(os.environ.get(ENV_TRIAL, "-1"))
+    from hydra.core.hydra_config import HydraConfig
+    run_dir = HydraConfig.get().runtime.output_dir
+
+    def outcome(state, **kwargs):  # into the job's folder, as train.py writes it (a worker's: its file)
+        write_outcome(state, path=outcome_file(run_dir) if ENV_TRIAL in os.environ else None, **kwargs)
     with open("seen_gpus.txt" if not os.environ.get(ENV_RESULT) else
               os.path.join(os.path.dirname(os.environ[ENV_RESULT]), "seen_gpus.txt"), "a") as fh:
         fh.write(f"{number}:{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}\n")
@@ -44,8 +48,7 @@ def main(cfg: DictConfig):
         outcome("complete", value=float("nan"))
         return float("nan")
     x = float(tree["x"])
-    from hydra.core.hydra_config import HydraConfig
-    models = os.path.join(HydraConfig.get().runtime.output_dir, "models")
+    models = os.path.join(run_dir, "models")
     os.makedirs(models, exist_ok=True)
     with open(os.path.join(models, "model.pt"), "w") as fh:  # a checkpoint, as training writes one
         fh.write(str(x))
