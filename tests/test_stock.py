@@ -226,13 +226,13 @@ def test_a_named_sampler_gives_the_stock_sweepers_trials(tmp_path, name, script,
     seeded, not an enumeration (startup_trials=null: TPE keeps its own start-up trials, as on stock)."""
     stock = examples(tmp_path / "optuna", "optuna")
     ours = examples(tmp_path / "clara_optuna", "clara_optuna")
-    want = run_example(stock, script, "hydra.sweeper.n_trials=12", *args)
+    want = run_example(stock, script, "hydra.sweeper.n_trials=6", *args)
     assert want.returncode == 0, want.stderr[-3000:]
-    got = run_example(ours, script, "hydra.sweeper.n_trials=12", "hydra.sweeper.startup_trials=null", *args)
+    got = run_example(ours, script, "hydra.sweeper.n_trials=6", "hydra.sweeper.startup_trials=null", *args)
     assert got.returncode == 0, got.stderr[-3000:]
     assert "search space is finite" not in got.stdout + got.stderr
     assert "BruteForceSampler" not in got.stderr
-    assert trials(ours) == trials(stock) and len(trials(ours)) == 12
+    assert trials(ours) == trials(stock) and len(trials(ours)) == 6
     expected, actual = results(stock), results(ours)
     assert actual["name"] == "optuna" and actual["sweeper"] == "clara_optuna"
     if "solutions" in expected:  # a multi-objective sweep: the same Pareto front
