@@ -253,21 +253,3 @@ def test_exporting_a_run_that_did_not_finish_says_so_and_what_its_checkpoint_is(
     assert words.replace("SWEEP", os.path.relpath(sweep)) in warning[0], warning
     ckpt = next((job / "models").glob("*key_metric=*.pt")).name
     assert f"models/model.pt is models/{ckpt}, the best checkpoint it saved before it stopped" in warning[0], warning
-
-
-@pytest.mark.slow
-def test_exporting_a_sweep_trial_killed_after_an_epoch_says_it_did_not_finish(tmp_path, trained):
-    """kill -9 of the sweep after the trial's first of two epochs: the sweep wrote no trials.csv,
-    the trial left its resume point and the best checkpoint so far."""
-    mmar, _ = trained
-    sweep = tmp_path / "sweep"
-    proc = clara_train("--mmar", mmar, "-m", "epochs=2", "hydra.sweeper.n_trials=1", f"hydra.sweep.dir={sweep}",
-                       f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}", "hydra.sweeper.export_best=false",
-                       cwd=tmp_path, env={"CLARA_HYDRA_FAULT": "epoch_end@1:kill"})
-    assert proc.returncode != 0 and (sweep / "0" / "models" / "resume.ckpt").is_file(), proc.stderr[-2000:]
-    proc = run_cli("export", sweep / "0", "-o", tmp_path / "out", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    warning = [ln for ln in proc.stderr.splitlines() if ln.startswith("warning: ")]
-    assert len(warning) == 1 and warning[0].startswith("warning: trial 0 did not finish (interrupted, or still "
-                                                       "running)"), proc.stderr
-    assert "its resume point is after epoch 1" in warning[0] and "models/model.pt is models/" in warning[0], warning

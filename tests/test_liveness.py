@@ -177,6 +177,7 @@ def _conf(tmp_path: Path) -> Path:
 INSTANTS = cases([
     # (id, fault rule, the trial it hits, its state after the kill, then after the rerun, whether its job ran)
     ("between-ask-and-its-first-record", "after_ask@1:kill", 1, "RUNNING", "FAIL", False),
+    ("during-its-job", "before_outcome:kill", 0, "RUNNING", "FAIL", True),
     ("after-the-job-wrote-its-outcome-before-the-tell", "before_tell@1:kill", 1, "RUNNING", "COMPLETE", True),
     ("while-the-results-are-written", "results_write:kill", 0, "COMPLETE", "COMPLETE", True),
 ])
@@ -203,6 +204,7 @@ def test_a_sweep_killed_at_any_instant_leaves_no_trial_behind(tmp_path, name, fa
     assert sorted(runs) == sorted(set(runs)), runs  # no trial's job ran twice
     assert (hit in runs) == ran
     table = {int(r["number"]): r for r in rows(tmp_path / "sweep" / "trials.csv")}
+    assert sorted(table) == list(range(len(table)))  # numbers go on, none reused
     assert table[hit]["state"] == state.lower()
     if state == "FAIL":
         assert table[hit]["reason"].startswith("interrupted"), table[hit]
@@ -255,7 +257,7 @@ def test_a_second_host_resumes_the_trial_of_a_dead_first_host(tmp_path, data, po
     mmar = make_mmar(tmp_path / "mmar", data)
     sweep_dir = tmp_path / "sweep"
     grace = 3.0
-    base = ["train", "--mmar", str(mmar), "-m", "hydra.sweeper.params=null", "hydra.sweeper.n_trials=1", "epochs=3",
+    base = ["train", "--mmar", str(mmar), "-m", "hydra.sweeper.params=null", "hydra.sweeper.n_trials=1", "epochs=2",
             "hydra.sweeper.pruner=none", "hydra.sweeper.export_best=false", f"hydra.sweeper.storage={postgres}",
             "hydra.sweeper.heartbeat_interval=0.5", f"hydra.sweeper.grace_period={grace}",
             f"hydra.sweep.dir={sweep_dir}"]
@@ -275,7 +277,8 @@ def test_a_second_host_resumes_the_trial_of_a_dead_first_host(tmp_path, data, po
     (row,) = trials(sweep_dir)
     assert row["number"] == "0" and row["state"] == "complete", row
     log = (sweep_dir / "0" / "train.log").read_text()
-    assert "resuming after epoch 1/3" in log and log.count("epoch 1/3, loss") == 1, log[-3000:]
+    assert "resuming after epoch 1/2" in log and log.count("epoch 1/2, loss") == 1 and "epoch 2/2, loss" in log, \
+        log[-3000:]
     (done,) = _study(postgres, "mmar-config_train").trials
     assert done.user_attrs["clara_host"] == "node-b"
 

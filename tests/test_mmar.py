@@ -321,18 +321,18 @@ def test_a_sweep_in_which_every_trial_failed_exits_non_zero(tmp_path, mmar, work
 
 
 def test_a_trial_whose_worker_is_killed_resumes_from_its_last_epoch(tmp_path, mmar):
-    """kill -9 of the worker process after epoch 2 (a fault point, not a timing guess): the sweep
+    """kill -9 of the worker process after epoch 1 (a fault point, not a timing guess): the sweep
     resumes the trial from its resume point, under the same number, as after a killed sweep."""
     sweep_dir = tmp_path / "sweep"
-    proc = clara_train("--mmar", mmar, "-m", "epochs=3", "hydra.sweeper.n_trials=1", "hydra.sweeper.workers=1",
+    proc = clara_train("--mmar", mmar, "-m", "epochs=2", "hydra.sweeper.n_trials=1", "hydra.sweeper.workers=1",
                        "hydra.sweeper.pruner=none", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path,
-                       env={"CLARA_HYDRA_FAULT": "epoch_end@2:kill"})
+                       env={"CLARA_HYDRA_FAULT": "epoch_end@1:kill"})
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    assert "trial #0: its worker was killed by SIGKILL" in proc.stdout and "after epoch 2: resuming it" in proc.stdout
+    assert "trial #0: its worker was killed by SIGKILL" in proc.stdout and "after epoch 1: resuming it" in proc.stdout
     (row,) = trials(sweep_dir)
     assert row["state"] == "complete" and row["reason"] == "", row
     log = (sweep_dir / "0" / "worker.log").read_text()
-    assert "resuming after epoch 2/3" in log and "epoch 3/3, loss" in log
+    assert "resuming after epoch 1/2" in log and "epoch 2/2, loss" in log
     assert float(row["value"]) == pytest.approx(logged_best(sweep_dir / "0" / "train.log"), abs=1e-4)
 
 

@@ -13,12 +13,25 @@ from clara_hydra.sweep import protocol as P
     pytest.param(P.FAIL, {"reason": "error: x.json: train.model: boom"}, id="fail"),
 ])
 def test_a_worker_outcome_reads_back(tmp_path, monkeypatch, state, kw):
+    """The outcome names its study and trial: a sweep that recovers a trial after a crash reads
+    only that trial's outcome, never an earlier sweep's in the same folder."""
     path = tmp_path / P.RESULT_FILE
     monkeypatch.setenv(P.ENV_RESULT, str(path))
+    monkeypatch.setenv(P.ENV_STUDY, "s")
+    monkeypatch.setenv(P.ENV_TRIAL, "3")
     assert P.in_worker()
     P.write_outcome(state, **kw)
-    assert P.read_outcome(path) == {"state": state, **kw}
+    assert P.read_outcome(path) == {"state": state, "study": "s", "trial": "3", **kw}
+    assert P.read_outcome(path, study="s", trial=3) == P.read_outcome(path)
+    assert P.read_outcome(path, study="s", trial=4) is None and P.read_outcome(path, study="t", trial=3) is None
     assert not (tmp_path / (P.RESULT_FILE + ".tmp")).exists()
+
+
+def test_a_sweep_job_writes_its_outcome_into_the_folder_it_is_given(tmp_path, monkeypatch):
+    """An in-process job (no worker's file) writes where its sweep will look for it after a crash."""
+    monkeypatch.delenv(P.ENV_RESULT, raising=False)
+    P.write_outcome(P.COMPLETE, value=1.0, path=P.outcome_file(str(tmp_path)))
+    assert P.read_outcome(tmp_path / P.RESULT_FILE)["value"] == 1.0
 
 
 @pytest.mark.parametrize("text", [pytest.param(None, id="missing"), pytest.param("{", id="truncated"),
