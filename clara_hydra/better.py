@@ -43,19 +43,15 @@ class Goal:
         """Higher is better whatever the direction (Clara's score; sort keys)."""
         return float(value) if self.maximize else -float(value)
 
-    def best(self, values: list) -> Any:
-        """The best of ``values`` (None for none)."""
-        return max(values, key=self.score) if values else None
-
     def ranked(self, items: list, value=lambda x: x) -> list:
         """``items`` best first, by ``value(item)``."""
         return sorted(items, key=lambda item: -self.score(value(item)))
 
 
 def parse(direction: Any, why: str = "") -> Goal:
-    """A direction as Hydra, Optuna or a user writes it (``maximize``, ``StudyDirection.MINIMIZE``),
-    or None where it is not one."""
-    name = str(getattr(direction, "name", direction)).strip().lower()
+    """A direction as Hydra, Optuna or a user writes it (``maximize``, ``StudyDirection.MINIMIZE``);
+    ValueError where it is not one."""
+    name = str(getattr(direction, "name", direction)).lower()
     if name not in (MAXIMIZE, MINIMIZE):
         raise ValueError(f"not a direction: {direction!r}")
     return Goal(name, why)

@@ -18,7 +18,7 @@ from .ddp import unwrapped
 
 class ResumePoint:
     def __init__(self, run_dir: str, trainer, evaluator, scheduler, savers: list, at_best: dict) -> None:
-        self.path = resume_file(run_dir)
+        self.run_dir, self.path = run_dir, resume_file(run_dir)
         self.trainer, self.evaluator, self.scheduler = trainer, evaluator, scheduler
         self.savers = [s for s in savers if getattr(s, "_key_metric_checkpoint", None) is not None]
         self.at_best = at_best  # a multi-objective trial's metrics at its best epoch (updated in place)
@@ -71,7 +71,7 @@ class ResumePoint:
         return int(saved["epoch"])
 
     def remove(self) -> None:
-        remove_resume_point(os.path.dirname(os.path.dirname(self.path)))
+        remove_resume_point(self.run_dir)
 
 
 def _files_as_at_the_point(checkpoint) -> None:

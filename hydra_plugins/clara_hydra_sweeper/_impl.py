@@ -23,7 +23,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.trial import TrialState
 
-from clara_hydra import better, procs
+from clara_hydra import better, faults, procs
 from clara_hydra.errors import ClaraHydraError, SweepError, first_line
 from clara_hydra.logs import notice, warn
 from clara_hydra.paths import config_dirs
@@ -382,7 +382,6 @@ class ClaraOptunaSweeperImpl:
 
     def _ask(self):
         trial = self.study.ask()
-        from clara_hydra import faults
         faults.point("after_ask", trial.number)
         try:
             if self.beater is not None:
@@ -784,7 +783,6 @@ class ClaraOptunaSweeperImpl:
 
     # -- outcomes --------------------------------------------------------------------------
     def _tell(self, trial, state: str, value: Any = None, reason: str | None = None, started: float = 0.0) -> None:
-        from clara_hydra import faults
         faults.point("before_tell", trial.number)
         if self.beater is not None:
             self.beater.discard(trial)
@@ -873,10 +871,12 @@ def _validate(n_trials, n_jobs, max_failure_rate, study_trials, workers, pruner_
     parse_workers(workers)
     directions = list(direction) if isinstance(direction, (list, tuple, ListConfig)) else [direction]
     for value in directions:
-        if str(getattr(value, "name", value)).lower() not in ("minimize", "maximize"):
+        try:
+            better.parse(value)
+        except ValueError:
             raise ClaraHydraError(f"direction must be minimize or maximize, got {value!r}",
                                   location="hydra.sweeper.direction", hint="set hydra.sweeper.direction=maximize "
-                                                                           "(or minimize, or a list of them)")
+                                                                           "(or minimize, or a list of them)") from None
     try:
         return make_pruner(pruner_spec)
     except ClaraHydraError:
