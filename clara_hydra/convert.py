@@ -227,6 +227,7 @@ def convert(cfg: ClaraConfig, source_label: str | None = None, automl: AutoML | 
         "drop": drop,
         "params": {p.name: _param_meta(p) for p in params},
         "choices": choices,
+        "env": [k for k in cfg.env if k in body],  # their values are data, never code
     }
     conv = Conversion(cfg, params, body, meta, warnings, automl)
     check_combinations(conv)

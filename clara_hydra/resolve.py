@@ -15,6 +15,7 @@ from typing import Any
 from .effective import META_KEY, effective, strip_meta
 from .errors import ClaraHydraError, OverrideError, first_line
 from .schema import WELL_KNOWN
+from .values import DATA_MARK, runs_as_code, unmark
 
 
 def effective_from_cfg(cfg: Any, *, enabled_only: bool = False, file: str | None = None,
@@ -35,7 +36,7 @@ def effective_from_cfg(cfg: Any, *, enabled_only: bool = False, file: str | None
             check_label(name, label, table, file=file, location=name)
     warn_outside_domain(cfg, meta, file)
     try:
-        tree: Any = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)  # a DictConfig gives a dict
+        tree: Any = OmegaConf.to_container(_env_marked(cfg, meta), resolve=True, throw_on_missing=False)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None)
         raise ClaraHydraError(f"cannot resolve the config: {first_line(exc)}", file=file,
@@ -44,11 +45,28 @@ def effective_from_cfg(cfg: Any, *, enabled_only: bool = False, file: str | None
     for key in list(tree):
         if key in WELL_KNOWN and tree[key] == "???":
             del tree[key]
-    tree = strip_meta(tree, tree.get(META_KEY))
+    tree = strip_meta(unmark(tree), tree.get(META_KEY))
     try:
         return effective(tree, enabled_only=enabled_only)
     except ClaraHydraError as exc:
         raise (exc.with_file(file) if file else exc) from None
+
+
+def _env_marked(cfg: Any, meta: Any) -> Any:
+    """``cfg`` (a copy, where needed) whose environment.json values that would run as code carry
+    :data:`DATA_MARK`: every string made of one is data after resolution (the environment file
+    holds data; code is written in the config itself)."""
+    import copy
+
+    from omegaconf import open_dict
+    code = [k for k in (meta or {}).get("env") or [] if runs_as_code(cfg.get(k))]
+    if not code:
+        return cfg
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        for key in code:
+            cfg[key] = DATA_MARK + cfg[key]
+    return cfg
 
 
 def job_overrides() -> list[str]:

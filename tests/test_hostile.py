@@ -286,3 +286,67 @@ def test_report_never_creates_a_database(tmp_path):
     line = one_error(run_cli("report", "demo", "--storage", "sqlite:///typo.db", cwd=tmp_path))
     assert "no such storage file" in line and "typo.db" in line
     assert not (tmp_path / "typo.db").exists()
+
+
+# ----------------------------------------------------------------------------- code only where written
+def _handler(tree_or_path, overrides=()):
+    """The first train handler, built by training's own builder (a tree, or a Clara config file
+    resolved with ``overrides`` as a run would)."""
+    from conftest import resolve
+
+    from clara_hydra.train.run import _parsed, build
+    tree = tree_or_path if isinstance(tree_or_path, dict) else resolve(tree_or_path, overrides, enabled_only=True)
+    parser, _, _ = build(tree, config_file=None, device="cpu", amp=False)
+    return _parsed(parser, "train::handlers")[0]
+
+
+def _stats(value) -> dict:
+    return {"train": {"handlers": [{"name": "StatsHandler", "args": {"state_attributes": value}}]}}
+
+
+def _opens(path) -> dict:
+    return {"_target_": "builtins.open", "file": str(path), "mode": "w"}
+
+
+@pytest.mark.parametrize("shape", [
+    pytest.param(lambda d: d, id="a-dict-arg"),
+    pytest.param(lambda d: [1, d], id="a-list-item"),
+    pytest.param(lambda d: {"outer": [[d]]}, id="deep-inside"),
+    pytest.param(lambda d: {"_requires_": d, "x": 1}, id="requires-key"),
+    pytest.param(lambda d: {"a#b": d, "c::d": "e#f"}, id="keys-with-id-separators"),
+])
+def test_a_target_dict_in_args_is_data_never_built(tmp_path, shape):
+    """Only Clara's component form builds an object: a ``_target_`` dict anywhere in the args
+    reaches the class as the dict it is (Clara passed it so), and no file is opened."""
+    value = shape(_opens(tmp_path / "probe"))
+    assert _handler(_stats(value)).state_attributes == value
+    assert not (tmp_path / "probe").exists()
+
+
+def test_a_target_dict_picked_by_its_label_is_data(write_config, tmp_path):
+    doc = {"epochs": 1, "search": [{"type": "enum", "args": ["attrs"],
+                                    "targets": [[{"ok": 1}], [_opens(tmp_path / "probe")]]}],
+           "train": {"handlers": [{"name": "StatsHandler", "args": {"state_attributes": {"ok": 1}},
+                                   "apply": {"state_attributes": "attrs"}}]}}
+    src = write_config(doc)
+    assert _handler(src, ["attrs_choice=opt2"]).state_attributes == _opens(tmp_path / "probe")
+    assert not (tmp_path / "probe").exists()
+
+
+@pytest.mark.parametrize("value,used", [
+    pytest.param("#open({probe!r}, 'w')", "{X}", id="expression"),
+    pytest.param("lambda x: open({probe!r}, 'w')", "{X}", id="lambda"),
+    pytest.param("@optimizer", "{X}", id="reference"),
+    pytest.param("#open({probe!r}, 'w')", "{X}/more", id="expression-inside-a-string"),
+    pytest.param("x#y", "{X}", id="a-hash-inside"),
+])
+def test_an_environment_value_is_data_never_code(write_config, tmp_path, value, used):
+    probe = str(tmp_path / "probe")
+    text = value.format(probe=probe)
+    src = write_config(_stats(None) | {"epochs": 1}, env={"X": text})
+    doc = json.loads(src.read_text())
+    doc["train"]["handlers"][0]["args"]["tag_name"] = used
+    src.write_text(json.dumps(doc))
+    assert _handler(src).tag_name == used.replace("{X}", text)
+    assert not (tmp_path / "probe").exists()
+

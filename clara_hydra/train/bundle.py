@@ -19,7 +19,8 @@ from ..better import Goal
 from ..errors import BuildError
 from ..logs import notice
 from ..paths import search_dirs
-from .ids import expr, looks_special, ref
+from ..values import Data
+from .ids import data, expr, looks_special, ref, special_key
 from .names import RENAMED_CLASSES, check_args, import_path, lookup, rename_args, resolve_class
 
 SECTIONS = ("train", "validate")
@@ -66,11 +67,15 @@ class Builder:
 
     def value(self, v: Any, sec: str, where: str, key: str | None = None) -> Any:
         if isinstance(v, dict):
+            if any(special_key(k) for k in v):  # Clara passes such a dict as it is: data, never built
+                return data(v)
             return {k: self.value(x, sec, f"{where}.{k}", k) for k, x in v.items()}
         if isinstance(v, list):
             return [self.value(x, sec, f"{where}[{i}]") for i, x in enumerate(v)]
         if not isinstance(v, str):
             return v
+        if isinstance(v, Data):  # a value of environment.json: data, never code
+            return literal(str(v))
         m = re.fullmatch(r"@(\w+)", v)
         if m:
             if m.group(1) == "conf":

@@ -33,6 +33,7 @@ from typing import Any
 from ..errors import ClaraHydraError, TrainingError
 from ..logs import notice
 from ..sweep.protocol import ENV_NPROC
+from ..values import from_json, to_json
 
 GRACE_AFTER_END = 30.0  # seconds the other ranks get to end after one ended cleanly
 GRACE_AFTER_FAILURE = 2.0  # ... after one failed
@@ -117,7 +118,7 @@ def launch(tree: dict, *, config_file: str | None, run_dir: str, trial, objectiv
     os.makedirs(folder, exist_ok=True)
     for name in os.listdir(folder):
         os.remove(os.path.join(folder, name))  # never read an outcome (or a rendezvous file) of an earlier run
-    job = {"tree": tree, "config_file": config_file, "run_dir": run_dir, "objectives": objectives,
+    job = {"tree": to_json(tree), "config_file": config_file, "run_dir": run_dir, "objectives": objectives,
            "progress": progress, "sweep": trial is not None,
            "directions": len(trial.study.directions) if trial is not None else 1}
     job_file = os.path.join(folder, "job.json")
@@ -321,7 +322,7 @@ def main(job_file: str) -> int:
         trial = RelayedTrial(os.environ[ENV_RELAY], bytes.fromhex(os.environ[ENV_RELAY_KEY]), job["directions"])
     from .run import _training_error, train
     try:
-        value = train(job["tree"], config_file=job["config_file"], run_dir=job["run_dir"],
+        value = train(from_json(job["tree"]), config_file=job["config_file"], run_dir=job["run_dir"],
                       progress=job["progress"] and r == 0, trial=trial, objectives=job["objectives"],
                       sweep=job["sweep"], directions=job["directions"])
         _write(folder, r, {"state": "complete", "value": value})

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from monai.bundle.config_item import ConfigComponent
 from monai.bundle.reference_resolver import ReferenceResolver
 from monai.bundle.utils import EXPR_KEY, ID_REF_KEY, ID_SEP_KEY, MACRO_KEY
 
@@ -32,6 +36,20 @@ def split_id(item: str) -> list[str]:
 
 def looks_special(text: str) -> bool:
     """Would MONAI's ConfigParser read this plain string as anything but the string? (code,
-    macro, reference, or an id with a separator, legacy ``@#``/``%#`` included)."""
-    return (text[:1] in SPECIAL_PREFIXES or ID_SEP_KEY in text
-            or f"{ID_REF_KEY}#" in text or f"{MACRO_KEY}#" in text)
+    macro, reference, or an id with a separator, a legacy ``#`` included: MONAI rewrites any ``#`` of a
+    string as ``::``)."""
+    return text[:1] in SPECIAL_PREFIXES or ID_SEP_KEY in text or "#" in text  # (MONAI reads a legacy "#" as "::")
+
+
+def special_key(key: Any) -> bool:
+    """Would MONAI's ConfigParser read a dict with this key as anything but data? (``_target_``
+    and the other keys of a component, or an id separator that breaks the dict's item ids)."""
+    return not isinstance(key, str) or key in ConfigComponent.non_arg_keys or ID_SEP_KEY in key or "#" in key
+
+
+def data(value: Any) -> str:
+    """A JSON value as an expression that gives back exactly that value, never built, never
+    referenced: a dict of Clara's args that holds a key MONAI would read (``{"_target_": ...}``
+    is data in Clara, not an object to build)."""
+    text = json.dumps(value, ensure_ascii=True, allow_nan=False)
+    return expr(f"__import__('json').loads(bytes.fromhex('{text.encode('utf-8').hex()}').decode('utf-8'))")
