@@ -350,3 +350,45 @@ def test_an_environment_value_is_data_never_code(write_config, tmp_path, value, 
     assert _handler(src).tag_name == used.replace("{X}", text)
     assert not (tmp_path / "probe").exists()
 
+
+class _Opens:
+    """Unpickled, it opens a file: what a crafted resume point would do."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+@pytest.mark.parametrize("content", [
+    pytest.param("code", id="a-pickle-that-runs-code"),
+    pytest.param("truncated", id="truncated"),
+    pytest.param("empty", id="empty"),
+    pytest.param("not-a-dict", id="a-tensor-only"),
+])
+def test_a_resume_point_that_is_not_one_restarts_the_trial_and_runs_nothing(tmp_path, capsys, content):
+    """The resume point is read as MONAI reads a checkpoint (tensors and plain values): a crafted
+    one runs nothing, a damaged one (a full disk) is no crash: the trial trains from its start."""
+    import torch
+
+    from clara_hydra.train.resume import ResumePoint
+    point = ResumePoint(str(tmp_path), None, None, None, [], {})
+    os.makedirs(os.path.dirname(point.path))
+    state = {"epoch": 1, "network": {"w": torch.ones(2)}, "evil": _Opens(str(tmp_path / "probe"))}
+    if content == "code":
+        torch.save(state, point.path)
+    elif content == "truncated":
+        del state["evil"]
+        torch.save(state, point.path)
+        with open(point.path, "r+b") as fh:
+            fh.truncate(os.path.getsize(point.path) // 2)
+    elif content == "empty":
+        open(point.path, "wb").close()
+    else:
+        torch.save(torch.ones(2), point.path)
+    assert point.load() == 0
+    assert not (tmp_path / "probe").exists()
+    assert not os.path.exists(point.path)
+    err = capsys.readouterr().err
+    assert f"the resume point {point.path} cannot be read" in err and "training the trial from its start" in err

@@ -53,7 +53,15 @@ class ResumePoint:
         if not os.path.isfile(self.path):
             return 0
         import torch
-        saved = torch.load(self.path, map_location="cpu", weights_only=False)
+        try:  # as MONAI loads a checkpoint: tensors and plain values, never code
+            saved = torch.load(self.path, map_location="cpu", weights_only=True)
+            if not isinstance(saved, dict) or not isinstance(saved.get("epoch"), int):
+                raise ValueError(f"no epoch in it (a {type(saved).__name__})")
+        except Exception as exc:  # a truncated file (a full disk), another program's pickle
+            why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            notice(f"the resume point {self.path} cannot be read ({why}): training the trial from its start")
+            self.remove()
+            return 0
         t, e = self.trainer, self.evaluator
         unwrapped(t.network).load_state_dict(saved["network"])
         t.optimizer.load_state_dict(saved["optimizer"])
