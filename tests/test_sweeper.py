@@ -210,6 +210,40 @@ def test_report_writes_plots_and_prints_top_trials(tmp_path):
     assert missing.returncode == 2 and "no study 'nope'" in missing.stderr and "its studies: demo" in missing.stderr
 
 
+@pytest.mark.parametrize("storage,wanted", [
+    pytest.param("FOREIGN", ["the database is not an Optuna storage", "(patients)", "nothing was written"],
+                 id="another-programs-sqlite-file"),
+    pytest.param("postgresql://bob:s3cr3t@127.0.0.1:1/db", ["postgresql://bob:***@127.0.0.1:1/db: cannot open"],
+                 id="password-masked"),
+    pytest.param("mysql://bob:s3cr3t@127.0.0.1:1/db", ["mysql://bob:***@", "driver is not installed", "MySQLdb"],
+                 id="driver-not-installed"),
+])
+def test_a_storage_that_cannot_be_used_is_one_line_and_left_as_it_was(tmp_path, conf, storage, wanted):
+    """Another program's database is never written into (a sweep and a report refuse it, its bytes
+    the same); a password never shows; a driver that is not there is one line."""
+    import hashlib
+    import sqlite3
+
+    from conftest import one_error, run_cli
+    foreign = tmp_path / "clinic.db"
+    with sqlite3.connect(foreign) as db:
+        db.execute("create table patients (id integer, name text)")
+        db.execute("insert into patients values (1, 'x')")
+    before = hashlib.sha256(foreign.read_bytes()).hexdigest()
+    url = f"sqlite:///{foreign}" if storage == "FOREIGN" else storage
+    procs = [sweep(conf, tmp_path, f"hydra.sweeper.storage={url}", "hydra.sweeper.n_trials=2")]
+    if storage == "FOREIGN":
+        procs.append(run_cli("report", "cfg", "--storage", url, "-o", tmp_path / "rep", cwd=tmp_path))
+        assert not (tmp_path / "rep").exists()
+    for proc in procs:
+        line = one_error(proc)
+        for want in wanted:
+            assert want in line, line
+        assert "s3cr3t" not in proc.stdout + proc.stderr
+    assert hashlib.sha256(foreign.read_bytes()).hexdigest() == before
+    assert not (tmp_path / "sweep").exists()
+
+
 def test_best_config_trains_again_to_the_same_metric(tmp_path):
     """The exported best_config_train.json is a normal Clara config: converted and trained again,
     it reaches the best trial's metric."""

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from ..errors import StorageError
+from .storage import masked
 
 ATTR = "clara_hydra_space"
 
@@ -33,7 +34,7 @@ def check(study: Any, dists: dict, directions: list, storage: str | None) -> Non
         if study.get_trials(deepcopy=False):
             raise StorageError(
                 f"study '{study.study_name}' already has trials that no clara-hydra sweep recorded a search space "
-                f"for", file=str(storage or "memory"), location="hydra.sweeper.study_name",
+                f"for", file=masked(storage) if storage else "memory", location="hydra.sweeper.study_name",
                 hint="give this sweep its own study: hydra.sweeper.study_name=NEW_NAME")
         study.set_user_attr(ATTR, mine)
         return
@@ -42,7 +43,8 @@ def check(study: Any, dists: dict, directions: list, storage: str | None) -> Non
             [n for n in mine["params"] if theirs["params"].get(n) != mine["params"][n]] or ["direction"]
         raise StorageError(
             f"study '{study.study_name}' holds trials of another search space (it has: {_describe(theirs)}; this "
-            f"sweep: {_describe(mine)}; differs in {', '.join(changed)})", file=str(storage or "memory"),
+            f"sweep: {_describe(mine)}; differs in {', '.join(changed)})",
+            file=masked(storage) if storage else "memory",
             location="hydra.sweeper.study_name",
             hint="give this sweep its own study (hydra.sweeper.study_name=NEW_NAME) or storage "
                  "(hydra.sweeper.storage=...)")

@@ -61,7 +61,7 @@ from clara_hydra.sweep.protocol import (
     resume_file,
 )
 from clara_hydra.sweep.protocol import ATTR_REASON as REASON
-from clara_hydra.sweep.storage import absolute, open_storage, retrying
+from clara_hydra.sweep.storage import absolute, masked, open_storage, retrying
 
 LAUNCHER_LOGGERS = ("hydra._internal.core_plugins.basic_launcher",
                     "hydra_plugins.hydra_submitit_launcher.submitit_launcher")
@@ -234,7 +234,8 @@ class ClaraOptunaSweeperImpl:
             to_go = max(0, min(to_go, grid_size - len(done)))
         if study.get_trials(deepcopy=False):
             _reseed(study.sampler, len(study.get_trials(deepcopy=False)), self.seed)  # no replay of samples
-        notice(f"study '{study.study_name}' in {impl.storage or 'memory'}: {len(done)} finished trial(s)"
+        where = masked(impl.storage) if impl.storage else "memory"
+        notice(f"study '{study.study_name}' in {where}: {len(done)} finished trial(s)"
                  + (f", {marked} interrupted one(s) marked failed" if marked else "")
                  + (f", {len(self.to_resume)} interrupted one(s) to resume" if self.to_resume else "")
                  + f"; this run: {to_go} trial(s)"
