@@ -355,7 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as exc:  # every failure is one line (a bug: "internal error", exit 1)
-        return fail(exc, full=full_error_wanted(), os_hint="-o DIR", file=getattr(args, "config", None))
+        where = "another DIR" if args.command == "synth-data" else "-o DIR"
+        return fail(exc, full=full_error_wanted(), os_hint=where, file=getattr(args, "config", None))
     except KeyboardInterrupt as exc:
         return fail(exc, full=full_error_wanted())
 

@@ -16,7 +16,6 @@ import os
 import re
 import string
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -572,23 +571,18 @@ def _flow(value: Any) -> str:
 
 
 def write(conv: Conversion, out_dir: str, source_label: str | None = None) -> str:
-    """Write ``<stem>.yaml`` into ``out_dir`` atomically; returns its path."""
+    """Write ``<stem>.yaml`` into ``out_dir`` whole or not at all (a folder it made goes again on
+    a failure); returns its path."""
+    from .staged import staged
     stem = os.path.splitext(os.path.basename(conv.cfg.file))[0]
-    os.makedirs(out_dir, exist_ok=True)
     target = os.path.join(out_dir, stem + ".yaml")
     if source_label is None:
         source_label = os.path.relpath(os.path.abspath(conv.cfg.file), os.path.abspath(out_dir))
     conv.meta["source"] = source_label
     text = render(conv, source_label)
-    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".yaml.tmp", dir=out_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with staged(out_dir) as tmp:
+        with open(os.path.join(tmp, stem + ".yaml"), "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return target
 
 

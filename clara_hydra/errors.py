@@ -27,7 +27,7 @@ def did_you_mean(word: str, candidates, *, quote: bool = False, cutoff: float = 
 
 #: Errors of the machine that the user fixes: a folder they cannot write, a full disk, a bad path.
 USER_OS_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOENT,
-                            errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOTEMPTY})
+                            errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOTEMPTY, errno.EFBIG})
 
 
 def os_error_line(exc: OSError, where_to_change: str) -> str | None:

@@ -239,12 +239,8 @@ def export(run_dir: str, out_root: str, *, force: bool = False, remove_disabled:
     ``remove_search_augs``)."""
     from omegaconf import OmegaConf
 
-    from . import convert as C
-    from .evalconf import FILE_NAME, INFERENCE_FILE_NAME
     from .logs import warn
-    from .paths import config_dirs, mmar_root, source_file
-    from .reader import load_json, read
-    from .resolve import effective_from_cfg, first_level_values, override_keys
+    from .paths import config_dirs, source_file
 
     hydra_dir = os.path.join(run_dir, ".hydra")
     if not os.path.isfile(os.path.join(hydra_dir, "config.yaml")):
@@ -271,6 +267,19 @@ def export(run_dir: str, out_root: str, *, force: bool = False, remove_disabled:
     line = state_warning(state, run_dir, ckpt)
     if line:
         warn(line)
+    from .staged import staged
+    with staged(out_root) as into:  # whole or not at all
+        return _write(cfg, hy, src, run_dir, ckpt, into, remove_disabled)
+
+
+def _write(cfg: Any, hy: Any, src: str, run_dir: str, ckpt: str, out_root: str, remove_disabled: bool) -> list[str]:
+    """The exported MMAR's files, written into ``out_root`` (a folder beside the export's, moved
+    into place once complete: the paths it writes are relative to the MMAR)."""
+    from . import convert as C
+    from .evalconf import FILE_NAME, INFERENCE_FILE_NAME
+    from .paths import mmar_root
+    from .reader import load_json, read
+    from .resolve import effective_from_cfg, first_level_values, override_keys
     notes: list[str] = []
     config_dir, root = os.path.dirname(os.path.abspath(src)), mmar_root(src)
     raw = load_json(src)

@@ -25,35 +25,41 @@ def make_volume(rng, shape: Sequence[int]):
 
 def write(out_dir: str, n_train: int = 2, n_val: int = 1, shape: Sequence[int] = (96, 96, 96),
           seed: int = 0, spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> dict:
-    """Write the data set into ``out_dir``; returns the environment (paths are absolute)."""
+    """Write the data set into ``out_dir``, whole or not at all; returns the environment (paths
+    are absolute)."""
     import nibabel as nib
     import numpy as np
 
+    from .staged import staged
     rng = np.random.default_rng(seed)
     out_dir = os.path.abspath(out_dir)
-    os.makedirs(os.path.join(out_dir, "imagesTr"), exist_ok=True)
-    os.makedirs(os.path.join(out_dir, "labelsTr"), exist_ok=True)
-    affine = np.diag([*map(float, spacing), 1.0])
-    items = []
-    for i in range(n_train + n_val):
-        image, label = make_volume(rng, shape)
-        img_path = os.path.join("imagesTr", f"case_{i:03d}.nii.gz")
-        lab_path = os.path.join("labelsTr", f"case_{i:03d}.nii.gz")
-        nib.save(nib.Nifti1Image(image, affine), os.path.join(out_dir, img_path))
-        nib.save(nib.Nifti1Image(label, affine), os.path.join(out_dir, lab_path))
-        items.append({"image": img_path, "label": lab_path})
-    datalist = {"name": "clara-hydra synthetic", "labels": {"0": "background", "1": "blob"},
-                "training": items[:n_train], "validation": items[n_train:]}
-    with open(os.path.join(out_dir, "dataset.json"), "w") as fh:
-        json.dump(datalist, fh, indent=2)
-    return write_environment(out_dir)
+    with staged(out_dir) as tmp:
+        os.makedirs(os.path.join(tmp, "imagesTr"))
+        os.makedirs(os.path.join(tmp, "labelsTr"))
+        affine = np.diag([*map(float, spacing), 1.0])
+        items = []
+        for i in range(n_train + n_val):
+            image, label = make_volume(rng, shape)
+            img_path = os.path.join("imagesTr", f"case_{i:03d}.nii.gz")
+            lab_path = os.path.join("labelsTr", f"case_{i:03d}.nii.gz")
+            nib.save(nib.Nifti1Image(image, affine), os.path.join(tmp, img_path))
+            nib.save(nib.Nifti1Image(label, affine), os.path.join(tmp, lab_path))
+            items.append({"image": img_path, "label": lab_path})
+        datalist = {"name": "clara-hydra synthetic", "labels": {"0": "background", "1": "blob"},
+                    "training": items[:n_train], "validation": items[n_train:]}
+        with open(os.path.join(tmp, "dataset.json"), "w") as fh:
+            json.dump(datalist, fh, indent=2)
+        env = write_environment(tmp, out_dir)
+    return env
 
 
-def write_environment(out_dir: str) -> dict:
-    env = {"DATA_ROOT": out_dir, "DATASET_JSON": os.path.join(out_dir, "dataset.json"),
-           "MMAR_CKPT_DIR": os.path.join(out_dir, "models"),
-           "MMAR_CKPT": os.path.join(out_dir, "models", "model.pt")}
-    with open(os.path.join(out_dir, "environment.json"), "w") as fh:
+def write_environment(folder: str, named: str | None = None) -> dict:
+    """``environment.json`` in ``folder``, its paths those of ``named`` (default: ``folder``)."""
+    named = named or folder
+    env = {"DATA_ROOT": named, "DATASET_JSON": os.path.join(named, "dataset.json"),
+           "MMAR_CKPT_DIR": os.path.join(named, "models"),
+           "MMAR_CKPT": os.path.join(named, "models", "model.pt")}
+    with open(os.path.join(folder, "environment.json"), "w") as fh:
         json.dump(env, fh, indent=2)
     return env
 
@@ -64,14 +70,11 @@ def builtin(shape: Sequence[int] = (48, 48, 32)) -> dict:
     out = os.path.join(root, "synthetic-" + "x".join(map(str, shape)))
     env_file = os.path.join(out, "environment.json")
     if not os.path.isfile(env_file):
-        tmp = out + f".tmp{os.getpid()}"
-        write(tmp, shape=shape)
         try:
-            os.rename(tmp, out)
-        except OSError:  # another process made it first
-            import shutil
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            write_environment(out)  # the paths of the final folder
+            write(out, shape=shape)
+        except OSError:
+            if not os.path.isfile(env_file):
+                raise
+            # another process made it first
     with open(env_file) as fh:
         return json.load(fh)

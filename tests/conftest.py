@@ -62,12 +62,18 @@ def clara_cli() -> list[str]:
 
 
 def run_cli(*args: str, cwd: str | os.PathLike | None = None, env: dict | None = None,
-            timeout: int = 120) -> subprocess.CompletedProcess:
+            timeout: int = 120, file_limit: int | None = None) -> subprocess.CompletedProcess:
+    """``clara-hydra ARGS``; ``file_limit``: no file it writes may grow past so many bytes (the
+    write that would fails as on a full disk)."""
     full_env = dict(os.environ)
     full_env.pop("CLARA_HYDRA_FULL_ERROR", None)
     full_env.update(env or {})
+
+    def limit() -> None:
+        import resource
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, file_limit))
     return subprocess.run(clara_cli() + [str(a) for a in args], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, preexec_fn=limit if file_limit is not None else None)
 
 
 def convert_here(src: str | os.PathLike, out: str | os.PathLike) -> None:

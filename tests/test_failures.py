@@ -197,6 +197,26 @@ def test_export_writes_over_an_earlier_export_with_force_and_a_finished_run_has_
     assert "warning" not in proc.stderr, proc.stderr
 
 
+@pytest.mark.slow
+def test_an_export_that_fails_on_a_full_disk_leaves_nothing_and_an_earlier_export_as_it_was(tmp_path, trained):
+    """The disk fills during the export (no file may grow past 20 kB: the checkpoint is larger):
+    a new folder is not there afterwards, an earlier export written over with --force keeps its
+    files, and no partial folder stays beside them."""
+    _, run = trained
+    new = tmp_path / "new" / "mmar"
+    line = one_error(run_cli("export", run, "-o", new, cwd=tmp_path, file_limit=20000))
+    assert line.startswith(f"error: {new}: cannot write there: File too large"), line
+    assert list(tmp_path.iterdir()) == []
+    earlier = tmp_path / "earlier"
+    assert run_cli("export", run, "-o", earlier, cwd=tmp_path).returncode == 0
+    before = _files(earlier)
+    (earlier / "models" / "model.pt").write_bytes(b"an older checkpoint")
+    before = _files(earlier)
+    one_error(run_cli("export", run, "-o", earlier, "--force", cwd=tmp_path, file_limit=20000))
+    assert _files(earlier) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["earlier"]
+
+
 def _as_trial(run: Path, sweep: Path, number: int) -> Path:
     job = sweep / str(number)
     shutil.copytree(run, job)

@@ -392,3 +392,26 @@ def test_a_resume_point_that_is_not_one_restarts_the_trial_and_runs_nothing(tmp_
     assert not os.path.exists(point.path)
     err = capsys.readouterr().err
     assert f"the resume point {point.path} cannot be read" in err and "training the trial from its start" in err
+
+
+# ----------------------------------------------------------------------------- whole or nothing
+def _everything(folder) -> list:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("command,limit", [
+    pytest.param("convert", 1000, id="convert"),
+    pytest.param("synth-data", 20000, id="synth-data"),
+])
+def test_a_command_that_fails_on_a_full_disk_leaves_nothing(write_config, tmp_path, command, limit):
+    """The disk fills while the command writes (no file may grow past ``limit`` bytes): one line
+    naming the folder, and nothing of its output stays, neither a partial folder nor a temporary
+    file, nor the folders it made on the way."""
+    out = tmp_path / "new" / "deeper" / "out"
+    args = (["convert", ROOT / "examples" / "demo_v41.json", "-o", out] if command == "convert"
+            else ["synth-data", out, "--shape", "32", "32", "32"])
+    before = _everything(tmp_path)
+    line = one_error(run_cli(*args, cwd=tmp_path, file_limit=limit))
+    assert line.startswith(f"error: {out}: cannot write there: File too large"), line
+    assert _everything(tmp_path) == before
+    assert run_cli(*args, cwd=tmp_path).returncode == 0  # and with room, it writes
