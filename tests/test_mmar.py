@@ -283,17 +283,25 @@ def test_the_best_trial_is_an_mmar_that_validates_infers_and_finetunes_where_it_
     datalist = json.loads(Path(data["DATASET_JSON"]).read_text())
     assert [Path(c["filename"]).name for c in cases] == [Path(v["image"]).name for v in datalist["validation"]]
 
+    # KiTS's layout: every case is case_N/imaging.nii.gz, one name in many folders
+    kits = []
+    for i, item in enumerate(datalist["training"] + datalist["validation"]):
+        case = tmp_path / "kits" / f"case_{i}" / "imaging.nii.gz"
+        case.parent.mkdir(parents=True)
+        shutil.copyfile(Path(data["DATA_ROOT"]) / item["image"], case)
+        kits.append((case, Path(data["DATA_ROOT"]) / item["image"]))
     unlabelled = tmp_path / "to_infer.json"
-    unlabelled.write_text(json.dumps({"test": [v["image"] for v in datalist["validation"]]}))
+    unlabelled.write_text(json.dumps({"test": [str(case) for case, _ in kits]}))
     proc = run_cli("infer", "--mmar", moved, f"DATASET_JSON={unlabelled}", f"MMAR_EVAL_OUTPUT_PATH={tmp_path / 'pred'}",
                    f"hydra.run.dir={tmp_path / 'inf'}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"inferred {len(kits)} case(s)" in proc.stdout + proc.stderr
     import nibabel as nib
     import numpy as np
-    for item in datalist["validation"]:
-        source = nib.load(Path(data["DATA_ROOT"]) / item["image"])
-        (pred,) = (tmp_path / "pred").glob(Path(item["image"]).name.split(".")[0] + "*.nii.gz")
-        got = nib.load(pred)
+    assert len(list((tmp_path / "pred").rglob("*.nii.gz"))) == len(kits)  # every case its own output
+    for case, source_file in kits:
+        source = nib.load(source_file)
+        got = nib.load(tmp_path / "pred" / case.parent.name / "imaging_seg.nii.gz")
         assert got.shape[:3] == source.shape[:3] and np.allclose(got.affine, source.affine)
         assert set(np.unique(np.asarray(got.dataobj))) <= {0, 1}
 

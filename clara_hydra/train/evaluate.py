@@ -78,6 +78,8 @@ def validate(tree: dict, *, weights: tuple[str, str], out_dir: str, config_file:
     with open(os.path.join(run_dir, "bundle_config.json"), "w") as fh:
         json.dump(bundle, fh, indent=1, default=str)
     evaluator = _parsed(parser, item_id("validate", "evaluator"))
+    if bundle["validate"].get("post_transforms") is not None:  # (the very objects the evaluator runs)
+        _one_output_per_case(evaluator, _parsed(parser, item_id("validate", "post_transforms")))
     place(device, evaluator)
     if kind == "ckpt":
         CheckpointLoader(load_path=weights_file, load_dict={"model": evaluator.network},
@@ -112,6 +114,32 @@ def validate(tree: dict, *, weights: tuple[str, str], out_dir: str, config_file:
            + ("the config's MetricsSaver wrote its reports" if own_saver else
               f"per-case metrics and summaries in {out_dir}"))
     return metrics
+
+
+def _one_output_per_case(evaluator, post) -> None:
+    """Every case of the list gets its own output: a MONAI saver given no ``data_root_dir`` saves
+    below the common folder of the list's images, in their folders, so that two images with one
+    name in two folders (KiTS: ``case_1/imaging.nii.gz``, ``case_2/imaging.nii.gz``) are two
+    outputs; a list in one folder is saved as before."""
+    from monai.transforms import Compose, SaveImage, SaveImaged
+    data = getattr(getattr(getattr(evaluator, "data_loader", None), "dataset", None), "data", None)
+    if not isinstance(data, (list, tuple)):
+        return
+    images = [item.get("image") if isinstance(item, dict) else item for item in data]
+    folders = {os.path.dirname(os.path.abspath(p)) for p in images if isinstance(p, str) and p}
+    if len(folders) < 2:
+        return
+    root = os.path.commonpath(sorted(folders))
+
+    def visit(t) -> None:
+        if isinstance(t, Compose):
+            for member in t.transforms:
+                visit(member)
+        saver = t.saver if isinstance(t, SaveImaged) else t if isinstance(t, SaveImage) else None
+        layout = getattr(saver, "folder_layout", None)
+        if layout is not None and hasattr(layout, "data_root_dir") and not layout.data_root_dir:
+            layout.data_root_dir = root
+    visit(post)
 
 
 def nifti_writers(writers) -> list[dict]:
