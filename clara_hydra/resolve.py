@@ -142,10 +142,10 @@ def compose(config_dir: str, config_name: str, overrides: Sequence[str] = (), fi
             from .app import quote_equals
             return hydra_compose(config_name=config_name, overrides=quote_equals(list(overrides)))
     except HydraException as exc:
-        raise _override_error(exc, overrides, file) from None
+        raise override_error(exc, overrides, file) from None
 
 
-def _override_error(exc: BaseException, overrides: Sequence[str], file: str | None) -> ClaraHydraError:
+def override_error(exc: BaseException, overrides: Sequence[str], file: str | None) -> ClaraHydraError:
     from .typed import explain
     explained = explain(exc, file)
     if explained is not None:
@@ -162,7 +162,8 @@ def _override_error(exc: BaseException, overrides: Sequence[str], file: str | No
     message = text if not detail or detail in text else f"{text.rstrip('.')}: {detail}"
     hint = None
     if "Could not override" in text:
-        hint = "the key is not in this config; see `clara-hydra space` for the search parameters"
+        hint = "the key is not in this config (add a new one with +KEY=VALUE); see `clara-hydra space` for the " \
+               "search parameters"
     elif "could not be converted" in message or "Value '" in message:
         hint = "give a value of the param's type"
     return OverrideError(message, file=file, location=location, hint=hint)

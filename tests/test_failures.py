@@ -120,6 +120,19 @@ def test_a_crop_larger_than_the_image_in_a_worker_process_is_one_line_naming_it(
     assert "DataLoader worker" not in line, line
 
 
+def _exits(cfg: dict) -> None:
+    cfg["train"]["lr_scheduler"]["args"]["step_size"] = "#__import__('sys').exit(0)"
+
+
+@pytest.mark.slow
+def test_code_of_the_config_that_calls_sys_exit_ends_the_run_as_a_failure(tmp_path, data16):
+    """A run whose config's code ends the process is a failed run (exit 2, the reason), never a
+    silent exit 0 (a sweep's trial: failed, the sweep goes on; test_sweeper)."""
+    mmar = edit_mmar(make_mmar(tmp_path / "mmar", data16, drop_search=True), _exits)
+    line = one_error(clara_train("--mmar", mmar, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path))
+    assert "train: the config's code called sys.exit(0) while training" in line, line
+
+
 # ----------------------------------------------------------------- 2. a mistyped first-level boolean
 
 @pytest.mark.parametrize("override,value", [("+dont_load_ts_model=true", True), ("++dont_load_ts_model=0", 0),

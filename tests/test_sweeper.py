@@ -244,6 +244,41 @@ def test_a_storage_that_cannot_be_used_is_one_line_and_left_as_it_was(tmp_path, 
     assert not (tmp_path / "sweep").exists()
 
 
+@pytest.mark.parametrize("bad,wanted", [
+    pytest.param("nosuchkey=choice(1,2)", "error: nosuchkey: Could not override 'nosuchkey'", id="unknown-key"),
+    pytest.param("x=interval(0,inf)", "error: x: the range of 'x' must have finite ends", id="infinite-range"),
+    pytest.param("x=interval(-1e308,1e308)", "error: x: the range of 'x' must have finite", id="overflowing-range"),
+])
+def test_a_refused_sweep_command_leaves_the_study_as_it_was(tmp_path, conf, bad, wanted):
+    """A mistake on the command line is one line before the study is opened: no failed trial with
+    that search space is recorded, and the next, correct command goes on with the study."""
+    import optuna
+    from conftest import one_error
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    args = (f"hydra.sweeper.storage={storage}", "hydra.sweeper.pruner=none")
+    assert sweep(conf, tmp_path, *args, "hydra.sweeper.n_trials=1").returncode == 0
+
+    def state() -> list:
+        study = optuna.load_study(study_name="cfg", storage=storage)
+        return [study.user_attrs] + [(t.number, t.state, t.params, t.user_attrs) for t in study.get_trials()]
+    before = state()
+    assert one_error(sweep(conf, tmp_path, *args, "hydra.sweeper.n_trials=1", bad)).startswith(wanted)
+    assert state() == before
+    proc = sweep(conf, tmp_path, *args, "hydra.sweeper.n_trials=2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [t.state.name for t in optuna.load_study(study_name="cfg", storage=storage).get_trials()] == \
+        ["COMPLETE"] * 3
+
+
+def test_a_trial_that_calls_sys_exit_fails_and_the_sweep_goes_on(tmp_path, conf):
+    proc = sweep(conf, tmp_path, "hydra.sweeper.n_trials=3", "hydra.sweeper.storage=null", "hydra.sweeper.pruner=none",
+                 env={"EXIT_TRIAL": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = {r["number"]: r for r in rows(tmp_path / "sweep" / "trials.csv")}
+    assert [trials[n]["state"] for n in "012"] == ["complete", "fail", "complete"]
+    assert "the task called sys.exit(0)" in trials["1"]["reason"]
+
+
 def test_best_config_trains_again_to_the_same_metric(tmp_path):
     """The exported best_config_train.json is a normal Clara config: converted and trained again,
     it reaches the best trial's metric."""

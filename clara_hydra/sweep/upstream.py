@@ -19,7 +19,7 @@ import optuna
 from hydra.core.utils import JobReturn
 from hydra_plugins.hydra_optuna_sweeper import _impl as stock
 from omegaconf import DictConfig
-from optuna.distributions import BaseDistribution
+from optuna.distributions import BaseDistribution, IntDistribution
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 #: What this module reaches into, by owner: the upgrade test checks each is still there.
@@ -65,9 +65,17 @@ def distribution(override: Any) -> BaseDistribution:
     return stock.create_optuna_distribution_from_override(override)
 
 
+#: An int range with more values than this is sampled, never enumerated
+MAX_GRID = 100_000
+
+
 def grid(dists: dict[str, BaseDistribution]) -> dict[str, list[Any]]:
     """Every value of each param, listed as the stock sweeper lists them for its grid sampler.
-    Raises ValueError for a continuous range (it has no grid)."""
+    Raises ValueError for a continuous range (it has no grid), and for an int range of more than
+    :data:`MAX_GRID` values (as good as continuous; listing it would fill the memory)."""
+    for name, d in dists.items():
+        if isinstance(d, IntDistribution) and (d.high - d.low) // (d.step or 1) >= MAX_GRID:
+            raise ValueError(f"'{name}' has more than {MAX_GRID} values")
     return {name: list(stock.OptunaSweeperImpl._to_grid_sampler_choices(d)) for name, d in dists.items()}
 
 

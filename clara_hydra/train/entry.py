@@ -99,6 +99,10 @@ def run(cfg: DictConfig) -> float | list[float] | None:
                                nproc=nproc)
             else:
                 value = train(tree, config_file=config_file, run_dir=run_dir, trial=trial, objectives=objectives)
+        except SystemExit as exc:  # the config's code (a lambda, custom/) ended the process: the run fails
+            raise TrainingError(f"the config's code called sys.exit({exc.code!r}) while training", location="train",
+                                hint="code of your own (custom/, a lambda, an expression) must raise an exception "
+                                     "to stop training, not end the process") from None
         finally:
             if trial is not None:
                 trial.set_user_attr(P.ATTR_DURATION, round(time.time() - started, 3))

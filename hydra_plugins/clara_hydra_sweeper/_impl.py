@@ -137,7 +137,7 @@ class ClaraOptunaSweeperImpl:
         self.seed = sampler_seed
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        self.impl.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        self.impl.setup(hydra_context=hydra_context, task_function=_NoExit(task_function), config=config)
         if self.impl.launcher is None:  # pragma: no cover - Hydra's setup always makes one
             raise RuntimeError("Hydra gave the sweeper no launcher")
         self.launcher = self.impl.launcher
@@ -445,11 +445,36 @@ class ClaraOptunaSweeperImpl:
                 values[name] = list(dist.choices)
             elif isinstance(dist, (optuna.distributions.FloatDistribution, optuna.distributions.IntDistribution)):
                 values[name] = [dist.low, dist.high]
+        for name, dist in dists.items():
+            ends = (dist.low, dist.high) if hasattr(dist, "low") else (0, 0)
+            if not all(math.isfinite(v) for v in (*ends, ends[1] - ends[0])):
+                raise ClaraHydraError(f"the range of '{name}' must have finite ends (and a finite width), got "
+                                      f"[{ends[0]}, {ends[1]}]", location=name,
+                                      hint="write interval(low, high) with finite numbers")
         check_sweep(self.config, values)
         swept = {name.lstrip("+") for name in values}  # (their values are checked above)
         plain = [o for o in list(self.config.hydra.overrides.task) + list(fixed_overrides)
                  if str(o).split("=", 1)[0].lstrip("+") not in swept]
         check_overrides(self.config, plain)
+        self._check_composes(dists, fixed_params, fixed_overrides)
+
+    def _check_composes(self, dists: dict, fixed_params: dict, fixed_overrides: list) -> None:
+        """A job's config composes (every key the sweep sets is the config's, or added with ``+``):
+        refused here, before the study is opened, not as a failed trial that would record this
+        search space in the study."""
+        from clara_hydra.resolve import override_error
+        first = {name: dist.choices[0] if isinstance(dist, optuna.distributions.CategoricalDistribution)
+                 else dist.low for name, dist in dists.items()}
+        overrides = [f"{name}={value}" for name, value in {**first, **fixed_params}.items()] + list(fixed_overrides)
+        context = self.impl.hydra_context
+        if context is None:  # pragma: no cover - Hydra's setup always gives one
+            return
+        try:
+            context.config_loader.load_sweep_config(self.config, overrides)
+        except ClaraHydraError:
+            raise
+        except Exception as exc:
+            raise override_error(exc, overrides, None) from None
 
     def _read_conditions(self, dists: dict) -> dict:
         """The conditions the converter recorded (``clara_hydra.params.X.when``) for this sweep's params."""
@@ -975,6 +1000,22 @@ def _tell(study: optuna.Study, trial: Any, **kwargs: Any) -> None:
 
 def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+class _NoExit:
+    """The task function as the launcher runs it: a ``sys.exit()`` in it (the config's code, a
+    task of your own) ends its trial, failed with that reason, never the sweep."""
+
+    def __init__(self, task: TaskFunction) -> None:
+        self.task = task
+        self.__name__ = getattr(task, "__name__", "task")
+
+    def __call__(self, cfg: DictConfig) -> Any:
+        try:
+            return self.task(cfg)
+        except SystemExit as exc:
+            raise SweepError(f"the task called sys.exit({exc.code!r}): the trial failed",
+                             hint="end a run with an exception, not sys.exit()") from None
 
 
 def _quote(value: str) -> str:

@@ -1,6 +1,7 @@
 """A stand-in task for sweeper tests: no training, a deterministic score from the searched
 ``x``, reported over 3 steps like a validation curve. Trial 1 raises, trial 2 returns NaN (when
-FAIL_TRIALS=1), and SLOW_TRIAL sleeps; a multi-objective sweep gets the objectives x and
+FAIL_TRIALS=1), trial EXIT_TRIAL calls sys.exit(0), and SLOW_TRIAL
+sleeps; a multi-objective sweep gets the objectives x and
 y = 1 - x. Speaks the sweeper's protocol (clara_hydra.sweep.protocol)
 as train.py does."""
 
@@ -41,6 +42,9 @@ def main(cfg: DictConfig):
         os.kill(os.getpid(), 9)
     if os.environ.get("CLARA_HYDRA_TRIAL_CRASH"):
         os._exit(9)  # dies before writing any outcome
+    if str(number) == os.environ.get("EXIT_TRIAL"):
+        import sys
+        sys.exit(0)  # (code of the task that ends the process)
     if os.environ.get("FAIL_TRIALS") and number == 1:
         outcome("fail", reason="ValueError: boom")
         raise ValueError("boom")
