@@ -208,11 +208,32 @@ def analyse(data: Any, env: dict | None = None, *, file: str = "<config>",
                 r.visit(visit)
         # first-level params and `_`-keys carry no components
     r.cross_check()
+    r.stray_blocks(data, (), file)
+    if env:
+        r.stray_blocks(env, (), env_file or "environment.json")
     return ClaraConfig(
         file=file, tree=data, env=env, env_file=env_file, first_level=first_level,
         new_params=r.new_params, entries=tuple(r.entries), aliases=r.aliases, applies=tuple(r.applies),
         refs=tuple(r.refs), components=tuple(r.components), alternatives=tuple(r.alternatives),
         sections=tuple(sections))
+
+
+def _looks_like_block(key: Any, value: Any) -> bool:
+    """A search block (a list of entries: objects with args, targets or a type) or an apply block."""
+    if key == "search":
+        return isinstance(value, list) and bool(value) and all(
+            isinstance(e, dict) and any(k in e for k in ("args", "targets", "type", "domain")) for e in value)
+    return key == "apply" and isinstance(value, dict)
+
+
+def _stray_where(node: dict, file: str, config_file: str) -> str:
+    if file != config_file:
+        return "in environment.json, whose values are data: it is never searched"
+    if T.is_ref(node):
+        return f"beside a ref: the ref takes train's component '{node['ref']}' as it is, never searched here"
+    if T.is_component(node):
+        return "of a component nested deeper in args than Clara builds components: never searched"
+    return "outside a component: never searched there"
 
 
 class _Reader:
@@ -278,6 +299,29 @@ class _Reader:
         if "apply" in comp:
             self.apply(loc, comp)
 
+    def stray_blocks(self, node: Any, loc: Loc, file: str) -> None:
+        """A ``search`` or ``apply`` block anywhere the walk did not read one (a first-level
+        object, a ref, a component nested deeper in args than Clara builds, environment.json) is
+        refused in one located line: never silently dropped."""
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(key, str) and key.startswith("_"):
+                    continue
+                if loc and loc not in self.components and _looks_like_block(key, value):
+                    where = _stray_where(node, file, self.file) if loc[-1] != "args" else \
+                        "inside args, where it is an init arg: a component's search sits beside its args"
+                    if key == "apply":
+                        where = where.replace("searched", "applied")
+                    raise SearchSpaceError(f"'{key}' {where}", file=file,
+                                           location=clara(loc + (key,)),
+                                           hint=f"'{key}' is read in a component of train or validate (an object "
+                                                f"with \"name\" or \"path\")"
+                                                + (", and 'search' at the top level" if key == "search" else ""))
+                self.stray_blocks(value, loc + (key,), file)
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                self.stray_blocks(value, loc + (i,), file)
+
     def _no_blocks_in_args(self, node: Any, loc: Loc) -> None:
         """search/apply in a plain object inside args is outside a component (SPEC)."""
         if isinstance(node, dict):
@@ -323,6 +367,10 @@ class _Reader:
                            'use "type": "enum" with "targets": [[true], [false]]')
         for i, arg in enumerate(args):  # duplicates are reported where they first show
             aloc = eloc + ("args", i) if eloc != ("lr_search",) else eloc
+            twice = [j for j, other in enumerate(args[:i]) if other.target == arg.target]
+            if twice:
+                raise self.err(aloc, f"'{clara(arg.target)}' is written twice in this entry (args[{twice[0]}] "
+                                     f"and args[{i}])", "name each arg once; apply shares one value with another")
             prev = self.searched.get(arg.target)
             if prev is not None:
                 raise self.err(aloc, f"'{clara(arg.target)}' is searched by two entries "
@@ -374,6 +422,10 @@ class _Reader:
             # SPEC: a run that is not a sweep uses the attribute's value, or false
             return ArgRef(written, name, alias, "attr", cloc + ("disabled",), True, comp.get("disabled", False))
         args = comp.get("args") or {}
+        if re.search(r"\s", name):  # " poly_power ": an arg no class has, the real one never searched
+            raise self.err(aloc, f"search arg {_show(name)} is not an arg name (it holds blanks)",
+                           did_you_mean(name.strip(), set(args) if isinstance(args, dict) else set(), quote=True)
+                           + "write the init arg's name as the class takes it")
         return ArgRef(written, name, alias, "arg", cloc + ("args", name), name in args, args.get(name))
 
     def targets(self, eloc: Loc, stype: SearchType, t: Any,
@@ -493,15 +545,20 @@ class _Reader:
         self.refs = [Ref(loc, name, self._find_ref(loc, name)) for loc, name in self.written_refs]
 
     def _find_ref(self, where: Loc, name: str) -> Loc:
-        for loc, comp in self.train_components:
-            if T.component_alias(comp) == name:
-                return loc
-        for loc, comp in self.train_components:
-            if T.component_alias(comp) is None and T.class_name(comp) == name:
-                return loc
-        for loc, comp in self.train_components:
-            if T.class_name(comp) == name:
-                return loc
+        for match in (lambda c: T.component_alias(c) == name,
+                      lambda c: T.component_alias(c) is None and T.class_name(c) == name,
+                      lambda c: T.class_name(c) == name):
+            found = [loc for loc, comp in self.train_components if match(comp)]
+            same_slot = [loc for loc in found if loc[1:2] == where[1:2] and len(loc) == len(where)]
+            if len(found) > 1 and len(same_slot) == 1:  # (deepgrow: train.pre_transforms, not a nested chain's)
+                return same_slot[0]
+            if len(found) > 1:
+                raise self.err(where + ("ref",), f"ref '{name}' is ambiguous: {len(found)} train components go by "
+                                                 f"that name ({', '.join(clara(loc) for loc in found)})",
+                               f"give the one you mean an alias (\"name\": \"{name}#my_{name.lower()}\") and "
+                               f"ref that alias", cls=ReferenceError_)
+            if found:
+                return found[0]
         known = {T.component_alias(c) or T.class_name(c) for _, c in self.train_components}
         raise self.err(where + ("ref",), f"ref '{name}' names no train component",
                        did_you_mean(name, known, quote=True)

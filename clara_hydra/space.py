@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -342,7 +342,7 @@ def _param(cfg: ClaraConfig, entry: SearchEntry, taken: set[str]) -> Param:
 
     literals = [hydra_literal(opt[0]) for opt in entry.options] if len(entry.args) == 1 else [None]
     written = [lit for lit in literals if lit is not None]
-    if len(written) == len(literals):  # every option is a value Hydra's grammar can write
+    if len(written) == len(literals) and not _equal_in_python(entry.options):  # Hydra's grammar writes each
         p = _direct(entry, "", value_keys, sources, taken)
         p.labels = list(dict.fromkeys(written))  # drop duplicate options, keep order
         p.sweep = f"choice({', '.join(p.labels)})"
@@ -360,6 +360,12 @@ def _param(cfg: ClaraConfig, entry: SearchEntry, taken: set[str]) -> Param:
             default_label += "_"
     return Param(entry, name, "label", f"choice({', '.join(labels)})", value_keys, sources,
                  labels=labels, choices=choices, default_label=default_label, generated=True)
+
+
+def _equal_in_python(options: Sequence) -> bool:
+    """Are two options one value to Python, and so to Optuna's choice index, though JSON tells
+    them apart (``1``, ``true``, ``1.0``)? Then they are picked by label, each its own option."""
+    return any(a == b and json.dumps(a) != json.dumps(b) for i, a in enumerate(options) for b in options[i + 1:])
 
 
 def _direct(entry, sweep, value_keys, sources, taken) -> Param:

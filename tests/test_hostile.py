@@ -11,6 +11,7 @@ import yaml
 from conftest import ROOT, one_error, run_cli
 
 MODEL = {"name": "UNet", "args": {"spatial_dims": 3}}
+SEARCH = {"type": "float", "args": ["lr"], "targets": [0.1, 0.2]}
 
 
 REFUSED = [
@@ -33,6 +34,39 @@ REFUSED = [
                  ["train.model.search[0].args[0]", "alias 'defaults' is reserved"], id="alias-defaults"),
     pytest.param({"epochs": 1, "search": [{"type": "enum", "args": ["@hydra"], "targets": [True, False]}]}, None,
                  "config_train.json", ["search[0].args[0]", "'hydra' is reserved"], id="tag-hydra"),
+    pytest.param({"epochs": 1, "determinism": {"random_seed": 0, "search": [SEARCH]}}, None, "config_train.json",
+                 ["determinism.search: 'search' outside a component: never searched there"],
+                 id="search-in-a-first-level-object"),
+    pytest.param({"epochs": 1, "xs": [{"search": [SEARCH]}]}, None, "config_train.json",
+                 ["xs[0].search: 'search' outside a component"], id="search-in-a-first-level-list"),
+    pytest.param({"epochs": 1, "train": {"model": {"name": "UNet#m"}},
+                  "validate": {"model": {"ref": "m", "search": [SEARCH]}}}, None, "config_train.json",
+                 ["validate.model.search: 'search' beside a ref: the ref takes train's component 'm' as it is"],
+                 id="search-beside-a-ref"),
+    pytest.param({"epochs": 1, "lr": 0.1, "train": {"model": {"name": "UNet#m"}},
+                  "validate": {"model": {"ref": "m", "apply": {"x": "lr"}}}}, None, "config_train.json",
+                 ["validate.model.apply: 'apply' beside a ref", "never applied here"], id="apply-beside-a-ref"),
+    pytest.param({"epochs": 1}, {"X": {"search": [SEARCH]}}, "config_train.json",
+                 ["environment.json: X.search: 'search' in environment.json, whose values are data"],
+                 id="search-in-environment-json"),
+    pytest.param({"epochs": 1, "train": {"model": dict(MODEL, args={"search": [SEARCH]})}}, None, "config_train.json",
+                 ["train.model.args.search: 'search' inside args, where it is an init arg"], id="search-inside-args"),
+    pytest.param({"epochs": 1, "train": {"model": dict(MODEL, args={"x": [[{"name": "Foo", "search": [SEARCH]}]]})}},
+                 None, "config_train.json",
+                 ["train.model.args.x[0][0].search: 'search' of a component nested deeper in args than Clara builds"],
+                 id="search-in-a-list-of-lists-of-components"),
+    pytest.param({"epochs": 1, "train": {"pre_transforms": [{"name": "LoadImaged"}, {"name": "LoadImaged"}]},
+                  "validate": {"pre_transforms": [{"ref": "LoadImaged"}]}}, None, "config_train.json",
+                 ["validate.pre_transforms[0].ref: ref 'LoadImaged' is ambiguous: 2 train components go by that "
+                  "name (train.pre_transforms[0], train.pre_transforms[1])", "alias"], id="ambiguous-ref"),
+    pytest.param({"epochs": 1, "train": {"lr_policy": {"name": "StepLR", "args": {"poly_power": 0.9}, "search": [
+        {"type": "float", "args": [" poly_power "], "targets": [0.1, 0.9]}]}}}, None, "config_train.json",
+                 ["train.lr_policy.search[0].args[0]: search arg \" poly_power \" is not an arg name (it holds blanks)",
+                  "did you mean 'poly_power'"], id="search-arg-with-spaces"),
+    pytest.param({"epochs": 1, "train": {"lr_policy": {"name": "StepLR", "args": {"poly_power": 0.9}, "search": [
+        {"type": "enum", "args": ["poly_power", "poly_power"], "targets": [[0.1, 0.2]]}]}}}, None, "config_train.json",
+                 ["train.lr_policy.search[0].args[1]: 'train.lr_policy.args.poly_power' is written twice in this "
+                  "entry"], id="search-arg-twice-in-one-entry"),
     pytest.param({"epochs": 1}, None, "clara_schema.json", ["a config named 'clara_schema'"], id="file-clara_schema"),
     pytest.param({"epochs": 1}, None, "hydra.json", ["a config named 'hydra'"], id="file-hydra"),
     pytest.param({"epochs": 1, "train": {"model": dict(MODEL, disabled="maybe")}}, None, "config_train.json",
@@ -70,6 +104,18 @@ def test_space_and_resolve_refuse_alike(write_config, tmp_path, case, command):
     line = one_error(run_cli(command, write_config(doc, name, env)))
     for want in wanted:
         assert want in line, line
+
+
+def test_enum_options_one_to_python_are_distinct_options(write_config, tmp_path):
+    """1, true and 1.0 are three options (Optuna's choice index would make them one)."""
+    src = write_config({"epochs": 1, "x": 1,
+                        "search": [{"type": "enum", "args": ["x"], "targets": [[1], [True], [1.0]]}]})
+    (param,) = json.loads(run_cli("space", src, "--json").stdout)
+    assert param["choices"] == {"v1": [1], "vtrue": [True], "1p0": [1.0]}
+    for label, text in (("v1", "1"), ("vtrue", "true"), ("1p0", "1.0")):
+        proc = run_cli("resolve", src, f"{param['name']}={label}", "--json")
+        assert proc.returncode == 0, proc.stderr
+        assert json.dumps(json.loads(proc.stdout)["x"]) == text
 
 
 def test_too_deep_nesting_is_refused_in_one_line(write_config, tmp_path):
@@ -110,6 +156,12 @@ def _at(tree, loc: tuple):
                  [([], {("clara",): 1, ("hydra_",): 2}),
                   (["clara_hydra_choice=3-4"], {("clara",): 3, ("hydra_",): 4, ("train", "model"): MODEL})],
                  id="a-generated-name-never-a-reserved-one"),
+    pytest.param({"epochs": 1, "train": {"pre_transforms": [{"name": "LoadImaged", "args": {"keys": "a"}}],
+                                         "iteration": {"name": "Interaction", "args": {"transforms": [
+                                             {"name": "LoadImaged", "args": {"keys": "b"}}]}}},
+                  "validate": {"pre_transforms": [{"ref": "LoadImaged"}]}}, {},
+                 [([], {("validate", "pre_transforms"): [{"name": "LoadImaged", "args": {"keys": "a"}}]})],
+                 id="a-ref-takes-the-component-of-its-own-slot"),  # (deepgrow's AddGuidanceSignald)
 ])
 def test_odd_but_valid_configs_convert_and_resolve(write_config, tmp_path, doc, params, runs):
     src = write_config(doc)
