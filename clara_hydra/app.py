@@ -61,8 +61,29 @@ def describe(exc: BaseException, *, os_hint: str = RUN_DIRS, file: str | None = 
         line = os_error_line(exc, os_hint)
         if line:
             return 2, line
+    storage = _storage_failure(exc)
+    if storage:
+        return 2, storage
     return 1, (f"error: internal error ({type(exc).__name__}: {first_line(exc)}); "
                f"set CLARA_HYDRA_FULL_ERROR=1 for the traceback and please report it")
+
+
+def _storage_failure(exc: BaseException) -> str | None:
+    """The line for a storage that failed while it was used (its SQLite file deleted, damaged or
+    written by another program while the sweep ran), or None."""
+    chain: list[BaseException] = []
+    inner: BaseException | None = exc
+    while inner is not None and len(chain) < 10:
+        chain.append(inner)
+        inner = inner.__cause__ or inner.__context__
+    if not any(type(e).__name__ == "StorageInternalError" or type(e).__module__.startswith("sqlalchemy")
+               for e in chain):
+        return None
+    cause = next((e for e in reversed(chain) if type(e).__module__ in ("sqlite3", "psycopg", "psycopg2")
+                  or type(e).__module__.startswith("psycopg")), chain[-1])
+    return (f"error: the sweep's storage failed while in use: {first_line(cause) or type(cause).__name__} (was its "
+            f"database deleted, moved or damaged while the sweep ran? Finished trials are in the study as far as the "
+            f"storage kept them; run the sweep again with a storage that works (hydra.sweeper.storage=...))")
 
 
 def _raised_in(exc: BaseException, packages: tuple[str, ...]) -> bool:
@@ -85,7 +106,32 @@ def fail(exc: BaseException, *, full: bool, os_hint: str = RUN_DIRS, file: str |
         return 130
     code, line = describe(exc, os_hint=os_hint, file=file)
     print(line, file=sys.stderr)
+    settle_pool_threads()
     return code
+
+
+def _thread_failed(args: Any) -> None:
+    """A background thread's failure (a TensorBoard writer on a full disk) as one line, not a
+    traceback in the middle of the run's output (CLARA_HYDRA_FULL_ERROR=1 shows the traceback)."""
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "a thread"
+    sys.stderr.write(f"clara-hydra: background thread {name} failed: {args.exc_type.__name__}: "
+                     f"{first_line(args.exc_value)}\n")  # (one write: never mixed into another thread's line)
+
+
+def settle_pool_threads(limit_s: float = 60.0) -> None:
+    """Let the threads of a thread pool that a failure left behind finish the item they are on
+    (MONAI's CacheDataset fills its cache in a ThreadPool; one item failed, the others still
+    load): a process that exits while one of them runs native code aborts ("terminate called
+    without an active exception"). The pool was told to stop: each thread ends after its item."""
+    import threading
+    import time
+    deadline = time.monotonic() + limit_s
+    for thread in threading.enumerate():
+        target = getattr(thread, "_target", None)
+        if thread is not threading.current_thread() and getattr(target, "__module__", "") == "multiprocessing.pool":
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 #: Hydra's flags that take the next argument as their value (never read as an override).
@@ -129,9 +175,13 @@ def run_app(main: Callable[[], Any]) -> None:
     allow_large_configs()
     from .logs import quiet
     quiet()
+    if not full:
+        import threading
+        threading.excepthook = _thread_failed
     try:
         main()
     except SystemExit:
+        settle_pool_threads()
         raise
     except BaseException as exc:  # noqa: BLE001 - every failure becomes one line
         sys.exit(fail(exc, full=full))

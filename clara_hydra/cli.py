@@ -117,7 +117,8 @@ def _export(args) -> int:
 def _synth(args) -> int:
     import os
 
-    from .synth import write
+    from .synth import check, write
+    check(n_train=args.train, n_val=args.val, shape=args.shape, spacing=args.spacing, seed=args.seed)
     write(args.dir, n_train=args.train, n_val=args.val, shape=args.shape, seed=args.seed, spacing=args.spacing)
     print(os.path.join(os.path.abspath(args.dir), "environment.json"))
     return 0

@@ -7,6 +7,7 @@ actions run in order:
 
 - ``touch=PATH``: create PATH (the test learns that the point was reached);
 - ``wait=PATH``: block until PATH exists (the test decides when the process goes on);
+- ``remove=PATH``: delete the file PATH (a storage lost while in use);
 - ``kill``: SIGKILL this process (as ``kill -9`` would), ``exit``: ``os._exit(3)``.
 
 Unset (every real run), a point costs one dictionary look-up. Pure: no torch, no Optuna.
@@ -48,9 +49,11 @@ def _act(action: str) -> None:
     elif verb == "wait":
         while not os.path.exists(arg):
             time.sleep(0.05)
+    elif verb == "remove":
+        os.remove(arg)
     elif verb == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     elif verb == "exit":
         os._exit(3)
     else:
-        raise ValueError(f"{ENV_FAULT}: no fault action {action!r} (touch=PATH, wait=PATH, kill, exit)")
+        raise ValueError(f"{ENV_FAULT}: no fault action {action!r} (touch=PATH, wait=PATH, remove=PATH, kill, exit)")

@@ -197,6 +197,12 @@ def analyse(data: Any, env: dict | None = None, *, file: str = "<config>",
     first_level = {k: v for k, v in data.items()
                    if k not in sections and k not in T.TOP_SEARCH_KEYS and not k.startswith("_")}
 
+    for key in env:
+        if key in sections or key in T.SECTIONS or key in T.TOP_SEARCH_KEYS:
+            raise ConfigSyntaxError(f"the environment key '{key}' names a "
+                                    f"{'section' if key not in T.TOP_SEARCH_KEYS else 'search list'} of the config: "
+                                    f"an environment key gives a value", file=env_file or "environment.json",
+                                    location=key, hint=f"rename the environment key '{key}'")
     r = _Reader(file, data, env, first_level)
     for key, value in data.items():
         if key == "search":

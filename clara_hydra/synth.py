@@ -23,6 +23,30 @@ def make_volume(rng, shape: Sequence[int]):
     return image, label
 
 
+#: Each side of a synthetic volume: at least a blob's width, at most what a test machine holds
+MIN_SIDE, MAX_SIDE, MAX_VOXELS = 8, 1024, 512**3
+
+
+def check(*, n_train: int, n_val: int, shape: Sequence[int], spacing: Sequence[float], seed: int) -> None:
+    """Refuse, in one line, what cannot make a data set (nothing is written)."""
+    import math
+
+    from .errors import ClaraHydraError
+    for flag, count in (("--train", n_train), ("--val", n_val)):
+        if not 1 <= count <= 10_000:
+            raise ClaraHydraError(f"{flag} must be from 1 to 10000 volumes, got {count}", location=flag,
+                                  hint="training needs one volume to train on and one to validate")
+    if any(not MIN_SIDE <= side <= MAX_SIDE for side in shape) or math.prod(shape) > MAX_VOXELS:
+        raise ClaraHydraError(f"--shape must be {MIN_SIDE} to {MAX_SIDE} voxels a side and at most {MAX_VOXELS} "
+                              f"in all, got {' '.join(map(str, shape))}", location="--shape",
+                              hint="e.g. --shape 96 96 96")
+    if any(not (math.isfinite(s) and s > 0) for s in spacing):
+        raise ClaraHydraError(f"--spacing must be sizes in mm > 0, got {' '.join(map(str, spacing))}",
+                              location="--spacing", hint="e.g. --spacing 1.5 1.5 2")
+    if not 0 <= seed < 2**32:
+        raise ClaraHydraError(f"--seed must be from 0 to 2**32 - 1, got {seed}", location="--seed")
+
+
 def write(out_dir: str, n_train: int = 2, n_val: int = 1, shape: Sequence[int] = (96, 96, 96),
           seed: int = 0, spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> dict:
     """Write the data set into ``out_dir``, whole or not at all; returns the environment (paths

@@ -133,6 +133,42 @@ def test_code_of_the_config_that_calls_sys_exit_ends_the_run_as_a_failure(tmp_pa
     assert "train: the config's code called sys.exit(0) while training" in line, line
 
 
+@pytest.mark.slow
+def test_a_run_on_a_full_disk_is_one_line_without_a_traceback(tmp_path, data16):
+    """The disk fills while the run writes its checkpoint (no file may grow past 30 kB)."""
+    mmar = make_mmar(tmp_path / "mmar", data16, drop_search=True)
+    proc = run_cli("train", "--mmar", mmar, "epochs=1", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,
+                   file_limit=30000)
+    line = one_error(proc)
+    assert "cannot write the run's files: the disk is full" in line, line
+    assert "hydra.run.dir=" in line, line
+
+
+def test_an_error_exit_waits_for_the_pool_threads_still_on_an_item():
+    """MONAI's CacheDataset fills its cache in a ThreadPool: when one item fails, the others are
+    still loading; the process must not exit under them (it aborted: "terminate called without an
+    active exception", SIGABRT, in one run of five with a missing image)."""
+    import threading
+    import time
+    from multiprocessing.pool import ThreadPool
+
+    from clara_hydra.app import settle_pool_threads
+    started, release, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def item(_):
+        started.set()
+        release.wait()
+        time.sleep(0.3)  # the rest of the item's work
+        finished.set()
+    pool = ThreadPool(2)
+    pool.map_async(item, [0])
+    started.wait()
+    pool.terminate()  # (what the failed fill did; it does not wait for the threads)
+    release.set()
+    settle_pool_threads()
+    assert finished.is_set()
+
+
 # ----------------------------------------------------------------- 2. a mistyped first-level boolean
 
 @pytest.mark.parametrize("override,value", [("+dont_load_ts_model=true", True), ("++dont_load_ts_model=0", 0),

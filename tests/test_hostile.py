@@ -67,6 +67,9 @@ REFUSED = [
         {"type": "enum", "args": ["poly_power", "poly_power"], "targets": [[0.1, 0.2]]}]}}}, None, "config_train.json",
                  ["train.lr_policy.search[0].args[1]: 'train.lr_policy.args.poly_power' is written twice in this "
                   "entry"], id="search-arg-twice-in-one-entry"),
+    pytest.param({"epochs": 1, "train": {"model": MODEL}}, {"train": "x"}, "config_train.json",
+                 ["environment.json: train: the environment key 'train' names a section of the config"],
+                 id="env-key-a-section"),
     pytest.param({"epochs": 1}, None, "clara_schema.json", ["a config named 'clara_schema'"], id="file-clara_schema"),
     pytest.param({"epochs": 1}, None, "hydra.json", ["a config named 'hydra'"], id="file-hydra"),
     pytest.param({"epochs": 1, "train": {"model": dict(MODEL, disabled="maybe")}}, None, "config_train.json",
@@ -467,3 +470,42 @@ def test_a_command_that_fails_on_a_full_disk_leaves_nothing(write_config, tmp_pa
     assert line.startswith(f"error: {out}: cannot write there: File too large"), line
     assert _everything(tmp_path) == before
     assert run_cli(*args, cwd=tmp_path).returncode == 0  # and with room, it writes
+
+
+@pytest.mark.parametrize("args,wanted", [
+    pytest.param(["--shape", "0", "32", "32"], "--shape: --shape must be 8 to 1024 voxels a side", id="zero-size"),
+    pytest.param(["--shape", "100000", "100000", "100000"], "--shape must be 8 to 1024", id="huge-size"),
+    pytest.param(["--spacing", "nan", "1", "1"], "--spacing: --spacing must be sizes in mm > 0", id="nan-spacing"),
+    pytest.param(["--spacing", "0", "1", "1"], "--spacing must be sizes in mm > 0", id="zero-spacing"),
+    pytest.param(["--train", "0"], "--train: --train must be from 1 to 10000 volumes", id="no-training-volume"),
+    pytest.param(["--val", "-1"], "--val must be from 1 to 10000", id="negative-validation"),
+    pytest.param(["--seed", str(2**40)], "--seed must be from 0 to 2**32 - 1", id="huge-seed"),
+])
+def test_synth_data_refuses_what_makes_no_data_set(tmp_path, args, wanted):
+    line = one_error(run_cli("synth-data", tmp_path / "d", *args, cwd=tmp_path))
+    assert wanted in line, line
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("lists,key,wanted", [
+    pytest.param({"training": ["a.nii.gz"]}, "training", ["Every item in items must be a dict", '{"image": "...",'],
+                 id="items-that-are-strings"),
+    pytest.param({"training": []}, "training", ["the 'training' list of", "is empty: nothing to train on"],
+                 id="empty-training-list"),
+    pytest.param({"validation": []}, "validation", ["the 'validation' list of", "is empty: nothing to validate"],
+                 id="empty-validation-list"),
+    pytest.param({"training": [{"image": "a.nii.gz"}]}, "validation", ["cannot read the 'validation' list"],
+                 id="no-such-list"),
+])
+def test_a_datalist_that_lists_nothing_to_train_on_is_one_located_line(tmp_path, lists, key, wanted):
+    from clara_hydra.errors import BuildError
+    from clara_hydra.train.data import load_datalist
+    path = tmp_path / "dataset.json"
+    path.write_text(json.dumps(lists))
+    where = "train.dataset" if key == "training" else "validate.dataset"
+    with pytest.raises(BuildError) as info:
+        load_datalist(str(path), str(tmp_path), key, where)
+    line = info.value.format()
+    assert info.value.location == where
+    for want in wanted:
+        assert want in line, line

@@ -270,6 +270,23 @@ def test_a_refused_sweep_command_leaves_the_study_as_it_was(tmp_path, conf, bad,
         ["COMPLETE"] * 3
 
 
+def test_a_storage_deleted_while_the_sweep_runs_is_one_line(tmp_path, conf):
+    from conftest import one_error
+    db = tmp_path / "s.db"
+    proc = sweep(conf, tmp_path, f"hydra.sweeper.storage=sqlite:///{db}", "hydra.sweeper.n_trials=3",
+                 env={"CLARA_HYDRA_FAULT": f"before_tell@1:remove={db}"})
+    assert one_error(proc).startswith("error: the sweep's storage failed while in use: "), proc.stderr[-2000:]
+
+
+def test_a_direction_in_capitals_is_that_direction(tmp_path, conf):
+    import optuna
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    proc = sweep(conf, tmp_path, "hydra.sweeper.n_trials=1", f"hydra.sweeper.storage={storage}",
+                 "hydra.sweeper.direction=MINIMIZE")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert optuna.load_study(study_name="cfg", storage=storage).direction == optuna.study.StudyDirection.MINIMIZE
+
+
 def test_a_trial_that_calls_sys_exit_fails_and_the_sweep_goes_on(tmp_path, conf):
     proc = sweep(conf, tmp_path, "hydra.sweeper.n_trials=3", "hydra.sweeper.storage=null", "hydra.sweeper.pruner=none",
                  env={"EXIT_TRIAL": "1"})

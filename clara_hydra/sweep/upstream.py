@@ -86,8 +86,16 @@ def is_deferred_grid(sampler: Any) -> bool:
 
 
 def directions(impl: stock.OptunaSweeperImpl) -> list[Any]:
-    """The sweep's direction(s) as names (``maximize``), one per objective, as Optuna takes them."""
-    return list(impl._get_directions())
+    """The sweep's direction(s) as names (``maximize``), one per objective, as Optuna takes them
+    (written in any case: ``MAXIMIZE`` is ``maximize``)."""
+    from .. import better
+    out = []
+    for d in impl._get_directions():
+        try:
+            out.append(better.parse(d).direction)
+        except ValueError:
+            out.append(d)  # (Optuna says what it takes)
+    return out
 
 
 def suggest(trial: Trial, name: str, dist: BaseDistribution) -> Any:

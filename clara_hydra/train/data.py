@@ -17,6 +17,14 @@ def load_datalist(path: str, base_dir: str | None, key: str, where: str, is_segm
         raise BuildError(f"datalist file not found: {path}", location=where,
                          hint="check DATASET_JSON, or make data with `clara-hydra synth-data DIR`")
     try:
-        return load_decathlon_datalist(path, is_segmentation=is_segmentation, data_list_key=key, base_dir=base_dir)
+        data = load_decathlon_datalist(path, is_segmentation=is_segmentation, data_list_key=key, base_dir=base_dir)
+    except TypeError as exc:  # an item that is a string, a number
+        raise BuildError(f"cannot read the '{key}' list of {path}: {exc}", location=where,
+                         hint='write each case as an object of its files: {"image": "...", "label": "..."}') from None
     except (ValueError, KeyError) as exc:
         raise BuildError(f"cannot read the '{key}' list of {path}: {exc}", location=where) from None
+    if not data:
+        raise BuildError(f"the '{key}' list of {path} is empty: nothing to "
+                         f"{'train on' if where.startswith('train') else 'validate'}", location=where,
+                         hint=f"list the cases in '{key}', or give another datalist (DATASET_JSON=...)")
+    return data

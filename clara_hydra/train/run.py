@@ -84,9 +84,11 @@ def _parsed(parser, ident: str):
         text = str(root).strip().splitlines()
         item = failing[0] if failing else ident
         cls = _class_of(parser, item)
+        full = _disk_full(root, text[0] if text else "")
         raise BuildError(f"cannot build {cls or 'it'}: {type(root).__name__}: {text[0] if text else ''}",
                          location=clara_location(item),
-                         hint="check the component's args against its class") from None
+                         hint="free space, or choose a folder with free space: hydra.run.dir=..." if full
+                         else "check the component's args against its class") from None
     finally:
         del resolver._resolve_one_item
 
@@ -329,6 +331,16 @@ def _time_limit(trainer, evaluator, *, started: float) -> None:
             engine.add_event_handler(Events.ITERATION_COMPLETED, check)
 
 
+def _disk_full(root: BaseException, message: str) -> bool:
+    """Did the failure come of a full disk? (an OSError saying so; torch.save's writer says it
+    in its own words: "file write failed", "unexpected pos" of its zip container)"""
+    import errno
+    if isinstance(root, OSError) and root.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return True
+    return "PytorchStreamWriter failed writing" in message or "file write failed" in message \
+        or ("inline_container" in message and "unexpected pos" in message)
+
+
 def _training_error(exc: BaseException, section: str = "train") -> TrainingError:
     """The root cause of a failure inside training (or validation: ``section``), as one located
     message: the exception that started it, and the transform it happened in. An error in a
@@ -398,6 +410,11 @@ def _training_error(exc: BaseException, section: str = "train") -> TrainingError
         error = TrainingError(f"the checkpoint does not fit the network: {lines[1]}", location=where,
                               hint="use the config it was trained with (a sweep's trial: its searched values, or "
                                    "clara-hydra export of the trial)")
+    elif _disk_full(root, message):
+        error = TrainingError(f"cannot write the run's files: the disk is full (or a file grew past its limit): "
+                              f"{kind}: {message}", location=where,
+                              hint="free space, or choose a folder with free space: hydra.run.dir=... "
+                                   "(hydra.sweep.dir=... for a sweep)")
     elif "CUDA out of memory" in message or kind == "OutOfMemoryError":
         error = TrainingError(f"CUDA out of memory: {message}", location=where,
                               hint="lower the batch size or the crop size")

@@ -118,6 +118,10 @@ class ClaraOptunaSweeperImpl:
         if keep_best is not None and (isinstance(keep_best, bool) or not isinstance(keep_best, int) or keep_best < 1):
             raise ClaraHydraError(f"keep_best must be a whole number >= 1, or null; got {keep_best!r}",
                                   location="hydra.sweeper.keep_best", hint="set hydra.sweeper.keep_best=30 (or null)")
+        if stop_threshold is not None and not math.isfinite(stop_threshold):
+            raise ClaraHydraError(f"stop_threshold must be a finite number, or null; got {stop_threshold!r}",
+                                  location="hydra.sweeper.stop_threshold",
+                                  hint="set hydra.sweeper.stop_threshold=0.9 (the key metric to stop at), or null")
         self.stop_threshold = stop_threshold
         self.keep_best = keep_best
         self.tensorboard = bool(tensorboard)
@@ -129,6 +133,11 @@ class ClaraOptunaSweeperImpl:
         sampler, self.startup = with_startup(sampler, startup_trials,
                                              study_trials if study_trials is not None else n_trials)
         sampler_seed = sampler.get("seed") if hasattr(sampler, "get") else None
+        if sampler_seed is not None and (isinstance(sampler_seed, bool) or not isinstance(sampler_seed, int)
+                                         or not 0 <= sampler_seed < 2**32):
+            raise ClaraHydraError(f"the sampler's seed must be a whole number from 0 to 2**32 - 1, got "
+                                  f"{sampler_seed!r}", location="hydra.sweeper.sampler.seed",
+                                  hint="set hydra.sweeper.sampler.seed=123 (or null: a new seed each run)")
         sampler = instantiate(sampler, _execution_whitelist_=("hydra_plugins.hydra_optuna_sweeper.*",
                                                                "optuna.samplers.*",
                                                                "clara_hydra.automl.controller.*"))
