@@ -74,7 +74,7 @@ def read(path: str, scalars: dict, overridden: frozenset, train_tree: dict) -> E
     composed training config's first-level values and environment, MMAR paths made absolute)
     and its own first-level values; a name set on the command line (``overridden``) wins over
     the config's own value. ``train_tree`` is the effective, enabled-only training config."""
-    from .reader import load_json
+    from .jsonfile import load_json
     data = load_json(path, "evaluation config")
     if not isinstance(data, dict):
         raise ConfigSyntaxError("an evaluation config must be a JSON object", file=path, location="<top level>")

@@ -120,8 +120,8 @@ def check_target(out_root: str, src: str, force: bool) -> None:
     (its config would be replaced by the run's values), a config with a search space (a user's own,
     which an export never writes: ``--force`` writes over an earlier export, never over one of these),
     or, without ``force``, any folder that is not empty."""
+    from .jsonfile import load_json
     from .paths import mmar_root
-    from .reader import load_json
     target = os.path.join(out_root, "config", "config_train.json")
     if os.path.realpath(out_root) == os.path.realpath(mmar_root(src)) or \
             os.path.realpath(target) == os.path.realpath(src):
@@ -277,8 +277,9 @@ def _write(cfg: Any, hy: Any, src: str, run_dir: str, ckpt: str, out_root: str, 
     into place once complete: the paths it writes are relative to the MMAR)."""
     from . import convert as C
     from .evalconf import FILE_NAME, INFERENCE_FILE_NAME
+    from .jsonfile import load_json
     from .paths import mmar_root
-    from .reader import load_json, read
+    from .reader import read
     from .resolve import effective_from_cfg, first_level_values, override_keys
     notes: list[str] = []
     config_dir, root = os.path.dirname(os.path.abspath(src)), mmar_root(src)

@@ -111,14 +111,13 @@ def test_space_and_resolve_refuse_alike(write_config, tmp_path, case, command):
 
 def test_enum_options_one_to_python_are_distinct_options(write_config, tmp_path):
     """1, true and 1.0 are three options (Optuna's choice index would make them one)."""
+    from conftest import resolve, space
     src = write_config({"epochs": 1, "x": 1,
                         "search": [{"type": "enum", "args": ["x"], "targets": [[1], [True], [1.0]]}]})
-    (param,) = json.loads(run_cli("space", src, "--json").stdout)
+    (param,) = space(src)
     assert param["choices"] == {"v1": [1], "vtrue": [True], "1p0": [1.0]}
     for label, text in (("v1", "1"), ("vtrue", "true"), ("1p0", "1.0")):
-        proc = run_cli("resolve", src, f"{param['name']}={label}", "--json")
-        assert proc.returncode == 0, proc.stderr
-        assert json.dumps(json.loads(proc.stdout)["x"]) == text
+        assert json.dumps(resolve(src, [f"{param['name']}={label}"])["x"]) == text
 
 
 def test_too_deep_nesting_is_refused_in_one_line(write_config, tmp_path):
@@ -473,17 +472,26 @@ def test_a_command_that_fails_on_a_full_disk_leaves_nothing(write_config, tmp_pa
 
 
 @pytest.mark.parametrize("args,wanted", [
-    pytest.param(["--shape", "0", "32", "32"], "--shape: --shape must be 8 to 1024 voxels a side", id="zero-size"),
-    pytest.param(["--shape", "100000", "100000", "100000"], "--shape must be 8 to 1024", id="huge-size"),
-    pytest.param(["--spacing", "nan", "1", "1"], "--spacing: --spacing must be sizes in mm > 0", id="nan-spacing"),
-    pytest.param(["--spacing", "0", "1", "1"], "--spacing must be sizes in mm > 0", id="zero-spacing"),
-    pytest.param(["--train", "0"], "--train: --train must be from 1 to 10000 volumes", id="no-training-volume"),
-    pytest.param(["--val", "-1"], "--val must be from 1 to 10000", id="negative-validation"),
-    pytest.param(["--seed", str(2**40)], "--seed must be from 0 to 2**32 - 1", id="huge-seed"),
+    pytest.param({"shape": (0, 32, 32)}, "--shape must be 8 to 1024 voxels a side", id="zero-size"),
+    pytest.param({"shape": (100000, 100000, 100000)}, "--shape must be 8 to 1024", id="huge-size"),
+    pytest.param({"spacing": (float("nan"), 1, 1)}, "--spacing must be sizes in mm > 0", id="nan-spacing"),
+    pytest.param({"spacing": (0, 1, 1)}, "--spacing must be sizes in mm > 0", id="zero-spacing"),
+    pytest.param({"n_train": 0}, "--train must be from 1 to 10000 volumes", id="no-training-volume"),
+    pytest.param({"n_val": -1}, "--val must be from 1 to 10000", id="negative-validation"),
+    pytest.param({"seed": 2**40}, "--seed must be from 0 to 2**32 - 1", id="huge-seed"),
 ])
-def test_synth_data_refuses_what_makes_no_data_set(tmp_path, args, wanted):
-    line = one_error(run_cli("synth-data", tmp_path / "d", *args, cwd=tmp_path))
-    assert wanted in line, line
+def test_synth_data_refuses_what_makes_no_data_set(args, wanted):
+    from clara_hydra.errors import ClaraHydraError
+    from clara_hydra.synth import check
+    given = dict(n_train=2, n_val=1, shape=(32, 32, 32), spacing=(1.0, 1.0, 1.0), seed=0) | args
+    with pytest.raises(ClaraHydraError) as info:
+        check(**given)
+    assert wanted in info.value.format()
+
+
+def test_synth_data_checks_before_it_writes(tmp_path):
+    line = one_error(run_cli("synth-data", tmp_path / "d", "--shape", "0", "32", "32", cwd=tmp_path))
+    assert line.startswith("error: --shape: --shape must be 8 to 1024 voxels a side"), line
     assert list(tmp_path.iterdir()) == []
 
 

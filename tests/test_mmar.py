@@ -432,9 +432,10 @@ def test_a_corrupt_storage_is_one_line_at_once(tmp_path, mmar, kind):
 
 
 def test_a_locked_storage_says_what_it_waits_for(tmp_path, mmar):
+    import optuna
     db = tmp_path / "locked.db"
+    optuna.storages.RDBStorage(f"sqlite:///{db}")  # an Optuna storage (another program's database is refused)
     holder = sqlite3.connect(db)
-    holder.execute("CREATE TABLE x (a)")
     holder.execute("BEGIN EXCLUSIVE")
     proc = subprocess.Popen(clara_cli() + ["train", "--mmar", str(mmar), "-m", "hydra.sweeper.n_trials=0",
                              f"hydra.sweeper.storage=sqlite:///{db}"], cwd=tmp_path, stdout=subprocess.PIPE,

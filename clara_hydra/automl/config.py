@@ -84,7 +84,7 @@ def beside(config_file: str) -> str | None:
 def read(path: str, config_file: str) -> AutoML:
     """Read and check ``path``; ``config_file`` is the training config (BYO modules are looked
     for beside it and in its MMAR's ``custom/`` folder, as for BYOC components)."""
-    from ..reader import load_json
+    from ..jsonfile import load_json
     data = load_json(path, "AutoML config")
     return analyse(data, file=path, config_file=config_file)
 
