@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .errors import ClaraHydraError, allow_large_configs, first_line, os_error_line
+from .resolve import quote_equals
 
 #: Set by run_app so that Hydra lets exceptions through (and workers know it was not the user).
 _WRAPPED = "CLARA_HYDRA_WRAPPED"
@@ -132,38 +133,6 @@ def settle_pool_threads(limit_s: float = 60.0) -> None:
         target = getattr(thread, "_target", None)
         if thread is not threading.current_thread() and getattr(target, "__module__", "") == "multiprocessing.pool":
             thread.join(max(0.0, deadline - time.monotonic()))
-
-
-#: Hydra's flags that take the next argument as their value (never read as an override).
-VALUE_FLAGS = frozenset({"--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp", "--info", "-i",
-                         "--experimental-rerun"})
-
-
-def quote_equals(args: list[str]) -> list[str]:
-    """``KEY=VALUE`` where VALUE holds a ``=`` (the checkpoint names MONAI writes:
-    ``MMAR_CKPT=models/net_key_metric=0.9123.pt``) quoted for Hydra's override grammar, which
-    refuses a bare ``=`` in a value. Any other argument is left as it is, for Hydra to judge."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    parser = None
-    out: list[str] = []
-    for i, arg in enumerate(args):
-        key, _, value = arg.partition("=")
-        if arg.startswith("-") or "=" not in value or value[:1] in "'\"" or (i and args[i - 1] in VALUE_FLAGS) \
-                or "'" in value:
-            out.append(arg)
-            continue
-        parser = parser or OverridesParser.create()
-        try:
-            parser.parse_override(arg)
-            out.append(arg)  # (Hydra takes it as it is: a sweep like x=choice(a,b) never gets here)
-        except Exception:  # noqa: BLE001 - Hydra's grammar error: try the value quoted
-            quoted = f"{key}='{value}'"
-            try:
-                parser.parse_override(quoted)
-                out.append(quoted)
-            except Exception:  # noqa: BLE001 - not ours to fix: Hydra says what is wrong
-                out.append(arg)
-    return out
 
 
 def run_app(main: Callable[[], Any]) -> None:

@@ -123,6 +123,38 @@ def warn_outside_domain(cfg: Any, meta: Any, file: str | None) -> None:
                  f"{', '.join(str(o) for o in options)}")
 
 
+#: Hydra's flags that take the next argument as their value (never read as an override).
+VALUE_FLAGS = frozenset({"--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp", "--info", "-i",
+                         "--experimental-rerun"})
+
+
+def quote_equals(args: list[str]) -> list[str]:
+    """``KEY=VALUE`` where VALUE holds a ``=`` (the checkpoint names MONAI writes:
+    ``MMAR_CKPT=models/net_key_metric=0.9123.pt``) quoted for Hydra's override grammar, which
+    refuses a bare ``=`` in a value. Any other argument is left as it is, for Hydra to judge."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    parser = None
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        key, _, value = arg.partition("=")
+        if arg.startswith("-") or "=" not in value or value[:1] in "'\"" or (i and args[i - 1] in VALUE_FLAGS) \
+                or "'" in value:
+            out.append(arg)
+            continue
+        parser = parser or OverridesParser.create()
+        try:
+            parser.parse_override(arg)
+            out.append(arg)  # (Hydra takes it as it is: a sweep like x=choice(a,b) never gets here)
+        except Exception:  # noqa: BLE001 - Hydra's grammar error: try the value quoted
+            quoted = f"{key}='{value}'"
+            try:
+                parser.parse_override(quoted)
+                out.append(quoted)
+            except Exception:  # noqa: BLE001 - not ours to fix: Hydra says what is wrong
+                out.append(arg)
+    return out
+
+
 def compose(config_dir: str, config_name: str, overrides: Sequence[str] = (), file: str | None = None):
     """Compose ``config_name`` from ``config_dir`` with Hydra's compose API (a value with ``=`` in
     it, MONAI's ``net_key_metric=0.91.pt``, needs no quoting: as on the command line)."""
@@ -139,7 +171,6 @@ def compose(config_dir: str, config_name: str, overrides: Sequence[str] = (), fi
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=os.path.abspath(config_dir), job_name="clara_hydra"):
-            from .app import quote_equals
             return hydra_compose(config_name=config_name, overrides=quote_equals(list(overrides)))
     except HydraException as exc:
         raise override_error(exc, overrides, file) from None

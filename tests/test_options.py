@@ -149,7 +149,7 @@ def test_an_environment_path_is_the_mmars(tmp_path, value, exists, want):
     pytest.param(["--config-dir", "x=y"], ["--config-dir", "x=y"], id="a-flag-value"),
 ])
 def test_a_value_with_an_equals_sign_needs_no_quoting(args, want):
-    from clara_hydra.app import quote_equals
+    from clara_hydra.resolve import quote_equals
     assert quote_equals(args) == want
 
 

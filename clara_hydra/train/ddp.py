@@ -42,49 +42,6 @@ ENV_RELAY = "CLARA_HYDRA_DDP_RELAY"  # rank 0: the address of the job's trial re
 ENV_RELAY_KEY = "CLARA_HYDRA_DDP_RELAY_KEY"
 
 
-# -- in any process ------------------------------------------------------------------------------
-def rank() -> int:
-    import torch.distributed as dist
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
-def world() -> int:
-    import torch.distributed as dist
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def from_main(value: Any) -> Any:
-    """Rank 0's ``value`` on every rank (a pruning decision)."""
-    if world() == 1:
-        return value
-    import torch.distributed as dist
-    box = [value]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-def wrap(network, device: str):
-    """The training network in DistributedDataParallel (its parameters start as rank 0's)."""
-    import torch
-    from torch.nn.parallel import DistributedDataParallel
-    if device == "cuda":
-        return DistributedDataParallel(network, device_ids=[torch.cuda.current_device()])
-    return DistributedDataParallel(network)
-
-
-def same_buffers(network) -> None:
-    """Rank 0's buffers (BatchNorm running statistics) on every rank: DDP syncs them only before a
-    training step, and each rank's last step updated its own; validation scores one model."""
-    import torch.distributed as dist
-    for buffer in unwrapped(network).buffers():
-        dist.broadcast(buffer, src=0)
-
-
-def unwrapped(network):
-    """The network inside a DistributedDataParallel (a checkpoint holds the plain network's keys)."""
-    return getattr(network, "module", network)
-
-
 # -- the job -------------------------------------------------------------------------------------
 def processes(tree: dict) -> int:
     """How many processes the job trains in (see the module's text)."""

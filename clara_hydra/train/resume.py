@@ -13,7 +13,7 @@ from typing import Any
 
 from ..logs import notice
 from ..sweep.protocol import remove_resume_point, resume_file
-from .ddp import unwrapped
+from .dist import unwrapped
 
 
 class ResumePoint:

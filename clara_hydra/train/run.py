@@ -49,7 +49,7 @@ def build(tree: dict, *, config_file: str | None, device: str, amp: bool, share_
         tree = {**tree, "train": {k: v for k, v in (tree.get("train") or {}).items() if k == "model"}}
     if adapt is not None:
         tree = adapt(tree)
-    from .ddp import rank, world
+    from .dist import rank, world
     gpu_free = torch.cuda.mem_get_info()[0] if device == "cuda" else None
     bundle = Builder(tree, device=device, amp=amp, config_file=config_file, share_cache=share_cache,
                      gpu_free_bytes=gpu_free, rank=rank(), world=world(), goal=goal).build()
@@ -141,10 +141,10 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
     import torch
     from ignite.engine import Events
 
-    from . import ddp
+    from . import dist
     sweep = trial is not None if sweep is None else sweep
     directions = (len(trial.study.directions) if trial is not None else 1) if directions is None else directions
-    main = ddp.rank() == 0
+    main = dist.rank() == 0
     device, amp = pick_device()
     if device == "cpu" and main:
         notice("CUDA is not available: training on the CPU")
@@ -172,10 +172,10 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
     for engine in (trainer, evaluator):  # MONAI's best_metric (the run's value, the resume point's best)
         if engine is not None:
             engine.metric_cmp_fn = goal.better
-    if ddp.world() > 1:  # (the evaluator keeps the plain network: every rank has the same weights)
-        trainer.network = ddp.wrap(trainer.network, device)
+    if dist.world() > 1:  # (the evaluator keeps the plain network: every rank has the same weights)
+        trainer.network = dist.wrap(trainer.network, device)
         if evaluator is not None:
-            evaluator.add_event_handler(Events.STARTED, lambda _engine: ddp.same_buffers(trainer.network))
+            evaluator.add_event_handler(Events.STARTED, lambda _engine: dist.same_buffers(trainer.network))
 
     @trainer.on(Events.ITERATION_COMPLETED)
     def _finite_loss(engine):
@@ -445,7 +445,7 @@ def _report_to(trial, trainer, evaluator) -> None:
     import optuna
     from ignite.engine import Events
 
-    from .ddp import from_main
+    from .dist import from_main
 
     def decide(engine) -> str | None:
         name = getattr(engine.state, "key_metric_name", None)
