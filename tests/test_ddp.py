@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import one_error, run_cli
+from conftest import convert_here, one_error, run_cli
 from test_mmar import clara_train, logged_best, make_mmar, mmar, synth_data, trials  # noqa: F401 (mmar: a fixture)
 
 pytestmark = pytest.mark.slow
@@ -70,7 +70,15 @@ def test_a_failure_in_one_process_ends_the_run_with_its_reason(tmp_path, data):
     nib.save(nib.Nifti1Image(np.full(vol.shape, np.nan, dtype=np.float32), vol.affine), bad)
     dataset["training"][0]["image"] = str(bad)
     (tmp_path / "dataset.json").write_text(json.dumps(dataset))
-    folder = make_mmar(tmp_path / "mmar", dict(data, DATASET_JSON=str(tmp_path / "dataset.json")))
+    probe = tmp_path / "probe"  # an environment.json value that looks like code is data in every process too
+    env = dict(data, DATASET_JSON=str(tmp_path / "dataset.json"), TAG=f"#open({str(probe)!r}, 'w')",
+               MMAR_CKPT_DIR="models", MMAR_CKPT="models/model.pt")
+    folder = make_mmar(tmp_path / "mmar", data, env_keys=env)
+    config = json.loads((folder / "config" / "config_train.json").read_text())
+    config["train"]["handlers"][3]["args"]["tag_name"] = "{TAG}"  # (the StatsHandler)
+    (folder / "config" / "config_train.json").write_text(json.dumps(config))
+    convert_here(folder / "config" / "config_train.json", folder / "conf")
     proc = run_cli("train", "--mmar", folder, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, env={NPROC: "2"},
                    timeout=300)
     assert "train.loss: the loss is nan at epoch 1" in one_error(proc)
+    assert not probe.exists()
