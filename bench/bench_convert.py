@@ -13,7 +13,7 @@ members (by class name and by ``Cls#alias``). For each size it times
     start-up and imports included), and
   - the in-process phases in a separate worker process (warmed up on a tiny config first):
     ``clara_hydra.reader.read``, ``clara_hydra.convert.convert`` (search space, interpolations,
-    the exactly-one-of check) and ``clara_hydra.convert.write`` (render the YAML, write it),
+    the exactly-one-of check) and ``clara_hydra.render.write`` (render the YAML, write it),
 
 each the best of R repeats (default 3, but 1 for the largest size), and prints a markdown
 table plus the machine. Before timing, it checks the smallest config is valid: ``convert`` and
@@ -164,8 +164,9 @@ def worker(config: str, out_dir: str, repeat: int, warm: str) -> None:
     """In-process phases, best of ``repeat``; prints one JSON object."""
     from clara_hydra import convert as C
     from clara_hydra.reader import read
+    from clara_hydra.render import write
 
-    C.write(C.convert(read(warm)), os.path.join(out_dir, "warm"))  # imports (omegaconf, yaml), caches
+    write(C.convert(read(warm)), os.path.join(out_dir, "warm"))  # imports (omegaconf, yaml), caches
     best = {"read": float("inf"), "convert": float("inf"), "write": float("inf")}
     components = 0
     for _ in range(repeat):
@@ -174,7 +175,7 @@ def worker(config: str, out_dir: str, repeat: int, warm: str) -> None:
         t1 = time.perf_counter()
         conv = C.convert(cfg)
         t2 = time.perf_counter()
-        C.write(conv, out_dir)
+        write(conv, out_dir)
         t3 = time.perf_counter()
         for key, dt in (("read", t1 - t0), ("convert", t2 - t1), ("write", t3 - t2)):
             best[key] = min(best[key], dt)

@@ -137,7 +137,8 @@ def _convert(args) -> int:
         print(f"clara-hydra: AutoML settings from {automl.file}", file=sys.stderr)
         for note in automl.notes:
             print(f"note: {automl.file}: {note}", file=sys.stderr)
-    print(C.write(conv, args.output_dir))
+    from .render import write
+    print(write(conv, args.output_dir))
     return 0
 
 

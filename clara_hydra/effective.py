@@ -87,9 +87,4 @@ def enabled_only(tree: dict) -> dict:
     return _prune(tree)
 
 
-def enabled_components(tree: dict) -> list[tuple[str, dict]]:
-    """(location, component) of every component in an effective, enabled-only tree."""
-    return [(clara(v.loc), v.node) for v in T.walk(tree) if v.kind == "component"]
-
-
-__all__ = ["effective", "strip_meta", "enabled_only", "enabled_components", "check_alternatives"]
+__all__ = ["effective", "strip_meta", "enabled_only", "check_alternatives"]

@@ -108,14 +108,14 @@ def _substituted(data: dict, scalars: dict, overridden: frozenset, path: str) ->
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from .convert import _escape, _Values
+    from .convert import _Values, escape
     own = {k for k, v in data.items() if not isinstance(v, (dict, list))}
     defined = set(scalars) | own
     values = _Values(defined, path)
     body = values.conv(data, ())
     for key, value in scalars.items():
         if key not in own or key in overridden:
-            body[key] = _escape(value) if isinstance(value, str) else value
+            body[key] = escape(value) if isinstance(value, str) else value
     if values.undefined:
         name, loc = next(iter(values.undefined.items()))
         from .paths import clara

@@ -280,6 +280,7 @@ def _write(cfg: Any, hy: Any, src: str, run_dir: str, ckpt: str, out_root: str, 
     from .jsonfile import load_json
     from .paths import mmar_root
     from .reader import read
+    from .render import write
     from .resolve import effective_from_cfg, first_level_values, override_keys
     notes: list[str] = []
     config_dir, root = os.path.dirname(os.path.abspath(src)), mmar_root(src)
@@ -312,7 +313,7 @@ def _write(cfg: Any, hy: Any, src: str, run_dir: str, ckpt: str, out_root: str, 
     notes.append(f"models/model.ts: not written: {refused}" if refused else
                  "models/model.ts: the network as TorchScript")
     conv = C.convert(read(config_path))
-    C.write(conv, os.path.join(out_root, "conf"))
+    write(conv, os.path.join(out_root, "conf"))
     return notes
 
 

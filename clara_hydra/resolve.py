@@ -211,11 +211,12 @@ def resolve_file(path: str, overrides: Sequence[str] = (), *, enabled_only: bool
         return effective_from_cfg(cfg, enabled_only=enabled_only, file=path, overrides=overrides)
     from . import convert as C
     from .reader import read
+    from .render import write
 
     conv = C.convert(read(path, env))
     C.emit_warnings(conv)
     with tempfile.TemporaryDirectory(prefix="clara-hydra-") as tmp:
-        written = C.write(conv, tmp, source_label=path)
+        written = write(conv, tmp, source_label=path)
         stem = os.path.splitext(os.path.basename(written))[0]
         cfg = compose(tmp, stem, overrides, file=path)
         return effective_from_cfg(cfg, enabled_only=enabled_only, file=path, overrides=overrides)

@@ -24,7 +24,7 @@ from typing import Any
 
 from . import tree as T
 from .errors import SearchSpaceError
-from .model import ClaraConfig, SearchEntry
+from .model import ArgRef, ClaraConfig, SearchEntry
 from .paths import Loc, clara, dotted, get
 from .reader import RESERVED_TOP
 from .schema import WELL_KNOWN, check_value
@@ -229,10 +229,7 @@ def _switched(cfg: ClaraConfig, params: list[Param]) -> dict[Loc, tuple[str, dic
         if p.type != "enum" or not p.choices:
             continue
         for i, arg in enumerate(p.entry.args):
-            names = {arg.alias} if arg.alias else set()
-            if arg.kind == "param":
-                names.add(arg.name)
-            for target in [arg.target] + [ap.target for ap in cfg.applies if ap.name in names]:
+            for target in arg_targets(cfg, arg):
                 if not target or target[-1] != "disabled" or not T.is_component(get(cfg.tree, target[:-1])):
                     continue
                 decided = {lab: as_bool(values[i]) for lab, values in p.choices.items() if i < len(values)}
@@ -317,15 +314,17 @@ def _generated_name(entry: SearchEntry, taken: set[str]) -> str:
     return name
 
 
+def arg_targets(cfg: ClaraConfig, arg: ArgRef) -> list[Loc]:
+    """The places a searched arg sets: its own, and each place an ``apply`` sets from its alias
+    (or from the first-level param it is)."""
+    names = {arg.alias} if arg.alias else set()
+    if arg.kind == "param":
+        names.add(arg.name)
+    return [arg.target] + [ap.target for ap in cfg.applies if ap.name in names]
+
+
 def _sources(cfg: ClaraConfig, entry: SearchEntry) -> list[Loc]:
-    out: list[Loc] = []
-    for arg in entry.args:
-        out.append(arg.target)
-        names = {arg.alias} if arg.alias else set()
-        if arg.kind == "param":
-            names.add(arg.name)
-        out.extend(ap.target for ap in cfg.applies if ap.name in names)
-    return out
+    return [target for arg in entry.args for target in arg_targets(cfg, arg)]
 
 
 def _param(cfg: ClaraConfig, entry: SearchEntry, taken: set[str]) -> Param:
@@ -405,11 +404,7 @@ def _enabling_labels(cfg: ClaraConfig, entry: SearchEntry) -> list[str] | None:
         return None
     controlled: list[list[dict]] = []
     for arg in entry.args:
-        names = {arg.alias} if arg.alias else set()
-        if arg.kind == "param":
-            names.add(arg.name)
-        targets = [arg.target] + [ap.target for ap in cfg.applies if ap.name in names]
-        controlled.append([alt_members[t] for t in targets if t in alt_members])
+        controlled.append([alt_members[t] for t in arg_targets(cfg, arg) if t in alt_members])
     if not any(controlled):
         return None
     labels = []

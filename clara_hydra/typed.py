@@ -25,7 +25,7 @@ from .paths import clara, dotted
 from .schema import WELL_KNOWN
 from .values import EVALUATION_BOOLEANS, as_bool, is_name_ref
 
-#: The first line of every converted config (``convert.render``): the configs typed here.
+#: The first line of every converted config (``render.render``): the configs typed here.
 MARKER = "# Converted by clara-hydra"
 
 

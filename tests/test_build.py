@@ -61,8 +61,9 @@ def _build(rel: str, data):
     import os
     import tempfile
 
-    from clara_hydra.convert import convert, write
+    from clara_hydra.convert import convert
     from clara_hydra.reader import read
+    from clara_hydra.render import write
     from clara_hydra.resolve import compose, effective_from_cfg
     from clara_hydra.train.run import _parsed, build
     conv = convert(read(str(CORPUS / rel)))

@@ -110,8 +110,8 @@ def _random_overrides(conv, rng: random.Random) -> list[str]:
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[_id(p) for p in CONFIGS])
 def test_corpus_config_converts_composes_resolves(tmp_path, path):
-    from clara_hydra.convert import write
     from clara_hydra.paths import get
+    from clara_hydra.render import write
     from clara_hydra.resolve import compose, effective_from_cfg
 
     conv = _convert(path)
@@ -161,9 +161,9 @@ def test_a_run_exported_as_a_config_resolves_as_the_run_did(tmp_path, path):
     it gives the run's effective config exactly."""
     import shutil
 
-    from clara_hydra.convert import write
     from clara_hydra.export import written
     from clara_hydra.paths import get, nodes
+    from clara_hydra.render import write
     from clara_hydra.resolve import compose, effective_from_cfg
 
     conv = _convert(path)

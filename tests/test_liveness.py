@@ -167,8 +167,9 @@ def test_a_job_in_another_process_beats_for_its_trial(study, monkeypatch):
 def _conf(tmp_path: Path) -> Path:
     from test_sweeper import CONFIG
 
-    from clara_hydra.convert import convert, write
+    from clara_hydra.convert import convert
     from clara_hydra.reader import analyse
+    from clara_hydra.render import write
     src = tmp_path / "cfg.json"
     src.write_text(json.dumps(CONFIG))
     return Path(write(convert(analyse(CONFIG, file=str(src))), str(tmp_path / "conf")))

@@ -94,8 +94,9 @@ def test_a_resumed_seeded_sweep_samples_on_and_never_replays_its_first_trials(tm
     whenever it resumes from the same study (seeded: reproducible)."""
     from test_sweeper import CONFIG, rows, sweep
 
-    from clara_hydra.convert import convert, write
+    from clara_hydra.convert import convert
     from clara_hydra.reader import analyse
+    from clara_hydra.render import write
     src = tmp_path / "cfg.json"
     src.write_text(json.dumps(CONFIG))
     conf = Path(write(convert(analyse(CONFIG, file=str(src))), str(tmp_path / "conf")))
@@ -131,8 +132,9 @@ def test_recovery_never_fails_a_trial_another_machine_runs(tmp_path, host, state
     import optuna
     from test_sweeper import CONFIG, sweep
 
-    from clara_hydra.convert import convert, write
+    from clara_hydra.convert import convert
     from clara_hydra.reader import analyse
+    from clara_hydra.render import write
     from clara_hydra.sweep.protocol import ATTR_HOST, ATTR_JOB_DIR, ATTR_PID
     src = tmp_path / "cfg.json"
     src.write_text(json.dumps(CONFIG))

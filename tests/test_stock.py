@@ -278,8 +278,9 @@ COMBINATIONS = [("0.2", "a"), ("0.2", "b"), ("0.8", "a"), ("0.8", "b")]
 
 @pytest.fixture
 def conf(tmp_path):
-    from clara_hydra.convert import convert, write
+    from clara_hydra.convert import convert
     from clara_hydra.reader import analyse
+    from clara_hydra.render import write
     src = tmp_path / "cfg.json"
     src.write_text(json.dumps(CONFIG))
     return Path(write(convert(analyse(CONFIG, file=str(src))), str(tmp_path / "conf")))

@@ -51,9 +51,10 @@ def standin_score(tree: dict) -> float:
 
 @pytest.mark.parametrize("rel,expected", [pytest.param(rel, exp, id=rel) for rel, exp in EXPECTED.items()])
 def test_three_trial_sweep_with_stock_optuna_sweeper(tmp_path, rel, expected):
-    from clara_hydra.convert import convert, write
+    from clara_hydra.convert import convert
     from clara_hydra.paths import get
     from clara_hydra.reader import read
+    from clara_hydra.render import write
 
     src = corpus_or_skip() / rel
     conv = convert(read(str(src)))

@@ -179,9 +179,10 @@ def test_values_as_the_config_writes_them_are_taken_in_overrides(write_config):
 def test_a_sweep_checks_fixed_values_as_its_trials_parse_them_and_skips_its_own_added_keys(tmp_path):
     """The Optuna sweeper gives a fixed value as text ("3") and keeps a swept ``+key`` out of the
     sweep's own config: neither is refused."""
-    from clara_hydra.convert import convert, write
+    from clara_hydra.convert import convert
     from clara_hydra.errors import ClaraHydraError
     from clara_hydra.reader import read
+    from clara_hydra.render import write
     from clara_hydra.resolve import compose
     from clara_hydra.typed import check_overrides, check_sweep
     write(convert(read(str(V41))), str(tmp_path))
@@ -209,8 +210,9 @@ def test_each_hydra_app_of_a_process_loads_its_own_config(tmp_path):
     from hydra import compose, initialize_config_dir
     from hydra._internal.utils import create_config_search_path
 
-    from clara_hydra.convert import convert, write
+    from clara_hydra.convert import convert
     from clara_hydra.reader import read
+    from clara_hydra.render import write
     for name, epochs in (("a", 1), ("b", 2)):
         (tmp_path / name).mkdir()
         (tmp_path / name / "c.json").write_text(json.dumps({"epochs": epochs, "train": {}}))
