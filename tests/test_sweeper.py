@@ -26,8 +26,9 @@ CONFIG = {"x": 0.5, "mode": "a",
 
 @pytest.fixture
 def conf(tmp_path):
-    from clara_hydra.convert import convert, write
+    from clara_hydra.convert import convert
     from clara_hydra.reader import analyse
+    from clara_hydra.render import write
     src = tmp_path / "cfg.json"
     src.write_text(json.dumps(CONFIG))
     conv = convert(analyse(CONFIG, file=str(src)))
@@ -281,6 +282,39 @@ def test_a_storage_deleted_while_the_sweep_runs_is_one_line(tmp_path, conf):
     assert one_error(proc).startswith("error: the sweep's storage failed while in use: "), proc.stderr[-2000:]
 
 
+@pytest.mark.parametrize("option,wanted", [
+    pytest.param("hydra.sweeper.workers=abc", "hydra.sweeper.workers: malformed workers 'abc'", id="workers-abc"),
+    pytest.param("hydra.sweeper.pruner=bogus", "unknown pruner 'bogus'", id="pruner-bogus"),
+    pytest.param("hydra.sweeper.max_failure_rate=-1", "max_failure_rate must be a number from 0 to 1",
+                 id="max-failure-rate-negative"),
+    pytest.param("hydra.sweeper.n_trials=-1", "n_trials must be a whole number >= 0", id="n-trials-negative"),
+    pytest.param("hydra.sweeper.study_trials=abc", "hydra.sweeper.study_trials=abc: Value 'abc' of type 'str' could "
+                 "not be converted to Integer", id="study-trials-abc"),  # typed: refused while Hydra composes
+    pytest.param("hydra.sweeper.study_trials=-2", "study_trials must be a whole number >= 0", id="study-trials-neg"),
+    pytest.param("hydra.sweeper.workers=[0,1]", "hydra.sweeper.workers=[0,1]: Value '[0, 1]' of type 'list' is "
+                 "incompatible", id="workers-list"),
+    pytest.param("hydra.sweeper.n_jobs=0", "n_jobs must be a whole number >= 1", id="n-jobs-zero"),
+    pytest.param("hydra.sweeper.storage=null hydra.sweeper.workers=2", "workers need a persistent storage",
+                 id="workers-without-storage"),
+    pytest.param("hydra.sweeper.direction=bogus", "direction must be minimize or maximize", id="direction-bogus"),
+    pytest.param("hydra.sweeper.finite_space=all", "finite_space must be enumerate or sample", id="finite-space-all"),
+    pytest.param("hydra.sweeper.trial_timeout=0", "trial_timeout must be a number of seconds > 0",
+                 id="trial-timeout-0"),
+    pytest.param("hydra.sweeper.storage=bogus", "not a storage URL", id="storage-not-a-url"),
+    pytest.param("hydra.sweeper.stop_threshold=nan", "stop_threshold must be a finite number", id="stop-threshold-nan"),
+    pytest.param("hydra.sweeper.sampler.seed=99999999999999999999", "the sampler's seed must be a whole number from 0",
+                 id="seed-huge"),
+    pytest.param("=1", "Config group override", id="empty-key"),
+    pytest.param("x=interval(1,0)", "hydra.sweeper.params: a sweep parameter cannot be made",
+                 id="empty-interval"),
+])
+def test_sweeper_options_are_checked_in_one_line(tmp_path, conf, option, wanted):
+    from conftest import one_error
+    proc = sweep(conf, tmp_path, *option.split())
+    assert wanted in one_error(proc)
+    assert not (tmp_path / "sweep" / "0").exists()  # nothing ran
+
+
 def test_a_direction_in_capitals_is_that_direction(tmp_path, conf):
     import optuna
     storage = f"sqlite:///{tmp_path / 's.db'}"
@@ -472,8 +506,9 @@ def test_a_multi_objective_mistake_is_one_line_before_any_trial(tmp_path, conf, 
 
 
 def test_an_objective_the_validation_does_not_have_is_one_line_before_any_trial(tmp_path):
-    from clara_hydra.convert import convert, write
+    from clara_hydra.convert import convert
     from clara_hydra.reader import analyse
+    from clara_hydra.render import write
     config = dict(CONFIG, validate={"metrics": [
         {"name": "MeanDice", "log_label": "val_mean_dice", "is_key_metric": True, "args": {}},
         {"name": "HausdorffDistance", "log_label": "val_hd", "args": {}}]})
@@ -591,8 +626,9 @@ def test_a_conditional_space_samples_an_arg_only_where_its_component_is_enabled(
     """prob is searched on a transform that a second search switches off: trials where it is off
     leave prob out (an empty cell), and the finite space is enumerated as its 6 distinct trials,
     not the 8 combinations that would train some twice."""
-    from clara_hydra.convert import convert, write
+    from clara_hydra.convert import convert
     from clara_hydra.reader import analyse
+    from clara_hydra.render import write
     data = {"x": 0.2, "search": [{"domain": "net", "type": "enum", "args": ["x"], "targets": [0.2, 0.8]}],
             "train": {"pre_transforms": [{"name": "RandFlipd", "args": {"keys": ["image"], "prob": 0.5}, "search": [
                 {"domain": "transform", "type": "enum", "args": ["@disabled"], "targets": [[True], [False]]},
@@ -635,8 +671,9 @@ def test_stop_threshold_holds_on_resume_and_a_handler_can_stop_the_sweep(tmp_pat
 
 
 def test_the_grid_over_a_conditional_space_trains_every_distinct_trial(tmp_path):
-    from clara_hydra.convert import convert, write
+    from clara_hydra.convert import convert
     from clara_hydra.reader import analyse
+    from clara_hydra.render import write
     data = {"x": 0.2, "search": [{"domain": "net", "type": "enum", "args": ["x"], "targets": [0.2, 0.8]}],
             "train": {"pre_transforms": [{"name": "RandFlipd", "args": {"keys": ["image"], "prob": 0.5}, "search": [
                 {"domain": "transform", "type": "enum", "args": ["@disabled"], "targets": [[True], [False]]},

@@ -472,6 +472,10 @@ class ClaraOptunaSweeperImpl:
         refused here, before the study is opened, not as a failed trial that would record this
         search space in the study."""
         from clara_hydra.resolve import override_error
+        absent = object()
+        if all(name.startswith("+") or OmegaConf.select(self.config, name, default=absent) is not absent
+               for name in (*dists, *fixed_params)) and not fixed_overrides:
+            return  # every key is the config's: it composes (composing costs a second on a large config)
         first = {name: dist.choices[0] if isinstance(dist, optuna.distributions.CategoricalDistribution)
                  else dist.low for name, dist in dists.items()}
         overrides = [f"{name}={value}" for name, value in {**first, **fixed_params}.items()] + list(fixed_overrides)
