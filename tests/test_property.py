@@ -287,7 +287,7 @@ def overrides_for(params, entries, chosen, cli):
     return out
 
 
-@settings(max_examples=int(os.environ.get("CLARA_HYDRA_PROPERTY_EXAMPLES", "80")), deadline=None,
+@settings(max_examples=int(os.environ.get("CLARA_HYDRA_PROPERTY_EXAMPLES", "50")), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(configs_and_choices())
 def test_resolve_matches_reference_interpreter(tmp_path_factory, case):
