@@ -25,9 +25,11 @@ def did_you_mean(word: str, candidates, *, quote: bool = False, cutoff: float = 
     return "did you mean " + ", ".join(f"'{c}'" if quote else c for c in close) + "? "
 
 
+#: A full disk (or quota), or a file grown past its size limit.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 #: Errors of the machine that the user fixes: a folder they cannot write, a full disk, a bad path.
-USER_OS_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOENT,
-                            errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOTEMPTY, errno.EFBIG})
+USER_OS_ERRNOS = DISK_FULL_ERRNOS | frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT,
+                                               errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOTEMPTY})
 
 
 def os_error_line(exc: OSError, where_to_change: str) -> str | None:

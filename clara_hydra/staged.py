@@ -5,12 +5,13 @@ a partial folder nor a temporary file, and a folder that was there keeps what it
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from .errors import DISK_FULL_ERRNOS
 
 
 @contextmanager
@@ -45,7 +46,7 @@ def _shown(exc: OSError, tmp: str | None, final: str) -> str:
     the output folder where the disk is full (a copy names its source, a file closed on a full
     disk nothing)."""
     name = str(exc.filename or "")
-    if not name or exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) or final.startswith(name + os.sep):
+    if not name or exc.errno in DISK_FULL_ERRNOS or final.startswith(name + os.sep):
         return final  # (a folder on the way to it that is a file, say: the output's path is what to change)
     if tmp is not None and (name == tmp or name.startswith(tmp + os.sep)):
         return final + name[len(tmp):]

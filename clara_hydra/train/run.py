@@ -334,8 +334,8 @@ def _time_limit(trainer, evaluator, *, started: float) -> None:
 def _disk_full(root: BaseException, message: str) -> bool:
     """Did the failure come of a full disk? (an OSError saying so; torch.save's writer says it
     in its own words: "file write failed", "unexpected pos" of its zip container)"""
-    import errno
-    if isinstance(root, OSError) and root.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+    from ..errors import DISK_FULL_ERRNOS
+    if isinstance(root, OSError) and root.errno in DISK_FULL_ERRNOS:
         return True
     return "PytorchStreamWriter failed writing" in message or "file write failed" in message \
         or ("inline_container" in message and "unexpected pos" in message)
