@@ -1,10 +1,18 @@
-"""Pruners by name, and Clara's ``workers`` string."""
+"""The sweeper's options, each checked before anything runs (a mistyped one is one line naming
+its key): pruners by name, Clara's ``workers`` string, TPE's start-up trials, time limits,
+objectives and handlers."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ClaraHydraError
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from .. import better
+from ..errors import ClaraHydraError, first_line
+from . import liveness
 
 PRUNERS = ("median", "hyperband", "successive_halving", "percentile", "none")
 
@@ -60,7 +68,6 @@ def with_startup(sampler: Any, startup: Any, n_trials: int) -> tuple[Any, int | 
         if sampler.get("n_startup_trials") != STOCK_TPE_STARTUP:
             return sampler, None  # the user's own setting
         startup = startup_trials(n_trials)
-    from omegaconf import OmegaConf
     copy: Any = OmegaConf.to_container(sampler) if OmegaConf.is_config(sampler) else dict(sampler)
     return OmegaConf.create(dict(copy, n_startup_trials=startup)), startup
 
@@ -84,3 +91,147 @@ def parse_workers(spec: Any) -> list[list[str]]:
                                        "worker by ',' (0,1:2,3)")
         out.append(gpus)
     return out
+
+
+@dataclass
+class Options:
+    """The sweeper's own options (``hydra.sweeper.*`` beyond the stock keys), checked."""
+
+    pruner: Any  # the optuna pruner
+    pruner_spec: Any  # as written (a worker process makes its pruner from it)
+    workers: int | str | None
+    study_trials: int | None
+    finite_space: str
+    trial_timeout: float | None
+    timeout: float | None
+    heartbeat_interval: float
+    grace: float
+    objectives: list[str] | None
+    stop_threshold: float | None
+    keep_best: int | None
+    tensorboard: bool
+    handler_specs: list[dict]
+    remove_search_augs: bool
+    export_best: bool
+    startup: int | None  # TPE's start-up trials, where startup_trials set them
+    seed: int | None  # the sampler's
+
+
+def read(*, sampler: Any, direction: Any, n_trials: Any, n_jobs: Any, max_failure_rate: Any, pruner: Any = "median",
+         workers: int | str | None = None, study_trials: int | None = None, finite_space: str = "enumerate",
+         trial_timeout: float | None = None, timeout: float | None = None, objectives: Any = None,
+         stop_threshold: float | None = None, keep_best: int | None = None, tensorboard: bool = False,
+         handlers: Any = None, remove_search_augs: bool = False, startup_trials: Any = "auto",
+         export_best: bool = True, heartbeat_interval: float = liveness.DEFAULT_INTERVAL,
+         grace_period: float = liveness.DEFAULT_GRACE) -> tuple[Options, Any]:
+    """The checked options, and the sampler's config with ``startup_trials`` applied."""
+    pruner_spec = OmegaConf.to_container(pruner) if isinstance(pruner, DictConfig) else pruner
+    if finite_space not in ("enumerate", "sample"):
+        raise ClaraHydraError(f"finite_space must be enumerate or sample, got {finite_space!r}",
+                              location="hydra.sweeper.finite_space",
+                              hint="set hydra.sweeper.finite_space=enumerate (each combination once) or sample")
+    for key, limit in (("trial_timeout", trial_timeout), ("timeout", timeout)):
+        if limit is not None and not limit > 0:
+            raise ClaraHydraError(f"{key} must be a number of seconds > 0, or null; got {limit!r}",
+                                  location=f"hydra.sweeper.{key}", hint=f"set hydra.sweeper.{key}=3600 (or null)")
+    for key, value in (("heartbeat_interval", heartbeat_interval), ("grace_period", grace_period)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ClaraHydraError(f"{key} must be a number of seconds > 0, got {value!r}",
+                                  location=f"hydra.sweeper.{key}", hint=f"set hydra.sweeper.{key}=<seconds>")
+    if grace_period <= 2 * heartbeat_interval:
+        raise ClaraHydraError(f"grace_period ({grace_period:g}s) must be more than twice heartbeat_interval "
+                              f"({heartbeat_interval:g}s): a live trial could pass for dead between two beats",
+                              location="hydra.sweeper.grace_period",
+                              hint=f"set hydra.sweeper.grace_period={max(3 * heartbeat_interval, 120):g}")
+    names = _objectives(objectives, direction)
+    if keep_best is not None and (isinstance(keep_best, bool) or not isinstance(keep_best, int) or keep_best < 1):
+        raise ClaraHydraError(f"keep_best must be a whole number >= 1, or null; got {keep_best!r}",
+                              location="hydra.sweeper.keep_best", hint="set hydra.sweeper.keep_best=30 (or null)")
+    if stop_threshold is not None and not math.isfinite(stop_threshold):
+        raise ClaraHydraError(f"stop_threshold must be a finite number, or null; got {stop_threshold!r}",
+                              location="hydra.sweeper.stop_threshold",
+                              hint="set hydra.sweeper.stop_threshold=0.9 (the key metric to stop at), or null")
+    specs = _handler_specs(handlers)
+    made = _check_stock(n_trials, n_jobs, max_failure_rate, study_trials, workers, pruner_spec, direction)
+    sampler, startup = with_startup(sampler, startup_trials, study_trials if study_trials is not None else n_trials)
+    seed = sampler.get("seed") if hasattr(sampler, "get") else None
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32):
+        raise ClaraHydraError(f"the sampler's seed must be a whole number from 0 to 2**32 - 1, got {seed!r}",
+                              location="hydra.sweeper.sampler.seed",
+                              hint="set hydra.sweeper.sampler.seed=123 (or null: a new seed each run)")
+    return Options(pruner=made, pruner_spec=pruner_spec, workers=workers, study_trials=study_trials,
+                   finite_space=finite_space, trial_timeout=trial_timeout, timeout=timeout,
+                   heartbeat_interval=float(heartbeat_interval), grace=float(grace_period), objectives=names,
+                   stop_threshold=stop_threshold, keep_best=keep_best, tensorboard=bool(tensorboard),
+                   handler_specs=specs, remove_search_augs=bool(remove_search_augs), export_best=bool(export_best),
+                   startup=startup, seed=seed), sampler
+
+
+def _check_stock(n_trials, n_jobs, max_failure_rate, study_trials, workers, pruner_spec, direction):
+    """Every sweeper option a user can mistype is one line before anything runs; gives the pruner."""
+
+    def bad(key: str, got: Any, want: str) -> ClaraHydraError:
+        return ClaraHydraError(f"{key} must be {want}, got {got!r}", location=f"hydra.sweeper.{key}",
+                               hint=f"set hydra.sweeper.{key}=<{want}>")
+
+    def whole(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if not whole(n_trials) or n_trials < 0:
+        raise bad("n_trials", n_trials, "a whole number >= 0")
+    if not whole(n_jobs) or n_jobs < 1:
+        raise bad("n_jobs", n_jobs, "a whole number >= 1")
+    rate = max_failure_rate
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= float(rate) <= 1.0:
+        raise bad("max_failure_rate", rate, "a number from 0 to 1")
+    if study_trials is not None and (not whole(study_trials) or study_trials < 0):
+        raise bad("study_trials", study_trials, "a whole number >= 0, or null")
+    parse_workers(workers)
+    directions = list(direction) if isinstance(direction, (list, tuple, ListConfig)) else [direction]
+    for value in directions:
+        try:
+            better.parse(value)
+        except ValueError:
+            raise ClaraHydraError(f"direction must be minimize or maximize, got {value!r}",
+                                  location="hydra.sweeper.direction", hint="set hydra.sweeper.direction=maximize "
+                                                                           "(or minimize, or a list of them)") from None
+    try:
+        return make_pruner(pruner_spec)
+    except ClaraHydraError:
+        raise
+    except Exception as exc:
+        raise ClaraHydraError(f"cannot make the pruner: {first_line(exc)}", location="hydra.sweeper.pruner",
+                              hint="use median, hyperband, successive_halving, percentile, none, or "
+                                   "{_target_: optuna.pruners.X, ...} with that class's arguments") from None
+
+
+def _handler_specs(handlers: Any) -> list[dict]:
+    """hydra.sweeper.handlers: [{path: module.Class, args: {...}}, ...]."""
+    specs = OmegaConf.to_container(handlers) if isinstance(handlers, (DictConfig, ListConfig)) else handlers
+    if specs is None:
+        return []
+    hint = "write hydra.sweeper.handlers=[{path: module.MyHandler, args: {}}]"
+    if not isinstance(specs, list):
+        raise ClaraHydraError(f"handlers must be a list, got {specs!r}", location="hydra.sweeper.handlers", hint=hint)
+    for i, spec in enumerate(specs):
+        path = spec.get("path") if isinstance(spec, dict) else None
+        if not isinstance(path, str) or "." not in path or not isinstance(spec.get("args") or {}, dict):
+            raise ClaraHydraError(f"a handler is {{path: module.Class, args: {{...}}}}, got {spec!r}",
+                                  location=f"hydra.sweeper.handlers[{i}]", hint=hint)
+    return specs
+
+
+def _objectives(objectives: Any, direction: Any) -> list[str] | None:
+    """hydra.sweeper.objectives: one name per direction (key_metric, train_time, a metric's name)."""
+    if objectives is None:
+        return None
+    names = list(objectives) if isinstance(objectives, (list, tuple, ListConfig)) else [objectives]
+    n = len(direction) if isinstance(direction, (list, tuple, ListConfig)) else 1
+    hint = "one per direction, e.g. hydra.sweeper.direction=[maximize,minimize] " \
+           "hydra.sweeper.objectives=[key_metric,train_time]"
+    if not names or any(not isinstance(x, str) or not x.strip() for x in names):
+        raise ClaraHydraError(f"objectives must be a list of names (key_metric, train_time or a validation "
+                              f"metric's name), got {names!r}", location="hydra.sweeper.objectives", hint=hint)
+    if len(names) != n:
+        raise ClaraHydraError(f"{len(names)} objective(s) for {n} direction(s)", location="hydra.sweeper.objectives",
+                              hint=hint)
+    return [str(x) for x in names]
