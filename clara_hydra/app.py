@@ -128,9 +128,11 @@ def settle_pool_threads(limit_s: float = 60.0) -> None:
     without an active exception"). The pool was told to stop: each thread ends after its item."""
     import threading
     import time
+
+    from .private.python import thread_target
     deadline = time.monotonic() + limit_s
     for thread in threading.enumerate():
-        target = getattr(thread, "_target", None)
+        target = thread_target(thread)
         if thread is not threading.current_thread() and getattr(target, "__module__", "") == "multiprocessing.pool":
             thread.join(max(0.0, deadline - time.monotonic()))
 

@@ -9,7 +9,8 @@ import sys
 from collections.abc import Sequence
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The command line's parser, and each command's own parser by name."""
     p = argparse.ArgumentParser(
         prog="clara-hydra",
         description="Run NVIDIA Clara Train configs and their AutoML search spaces with Hydra, "
@@ -97,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--spacing", type=float, nargs=3, default=[1.0, 1.0, 1.0], metavar=("SX", "SY", "SZ"),
                    help="voxel size in mm (default 1 1 1)")
     d.add_argument("--seed", type=int, default=0)
-    return p
+    return p, sub.choices
 
 
 def _report(args) -> int:
@@ -338,11 +339,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         done = _completion(argv)
         if done is not None:
             return done
-    parser = _parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if argv and argv[0] in sub.choices and argv[0] not in ("train", "validate", "infer"):
+    parser, commands = _parser()
+    if argv and argv[0] in commands and argv[0] not in ("train", "validate", "infer"):
         # flags before or after the overrides: `resolve cfg.json a=1 --json` and `resolve --json cfg.json a=1`
-        args = sub.choices[argv[0]].parse_intermixed_args(argv[1:])
+        args = commands[argv[0]].parse_intermixed_args(argv[1:])
         args.command = argv[0]
     else:
         args = parser.parse_args(argv)

@@ -109,7 +109,7 @@ def analyse(data: Any, env: dict | None = None, *, file: str = "<config>",
         elif key == "lr_search":
             r.lr_search(value)
         elif key in sections:
-            for visit in T._visit(value, (key,), key):
+            for visit in T.walk_node(value, (key,), key):
                 r.visit(visit)
         # first-level params and `_`-keys carry no components
     r.cross_check()

@@ -41,12 +41,8 @@ def _repr_str(dumper, data):
 
 @lru_cache(maxsize=1)
 def _omegaconf_loader():
-    try:
-        from omegaconf._yaml import get_yaml_loader
-        return get_yaml_loader()
-    except ImportError:  # pragma: no cover - another OmegaConf layout
-        from omegaconf._utils import get_yaml_loader  # type: ignore[attr-defined,no-redef]
-        return get_yaml_loader()
+    from .private.omegaconf import yaml_loader
+    return yaml_loader()
 
 
 def _read_as_other(text: str) -> bool:

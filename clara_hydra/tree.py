@@ -103,10 +103,11 @@ def walk(tree: dict, *, top_level: bool = True) -> Iterator[Visit]:
             continue
         if isinstance(key, str) and key.startswith("_"):
             continue
-        yield from _visit(value, (key,), key)
+        yield from walk_node(value, (key,), key)
 
 
-def _visit(node: Any, loc: Loc, key: str | None) -> Iterator[Visit]:
+def walk_node(node: Any, loc: Loc, key: str | None) -> Iterator[Visit]:
+    """:func:`walk` from one node, at ``loc`` (under ``key``)."""
     if isinstance(node, dict):
         if is_ref(node):
             yield Visit("ref", loc, node, key)
@@ -118,16 +119,16 @@ def _visit(node: Any, loc: Loc, key: str | None) -> Iterator[Visit]:
                     if isinstance(ak, str) and ak.startswith("_"):
                         continue
                     if _args_child_is_components(av):
-                        yield from _visit(av, loc + ("args", ak), ak)
+                        yield from walk_node(av, loc + ("args", ak), ak)
         else:
             yield Visit("container", loc, node, key)
             for k, v in node.items():
                 if isinstance(k, str) and k.startswith("_"):
                     continue
-                yield from _visit(v, loc + (k,), k)
+                yield from walk_node(v, loc + (k,), k)
     elif isinstance(node, list):
         if key in SINGULAR_SLOTS and node and all(is_member(m) for m in node):
             yield Visit("alternatives", loc, node, key)
         for i, member in enumerate(node):
             if isinstance(member, (dict, list)):
-                yield from _visit(member, loc + (i,), None)
+                yield from walk_node(member, loc + (i,), None)

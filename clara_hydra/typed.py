@@ -22,6 +22,7 @@ from .argtypes import check_override, components, detect_era, spec_of, takes_err
 from .effective import META_KEY
 from .kinds import Kinds, is_code, is_interpolation, kind_of
 from .paths import clara, dotted
+from .private import omegaconf as nodes
 from .schema import WELL_KNOWN
 from .values import EVALUATION_BOOLEANS, as_bool, is_name_ref
 
@@ -153,8 +154,8 @@ def _type(parent: Any, key: str | int, kinds: Kinds) -> None:
     from omegaconf import DictConfig, ListConfig, UnionNode, ValueNode
     optional = "none" in kinds
     base = kinds - {"none"}
-    child = parent._get_node(key)
-    value = child._value() if isinstance(child, ValueNode) else None
+    child = nodes.child(parent, key)
+    value = nodes.value(child) if isinstance(child, ValueNode) else None
     if base == {"float", "int"} and isinstance(value, int) and not isinstance(value, bool):
         # an integer as written stays an integer; a float may replace it (OmegaConf takes typing.Union)
         node: Any = UnionNode(value, Union[int, float], key=key, parent=parent, is_optional=optional)  # noqa: UP007
@@ -164,19 +165,19 @@ def _type(parent: Any, key: str | int, kinds: Kinds) -> None:
         union = Union[tuple(_PRIMITIVES[k] for k in sorted(base))]  # type: ignore[valid-type]  # noqa: UP007
         node = UnionNode(value, union, key=key, parent=parent, is_optional=optional)
     elif base == {"list"} and isinstance(child, ListConfig):
-        child._metadata.ref_type, child._metadata.optional = list[_Any], optional
+        nodes.declare(child, list[_Any], optional)
         return
     elif base == {"list"} and isinstance(child, ValueNode) and is_interpolation(value):
         node = ListConfig(content=value, ref_type=list[_Any], is_optional=optional, key=key,
                           parent=parent)  # an interpolation that gives a list: only a list replaces it
     elif base == {"dict"} and isinstance(child, DictConfig):
-        child._metadata.ref_type, child._metadata.optional = dict[_Any, _Any], optional
+        nodes.declare(child, dict[_Any, _Any], optional)
         return
     else:
         if isinstance(key, str):
-            parent._set_flag(f"{KINDS_FLAG}{key}={'|'.join(sorted(kinds))}", True)
+            nodes.set_flag(parent, f"{KINDS_FLAG}{key}={'|'.join(sorted(kinds))}", True)
         return
-    parent.__dict__["_content"][key] = node  # (assigning it would deep-copy the node: slow for 10,000 args)
+    nodes.replace_child(parent, key, node)
 
 
 _PRIMITIVES = {"bool": bool, "int": int, "float": float, "str": str}
@@ -184,7 +185,7 @@ _PRIMITIVES = {"bool": bool, "int": int, "float": float, "str": str}
 
 def recorded_kinds(args_node: Any, arg: str) -> Kinds | None:
     """What the arg ``arg`` of several kinds takes, as typed when the config was loaded."""
-    flags = getattr(getattr(args_node, "_metadata", None), "flags", None) or {}
+    flags = nodes.flags(args_node)
     prefix = f"{KINDS_FLAG}{arg}="
     for flag in flags:
         if flag.startswith(prefix):
@@ -271,18 +272,18 @@ def _explained(exc: BaseException) -> Any:
     parent, key, full = (getattr(cause, a, None) for a in ("parent_node", "key", "full_key"))
     text = str(exc).splitlines()[0] if str(exc) else ""
     given = text.split("=", 1)[1] if text.startswith("Error merging override") and "=" in text else None
-    if parent is not None and parent._get_parent() is None and isinstance(cause, ValidationError) \
+    if parent is not None and nodes.parent(parent) is None and isinstance(cause, ValidationError) \
             and isinstance(key, str) and full == key:
         kinds = node_kinds(getattr(cause, "child_node", None))  # a first-level param
         if kinds is not None:
             return takes_error(f"'{key}'", kinds, given, key)
-    if parent is None or not isinstance(key, str) or not full or parent._key() != "args":
+    if parent is None or not isinstance(key, str) or not full or nodes.key(parent) != "args":
         return None
-    comp_node = parent._get_parent()
+    comp_node = nodes.parent(parent)
     comp = OmegaConf.to_container(comp_node, resolve=False) if comp_node is not None else None
     if not isinstance(comp, dict) or not T.is_component(comp):
         return None
-    root = OmegaConf.to_container(parent._get_root(), resolve=False)
+    root = OmegaConf.to_container(nodes.root(parent), resolve=False)
     spec = spec_of(comp, detect_era(root) if isinstance(root, dict) else "v4")
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
         if spec.closed and not spec.takes(key):
@@ -303,19 +304,19 @@ def node_kinds(node: Any) -> Kinds | None:
     from typing import Any as _Any
 
     from omegaconf import BooleanNode, DictConfig, FloatNode, IntegerNode, ListConfig, StringNode, UnionNode
-    if isinstance(node, (ListConfig, DictConfig)) and node._metadata.ref_type is _Any:
+    if isinstance(node, (ListConfig, DictConfig)) and nodes.ref_type(node) is _Any:
         return None
     if isinstance(node, UnionNode):
         names = {bool: "bool", int: "int", float: "float", str: "str"}
-        members = getattr(node._metadata.ref_type, "__args__", ())
+        members = getattr(nodes.ref_type(node), "__args__", ())
         union = {names[t] for t in members if t in names}
-        return frozenset(union | ({"none"} if node._is_optional() else set())) if union else None
+        return frozenset(union | ({"none"} if nodes.is_optional(node) else set())) if union else None
     kinds = next((k for t, k in ((BooleanNode, {"bool"}), (IntegerNode, {"int"}), (FloatNode, {"float", "int"}),
                                  (StringNode, {"str"}), (ListConfig, {"list"}), (DictConfig, {"dict"}))
                   if isinstance(node, t)), None)
     if kinds is None:
         return None
-    return frozenset(kinds | ({"none"} if node._is_optional() else set()))
+    return frozenset(kinds | ({"none"} if nodes.is_optional(node) else set()))
 
 
 def check_sweep(cfg: Any, values: dict[str, list], file: str | None = None) -> None:
@@ -344,7 +345,7 @@ def check_sweep(cfg: Any, values: dict[str, list], file: str | None = None) -> N
         for v in map(_decoded, candidates):
             if kinds is not None:
                 try:
-                    copy.deepcopy(node)._set_value(v)  # the node's own conversion: "5" is an integer
+                    nodes.set_value(copy.deepcopy(node), v)  # the node's own conversion: "5" is an integer
                     fits_node = True
                 except OmegaConfBaseException:
                     fits_node = False
@@ -389,7 +390,7 @@ def _select_node(cfg: Any, key: str) -> Any:
             return None
         index: Any = int(part) if OmegaConf.is_list(node) and part.lstrip("-").isdigit() else part
         try:
-            node = node._get_node(index)
+            node = nodes.child(node, index)
         except Exception:  # noqa: BLE001 - a key the config does not have: Hydra says so when it composes
             return None
     return node

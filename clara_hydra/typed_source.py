@@ -18,6 +18,7 @@ from hydra.core.object_type import ObjectType
 from hydra.plugins.config_source import ConfigLoadError, ConfigResult, ConfigSource
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
+from .private import hydra as private_hydra
 from .typed import MARKER, apply_types
 
 SCHEME = "clara-typed"
@@ -45,10 +46,8 @@ class TypedConfigSource(ConfigSource):
         return SCHEME
 
     def _other(self, provider: str, path: str) -> Any:
-        from hydra._internal.sources_registry import SourcesRegistry
         if path not in self._others:
-            source_type = SourcesRegistry.instance().resolve(path.split("://", 1)[0])
-            self._others[path] = source_type(provider=provider, path=path)
+            self._others[path] = private_hydra.source(provider, path)
         return self._others[path]
 
     def _find(self, config_path: str) -> tuple[str, str] | None:
@@ -58,7 +57,7 @@ class TypedConfigSource(ConfigSource):
         search_path = _SEARCH_PATHS.get(self.path.split("://", 1)[-1])
         if search_path is None:
             return None
-        name = self._normalize_file_name(config_path)
+        name = private_hydra.file_name(config_path)
         for e in search_path.get_path():
             path = e.path or ""
             if path.startswith(f"{SCHEME}://"):
@@ -83,7 +82,7 @@ class TypedConfigSource(ConfigSource):
             raise ConfigLoadError(f"Config not found : {config_path}")
         folder, full = found
         with open(full, encoding="utf-8") as fh:
-            header = ConfigSource._get_header_dict(fh.read(512))
+            header = private_hydra.header(fh.read(512))
             fh.seek(0)
             cfg = OmegaConf.load(fh)
         return ConfigResult(config=apply_types(cfg), path=f"file://{folder}", provider=self.provider, header=header)

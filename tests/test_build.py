@@ -283,5 +283,5 @@ def test_a_resumed_saver_knows_the_checkpoint_files_as_at_its_resume_point(tmp_p
     for name in ("model_key_metric=0.2700.pt", "model.pt", "other_key_metric=0.1.pt"):
         (tmp_path / name).write_text("x")
     _files_as_at_the_point(checkpoint)
-    assert checkpoint._saved == []
+    assert checkpoint.state_dict()["_saved"] == []  # (ignite's public state)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt", "other_key_metric=0.1.pt"]

@@ -1,11 +1,14 @@
-"""The private Optuna / hydra-optuna-sweeper API clara-hydra uses, all of it reached through
-clara_hydra.sweep.upstream: each adapter is called on the installed versions, so an upgrade that
-renames or reshapes one fails here, by name, instead of in the middle of a user's sweep."""
+"""The private API of the libraries clara-hydra uses, all of it reached through one module per
+library: Optuna's and hydra-optuna-sweeper's through clara_hydra.sweep.upstream, OmegaConf's,
+hydra-core's and MONAI's through clara_hydra/private/. Each adapter is called on the installed
+versions, so an upgrade that renames or reshapes one fails here, by name, instead of in the
+middle of a user's sweep; and no other module touches a private name."""
 
 from __future__ import annotations
 
 import importlib
 
+import omegaconf
 import optuna
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -14,6 +17,10 @@ from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
+from clara_hydra.private import hydra as private_hydra
+from clara_hydra.private import monai as private_monai
+from clara_hydra.private import omegaconf as private_omegaconf
+from clara_hydra.private import python as private_python
 from clara_hydra.sweep import upstream
 
 
@@ -132,12 +139,6 @@ def test_system_attributes_of_a_trial_and_the_study():
     assert "clara_heartbeat" not in upstream.stored_trial(study, trial).user_attrs
 
 
-def test_job_exception_without_writing_to_stderr(capsys):
-    error = ValueError("boom")
-    assert upstream.job_exception(JobReturn(_return_value=error, status=JobStatus.FAILED)) is error
-    assert capsys.readouterr().err == ""
-
-
 #: The first x in [0, 1] a fresh study asks of a sampler seeded 1, and seeded 5 (NumPy's
 #: RandomState(seed).uniform(): the first trial of TPE is its random sampler's).
 FIRST_OF_SEED_1 = 0.417022004702574
@@ -193,3 +194,161 @@ def test_grid_sampler_from_a_deferred_grid():
     assert not upstream.is_deferred_grid(_stock({"x": "choice(1, 2)"}).sampler)  # not a grid sampler
     with pytest.raises(ValueError):
         upstream.grid(upstream.search_space(_stock({"x": "interval(0, 1)"}), [])[0])  # a continuous range
+
+
+# ------------------------------------------------------------------ the other libraries' private API
+#: Every module that reaches into a library's private API, by library (its PRIVATE_NAMES).
+PRIVATE_MODULES = {"optuna, hydra-optuna-sweeper": upstream, "omegaconf": private_omegaconf,
+                   "hydra-core": private_hydra, "monai": private_monai, "python": private_python}
+
+
+def _made(owner):
+    """A real instance of ``owner``, for names an instance sets (a node's parent, a saver's checkpoint)."""
+    if owner is omegaconf.base.Node or owner is omegaconf.basecontainer.BaseContainer:
+        return OmegaConf.create({"a": {"b": 1}}).a
+    if owner is omegaconf.nodes.ValueNode:
+        return omegaconf.nodes.IntegerNode(1)
+    if owner is omegaconf.base.Metadata:
+        return OmegaConf.create({"a": 1})._metadata  # (the one name this test reads itself)
+    if owner.__name__ == "Thread":
+        import threading
+        return threading.Thread(target=print)
+    if owner.__name__ == "CheckpointSaver":
+        import tempfile
+
+        import torch
+        return owner(save_dir=tempfile.gettempdir(), save_dict={"net": torch.nn.Linear(1, 1)}, save_key_metric=True)
+    return _instance_of(owner)
+
+
+@pytest.mark.parametrize("module,owner,name", [
+    pytest.param(m, o, n, id=f"{lib}:{o}.{n}") for lib, m in PRIVATE_MODULES.items() if m is not upstream
+    for o, names in m.PRIVATE_NAMES.items() for n in names])
+def test_each_private_name_of_omegaconf_hydra_and_monai_is_still_there(module, owner, name):
+    obj = _owner(owner)
+    target = obj if hasattr(obj, name) else _made(obj)
+    assert target is not None and hasattr(target, name), (
+        f"{owner} has no {name} any more: an upgrade changed the private API that {module.__name__} relies on; "
+        f"adapt that module (and only it)")
+
+
+def test_omegaconf_nodes_as_typing_a_config_uses_them():
+    from typing import Any
+
+    from omegaconf import FloatNode, IntegerNode, ListConfig
+    from omegaconf.errors import ValidationError
+    o = private_omegaconf
+    cfg = OmegaConf.create({"comp": {"args": {"x": 1, "y": "${comp.args.x}"}}, "items": [1, 2]})
+    args = o.child(o.child(cfg, "comp"), "args")
+    assert o.value(o.child(args, "y")) == "${comp.args.x}"  # as written, not resolved
+    assert o.key(args) == "args" and o.parent(args) is o.child(cfg, "comp") and o.root(args) is cfg
+    items = o.child(cfg, "items")
+    assert isinstance(items, ListConfig) and o.ref_type(items) is Any and o.is_optional(items)  # untyped
+    o.declare(items, list[Any], False)
+    assert o.ref_type(items) == list[Any] and not o.is_optional(items)
+    with pytest.raises(ValidationError):
+        cfg.items = None  # a list, not null, from now on
+    o.set_flag(args, "clara_kinds:x=int", True)
+    assert o.flags(args) == {"clara_kinds:x=int": True} and o.flags(None) == {}
+    node = IntegerNode(1)
+    o.set_value(node, "5")
+    assert o.value(node) == 5
+    with pytest.raises(ValidationError):
+        o.set_value(node, "five")
+    o.replace_child(args, "x", FloatNode(2.5, key="x", parent=args))
+    assert cfg.comp.args.x == 2.5 and isinstance(o.child(args, "x"), FloatNode) and cfg.comp.args.y == 2.5
+    import yaml
+    assert yaml.load("a: 1e5", Loader=o.yaml_loader()) == {"a": 100000.0}  # (PyYAML's own reads a string)
+
+
+def test_hydra_sources_headers_and_a_jobs_exception(capsys):
+    from hydra.core.plugins import Plugins
+    Plugins.instance()  # (Hydra registers its source types when it starts, as in any app)
+    h = private_hydra
+    assert h.source("hydra", "pkg://hydra.conf").is_config("hydra/help/default")
+    assert not h.source("hydra", "pkg://hydra.conf").is_config("no/such/config")
+    assert h.header("# @package _global_\nx: 1\n") == {"package": "_global_"}
+    assert h.file_name("db/mysql") == "db/mysql.yaml" and h.file_name("a.yaml") == "a.yaml"
+    error = ValueError("boom")
+    assert h.job_exception(JobReturn(_return_value=error, status=JobStatus.FAILED)) is error
+    assert capsys.readouterr().err == ""
+
+
+def test_the_function_a_thread_runs():
+    import threading
+    from multiprocessing.pool import ThreadPool
+    assert private_python.thread_target(threading.Thread(target=print)) is print
+    with ThreadPool(1) as pool:  # what settle_pool_threads looks for
+        assert any(getattr(private_python.thread_target(t), "__module__", "") == "multiprocessing.pool"
+                   for t in threading.enumerate())
+        pool.terminate()
+
+
+def test_a_checkpoint_savers_key_metric_checkpoint(tmp_path):
+    import torch
+    from ignite.handlers import Checkpoint
+    from monai.handlers import CheckpointSaver
+    net = {"net": torch.nn.Linear(1, 1)}
+    kept = private_monai.key_metric_checkpoint(CheckpointSaver(save_dir=str(tmp_path), save_dict=net,
+                                                               save_key_metric=True))
+    assert isinstance(kept, Checkpoint) and kept.save_handler.dirname == tmp_path
+    assert private_monai.key_metric_checkpoint(CheckpointSaver(save_dir=str(tmp_path), save_dict=net,
+                                                               save_final=True)) is None
+
+
+#: The modules where a library's private API may be touched, and nowhere else.
+PRIVATE_HOMES = {"clara_hydra/sweep/upstream.py", *(f"clara_hydra/private/{lib}.py" for lib in
+                                                     ("omegaconf", "hydra", "monai", "python"))}
+#: Underscored names that are public API all the same (os._exit is documented).
+PUBLIC_ALL_THE_SAME = {"_exit"}
+
+
+def private_touches(source: str) -> list[str]:
+    """Each place ``source`` reaches a private name of another object or module: ``x._name`` (not
+    ``self._name``), ``getattr(x, "_name")``, ``x.__dict__["_name"]``, ``from a._b import c``,
+    ``from a import _b``."""
+    import ast
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        name = None
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__") \
+                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+            name = node.attr
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr") \
+                and len(node.args) > 1 and isinstance(node.args[1], ast.Constant) \
+                and str(node.args[1].value).startswith("_") and not str(node.args[1].value).startswith("__"):
+            name = node.args[1].value
+        elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) \
+                and isinstance(node.value, ast.Attribute) and node.value.attr == "__dict__":
+            name = f"__dict__[{node.slice.value!r}]"
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if any(p.startswith("_") and not p.startswith("__") for p in node.module.split(".")):
+                name = f"from {node.module}"
+            else:
+                name = next((a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")),
+                            None)
+        if name is not None and name not in PUBLIC_ALL_THE_SAME:
+            found.append(f"{node.lineno}: {name}")
+    return found
+
+
+@pytest.mark.parametrize("source,touches", [
+    pytest.param("x._value()", ["1: _value"], id="attribute"),
+    pytest.param("self._own = 1\ncls._too", [], id="own"),
+    pytest.param("getattr(node, '_metadata', None)", ["1: _metadata"], id="getattr"),
+    pytest.param("p.__dict__['_content'][k] = n", ["1: __dict__['_content']"], id="dict"),
+    pytest.param("from omegaconf._yaml import get_yaml_loader", ["1: from omegaconf._yaml"], id="private-module"),
+    pytest.param("from hydra.plugins import _x", ["1: _x"], id="private-name"),
+    pytest.param("from ._local import helper\nos._exit(3)", [], id="relative-and-documented"),
+])
+def test_the_private_api_scan_finds_each_kind_of_touch(source, touches):
+    assert private_touches(source) == touches
+
+
+def test_no_private_api_outside_its_modules():
+    from conftest import ROOT
+    files = sorted([*ROOT.glob("clara_hydra/**/*.py"), *ROOT.glob("hydra_plugins/clara_hydra_sweeper/*.py")])
+    assert len(files) > 50
+    outside = [f"{f.relative_to(ROOT)}:{touch}" for f in files if str(f.relative_to(ROOT)) not in PRIVATE_HOMES
+               for touch in private_touches(f.read_text())]
+    assert not outside, "private API outside clara_hydra/private/ and sweep/upstream.py: " + "; ".join(outside)

@@ -22,8 +22,8 @@ from .. import procs
 from ..errors import ClaraHydraError, first_line
 from ..logs import notice
 from ..paths import config_dirs
+from ..private import hydra as private_hydra
 from . import trial as trial_ctx
-from . import upstream
 from .loop import Ended, Job
 from .options import parse_workers
 from .outcomes import exit_cause
@@ -91,7 +91,7 @@ class LauncherRunner:
             if ret.status == JobStatus.COMPLETED:
                 ended.append(Ended(job, start, "complete", value=ret.return_value))
                 continue
-            exc = upstream.job_exception(ret)
+            exc = private_hydra.job_exception(ret)
             if isinstance(exc, optuna.TrialPruned):
                 ended.append(Ended(job, start, "pruned", reason=str(exc)))
             else:

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import optuna
-from hydra.core.utils import JobReturn
 from hydra_plugins.hydra_optuna_sweeper import _impl as stock
 from omegaconf import DictConfig
 from optuna.distributions import BaseDistribution, IntDistribution
@@ -29,7 +28,6 @@ PRIVATE_NAMES: dict[str, tuple[str, ...]] = {
     "hydra_plugins.hydra_optuna_sweeper._impl.OptunaSweeperImpl": (
         "_process_searchspace_config", "_parse_sweeper_params_config", "_get_directions", "_configure_trials",
         "_to_grid_sampler_choices"),
-    "hydra.core.utils.JobReturn": ("_return_value",),
     "optuna.study.Study": ("_storage", "_study_id"),
     "optuna.trial.Trial": ("_trial_id", "_suggest"),
     "optuna.trial.FrozenTrial": ("_trial_id",),
@@ -109,12 +107,6 @@ def trial_overrides(impl: stock.OptunaSweeperImpl, trial: Trial, dists: dict[str
     """The overrides of one asked trial: its sampled values (suggested on the trial) and the fixed
     ones, formatted as the stock sweeper formats them."""
     return list(impl._configure_trials([trial], dists, fixed_params, fixed_overrides)[0])
-
-
-def job_exception(ret: JobReturn) -> Any:
-    """What a failed Hydra job raised. (The public ``return_value`` re-raises it, after writing an
-    "Error executing job" line to stderr that the sweeper's own trial line replaces.)"""
-    return ret._return_value
 
 
 def stored_trial(study: optuna.Study, trial: Trial) -> FrozenTrial:

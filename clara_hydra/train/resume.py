@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from ..logs import notice
+from ..private.monai import key_metric_checkpoint
 from ..sweep.protocol import remove_resume_point, resume_file
 from .dist import unwrapped
 
@@ -20,7 +21,7 @@ class ResumePoint:
     def __init__(self, run_dir: str, trainer, evaluator, scheduler, savers: list, at_best: dict) -> None:
         self.run_dir, self.path = run_dir, resume_file(run_dir)
         self.trainer, self.evaluator, self.scheduler = trainer, evaluator, scheduler
-        self.savers = [s for s in savers if getattr(s, "_key_metric_checkpoint", None) is not None]
+        self.kept = [kept for kept in map(key_metric_checkpoint, savers) if kept is not None]  # their best files
         self.at_best = at_best  # a multi-objective trial's metrics at its best epoch (updated in place)
 
     def state(self) -> dict[str, Any]:
@@ -30,7 +31,7 @@ class ResumePoint:
                 "lr_scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
                 "best_metric": getattr(e.state, "best_metric", None) if e is not None else None,
                 "best_metric_epoch": getattr(e.state, "best_metric_epoch", None) if e is not None else None,
-                "savers": [s._key_metric_checkpoint.state_dict() for s in self.savers],
+                "savers": [kept.state_dict() for kept in self.kept],
                 "at_best": dict(self.at_best)}
 
     def attach(self) -> None:
@@ -70,9 +71,9 @@ class ResumePoint:
         t.state.epoch, t.state.iteration = int(saved["epoch"]), int(saved["iteration"])
         if e is not None and saved.get("best_metric") is not None:
             e.state.best_metric, e.state.best_metric_epoch = saved["best_metric"], saved["best_metric_epoch"]
-        for saver, kept in zip(self.savers, saved.get("savers") or []):
-            saver._key_metric_checkpoint.load_state_dict(kept)
-            _files_as_at_the_point(saver._key_metric_checkpoint)
+        for kept, state in zip(self.kept, saved.get("savers") or []):
+            kept.load_state_dict(state)
+            _files_as_at_the_point(kept)
         self.at_best.update(saved.get("at_best") or {})
         notice(f"resuming after epoch {saved['epoch']}/{t.state.max_epochs} (the trial was interrupted): "
                f"{self.path}")
@@ -92,9 +93,10 @@ def _files_as_at_the_point(checkpoint) -> None:
     folder = getattr(checkpoint.save_handler, "dirname", None)
     if folder is None:
         return
-    known = [item.filename for item in checkpoint._saved]
-    checkpoint._saved = [item for item in checkpoint._saved if os.path.exists(os.path.join(folder, item.filename))]
-    kept = {item.filename for item in checkpoint._saved}
+    (field, saved), = checkpoint.state_dict().items()  # ignite's public state: [(priority, filename), ...]
+    known = [name for _, name in saved]
+    checkpoint.load_state_dict({field: [(p, name) for p, name in saved if os.path.exists(os.path.join(folder, name))]})
+    kept = {name for _, name in checkpoint.state_dict()[field]}
     for name in known:
         shape = re.sub(r"=[^=/]*(\.\w+)$", r"=*\1", name)  # model_key_metric=0.2684.pt -> model_key_metric=*.pt
         if shape == name:

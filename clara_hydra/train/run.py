@@ -61,18 +61,6 @@ def build(tree: dict, *, config_file: str | None, device: str, amp: bool, share_
 def _parsed(parser, ident: str):
     """Build ``ident``; a failure is located at the innermost item MONAI was building (its own
     item ids, e.g. ``train::optimizer``), in Clara's terms (``train.optimizer``)."""
-    resolver = parser.ref_resolver
-    failing: list[str] = []
-    original = type(resolver)._resolve_one_item
-
-    def traced(id, waiting_list=None, **kwargs):  # noqa: A002 - MONAI's parameter name
-        try:
-            return original(resolver, id, waiting_list=waiting_list, **kwargs)
-        except Exception:
-            if not failing:
-                failing.append(id)  # the innermost item fails first
-            raise
-    resolver._resolve_one_item = traced
     try:
         return parser.get_parsed_content(ident)
     except ClaraHydraError:
@@ -82,15 +70,38 @@ def _parsed(parser, ident: str):
         while root.__cause__ is not None:
             root = root.__cause__
         text = str(root).strip().splitlines()
-        item = failing[0] if failing else ident
+        item = _failing_item(parser.ref_resolver, ident) or ident
         cls = _class_of(parser, item)
         full = _disk_full(root, text[0] if text else "")
         raise BuildError(f"cannot build {cls or 'it'}: {type(root).__name__}: {text[0] if text else ''}",
                          location=clara_location(item),
                          hint="free space, or choose a folder with free space: hydra.run.dir=..." if full
                          else "check the component's args against its class") from None
-    finally:
-        del resolver._resolve_one_item
+
+
+def _failing_item(resolver, ident: str) -> str | None:
+    """The item whose building failed while ``ident`` was built. MONAI resolves an item's
+    references first, depth first in the order they are written, and stops at the first failure:
+    so it is the first item on that walk that is not resolved while every item it refers to is
+    (or that refers to an item the config does not have). Public API only: the resolver's
+    ``items`` and ``resolved_content``, ``find_refs_in_config``."""
+    seen: set[str] = set()
+
+    def walk(id: str) -> str | None:  # noqa: A002 - MONAI's word
+        if id in resolver.resolved_content or id in seen or id not in resolver.items:
+            return None
+        seen.add(id)
+        item = resolver.items[id]
+        config = item.get_config() if hasattr(item, "get_config") else None
+        for ref in resolver.find_refs_in_config(config, id=id) if config is not None else ():
+            if ref not in resolver.items:
+                return id  # it refers to an item the config does not have
+            found = walk(ref)
+            if found is not None:
+                return found
+        return id
+
+    return walk(resolver.normalize_id(ident))
 
 
 def _class_of(parser, item: str) -> str | None:
