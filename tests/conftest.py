@@ -56,6 +56,32 @@ def training_configs() -> list[Path]:
     return out
 
 
+#: The files whose tests take longest (end-to-end sweeps and training), longest first: they start
+#: first, so that the suite's two worker processes (scripts/test.sh) end together.
+LONGEST_FIRST = ("test_mmar.py", "test_sweeper.py", "test_train.py", "test_failures.py", "test_liveness.py",
+                 "test_better.py", "test_stock.py", "test_ddp.py", "test_hostile.py", "test_slurm.py")
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    """The longest files first, each file's tests in their order, the other files as collected."""
+    def rank(item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+    items.sort(key=rank)  # (a stable sort)
+
+
+def apt_install(*packages: str) -> None:
+    """Debian's packages (the test's PostgreSQL or SLURM), installed as root, one install at a time
+    on the machine: the suite's worker processes (pytest-xdist) may both need one, and apt holds a
+    lock that a second apt-get fails on."""
+    import fcntl
+    with open("/tmp/clara-hydra-apt.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True, capture_output=True, env=env)
+
+
 def clara_cli() -> list[str]:
     exe = BIN / "clara-hydra"
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "clara_hydra"]

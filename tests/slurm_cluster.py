@@ -34,9 +34,8 @@ def installed() -> bool:
 
 
 def install() -> None:
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *PACKAGES], check=True, capture_output=True, env=env)
+    from conftest import apt_install
+    apt_install(*PACKAGES)
 
 
 class SlurmCluster:

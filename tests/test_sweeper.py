@@ -133,9 +133,8 @@ def postgres(tmp_path_factory):
     if bindir is None:
         if shutil.which("apt-get") is None or os.geteuid() != 0:
             pytest.skip("PostgreSQL is not installed and cannot be installed here")
-        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "postgresql"], check=True, capture_output=True,
-                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        from conftest import apt_install
+        apt_install("postgresql")
         bindir = sorted(Path("/usr/lib/postgresql").glob("*/bin"))[0]
     import tempfile
     data = Path(tempfile.mkdtemp(prefix="clara-hydra-pg-"))  # the postgres user must reach it
