@@ -21,9 +21,6 @@ from typing import Any
 from . import tree as T
 from .errors import ClaraHydraError
 
-#: Blocks of a search space: gone from an exported config (the values they chose are in place)
-SEARCH_KEYS = ("search", "apply")
-TOP_SEARCH_KEYS = ("search", "lr_search")
 #: What the exported environment.json names (relative to the exported MMAR)
 CKPT = "models/model.pt"
 TORCHSCRIPT = "models/model.ts"
@@ -37,8 +34,8 @@ def written(raw: Any, effective: Any, names: set[str], top: bool = True) -> Any:
     is written into."""
     if T.is_ref(raw):
         return raw  # {"ref": name}: it follows the component it names, whose values are written in
-    if isinstance(raw, dict) and isinstance(effective, dict):
-        drop = TOP_SEARCH_KEYS if top else SEARCH_KEYS
+    if isinstance(raw, dict) and isinstance(effective, dict):  # (search blocks go: their values are in place)
+        drop = T.TOP_SEARCH_KEYS if top else T.SEARCH_KEYS
         out = {k: (written(v, effective[k], names, False) if k in effective else v)
                for k, v in raw.items() if k not in drop}
         if not top:  # e.g. "disabled" that a searched @disabled set, where the JSON had none
@@ -109,8 +106,9 @@ def search_block(config: Any) -> str | None:
     from .paths import clara, nodes
     for loc, node in nodes(config):
         if isinstance(node, dict):
-            for key in (TOP_SEARCH_KEYS if loc == () else SEARCH_KEYS):
-                if key in node:
+            keys = T.TOP_SEARCH_KEYS if loc == () else T.SEARCH_KEYS
+            for key in node:  # (in the order the JSON writes them)
+                if key in keys:
                     return clara(loc + (key,))
     return None
 

@@ -22,6 +22,8 @@ SINGULAR_SLOTS = frozenset({
 SECTIONS = frozenset({"train", "validate"})
 #: Top-level keys with a meaning of their own (not params, not sections).
 TOP_SEARCH_KEYS = frozenset({"search", "lr_search"})
+#: A component's keys that search (its own search list, an apply block).
+SEARCH_KEYS = frozenset({"search", "apply"})
 
 
 def is_component(node: Any) -> bool:
