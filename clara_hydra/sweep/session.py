@@ -23,9 +23,8 @@ from ..space import active
 from . import checks, identity, liveness, loop, results, sampling, upstream
 from .loop import Ended, Job
 from .options import Options
-from .outcomes import tell, values
+from .outcomes import tell
 from .protocol import (
-    ATTR_DURATION,
     ATTR_HOST,
     ATTR_JOB_DIR,
     ATTR_OBJECTIVES,
@@ -47,6 +46,7 @@ from .recovery import Recovery
 from .runners import LauncherRunner, WorkerRunner
 from .stopping import Stops
 from .storage import absolute, masked, open_storage, retrying
+from .telling import Teller
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
@@ -94,7 +94,7 @@ class Sweep:
                 self._shutdown()
         else:
             self._shutdown()
-        self.write()
+        self.teller.write()
         self._finish(ran=bool(to_go))
 
     def _open(self, arguments: list[str]) -> tuple[int, int | None]:
@@ -151,6 +151,8 @@ class Sweep:
                                  objectives=self.objectives)
         self.marked = self.recovery.recover()
         self._start_engine(study, dists, directions)
+        self.teller = Teller(study, beater=self.beater, stops=self.stops, events=self.events, sweep_dir=self.sweep_dir,
+                             params=list(dists), options=o)
         return impl.n_trials, grid_size
 
     def _shutdown(self) -> None:
@@ -167,7 +169,7 @@ class Sweep:
             notice(f"best trial: #{best.number}, value {best.value:.4f}, {results.format_params(best.params)}; "
                    f"results in {self.sweep_dir}")
             if self.o.export_best and "clara_hydra" in self.config:
-                self._export_best(best)
+                export_best(best, self.sweep_dir, remove_search_augs=self.o.remove_search_augs)
         for t in results.front(study):
             notice(f"Pareto front: trial #{t.number}, {results.format_values(t.values, self.objectives)}, "
                    f"{results.format_params(t.params)}")
@@ -176,33 +178,13 @@ class Sweep:
                              f"{stops.finished - stops.failed - stops.completed} pruned", location="hydra.sweeper",
                              hint=f"see the reasons in {self.sweep_dir / 'trials.csv'}")
 
-    def _export_best(self, best) -> None:
-        """The best trial as a complete MMAR in ``<sweep dir>/best_mmar`` (clara-hydra export); a
-        failure is a warning: the sweep's results stand."""
-        from ..export import export
-        job_dir = best.user_attrs.get(ATTR_JOB_DIR)
-        out = self.sweep_dir / "best_mmar"
-        if not job_dir or not os.path.isdir(job_dir):
-            warn(f"the best trial's folder is not here ({job_dir or 'not recorded'}): no best_mmar; export it where "
-                 f"it is: clara-hydra export DIR -o best_mmar")
-            return
-        try:
-            notes = export(job_dir, str(out), force=True, remove_disabled=self.o.remove_search_augs)
-        except Exception as exc:  # noqa: BLE001 - the sweep's results stand; the line says why
-            warn(f"the best trial was not exported as an MMAR: {first_line(exc)} (clara-hydra export {job_dir} "
-                 f"-o DIR tries again)")
-            return
-        ts = next((n for n in notes if n.startswith("models/model.ts")), "")
-        notice(f"the best trial as an MMAR: {out} (validate, infer or finetune it: clara-hydra validate --mmar "
-               f"{out}); {ts}")
-
     # -- what the loop asks (loop.Sweep) ------------------------------------------------------
     def out_of_time(self) -> bool:
         return self.stops.out_of_time()
 
     def recheck(self) -> None:
         if self.recovery.recheck():
-            self.write()
+            self.teller.write()
 
     def stopping(self, *, running: bool) -> bool:
         return self.stops.stopping(self.events.ctx, self._controller(), running=running)
@@ -281,7 +263,7 @@ class Sweep:
         twin = better.of_study(self.study).ranked(twins, lambda t: t.values[0])[0]  # (twins that differ: the best)
         trial.set_user_attr(ATTR_JOB_DIR, twin.user_attrs.get(ATTR_JOB_DIR, ""))
         self.events.job_started(trial.number, trial.params, self._space())  # (a job whose outcome is known)
-        self._tell(trial, "complete", value=twin.values if len(twin.values) > 1 else twin.value,
+        self.teller.tell(trial, "complete", value=twin.values if len(twin.values) > 1 else twin.value,
                    reason=f"reused: the same values as trial #{twin.number}", started=time.time())
         return True
 
@@ -293,13 +275,13 @@ class Sweep:
         trial = ended.job.trial
         if ended.state is not None:
             self.stops.first_error = self.stops.first_error or ended.error
-            self._tell(trial, ended.state, value=ended.value, reason=ended.reason, started=ended.started)
+            self.teller.tell(trial, ended.state, value=ended.value, reason=ended.reason, started=ended.started)
             return False
         resumed, tries = self.recovery.after_death(trial, str(ended.job.job_dir), ended.cause)
         if resumed:
             return True
         again = f" (resumed {tries} time(s) already)" if tries else ""
-        self._tell(trial, "fail", reason=f"the worker {ended.cause}{again}"
+        self.teller.tell(trial, "fail", reason=f"the worker {ended.cause}{again}"
                    + (f": {ended.log_line}" if ended.log_line else ""), started=ended.started)
         return False
 
@@ -307,7 +289,7 @@ class Sweep:
         return self.stops.failure_rate_exceeded()
 
     def fail_for_rate(self) -> BaseException:
-        self.write()
+        self.teller.write()
         return self.stops.failure_rate_error(self.sweep_dir)
 
     def cut_short(self, trials: list) -> None:
@@ -316,64 +298,7 @@ class Sweep:
         for trial in [*trials, *self.recovery.to_resume]:
             self.recovery.interrupted(trial)
         self.recovery.to_resume.clear()
-        self.write()
-
-    # -- outcomes ------------------------------------------------------------------------------
-    def _tell(self, trial, state: str, value: Any = None, reason: str | None = None, started: float = 0.0) -> None:
-        faults.point("before_tell", trial.number)
-        if self.beater is not None:
-            self.beater.discard(trial)
-        if state == "complete":
-            value, problem = values(value, len(self.study.directions), self.objectives)
-            if problem:
-                state, reason = "fail", problem
-        if reason:
-            trial.set_user_attr(REASON, reason[:500])
-        if ATTR_DURATION not in trial.user_attrs:
-            trial.set_user_attr(ATTR_DURATION, round(time.time() - started, 3))  # else the job timed itself
-        if state == "complete":
-            tell(self.study, trial, values=value)
-        elif state == "pruned":
-            tell(self.study, trial, state=TrialState.PRUNED)
-        else:
-            tell(self.study, trial, state=TrialState.FAIL)
-        self.stops.count(state if state in ("complete", "pruned") else "fail", reason)
-        self._after_tell(trial, {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED}
-                         .get(state, TrialState.FAIL))
-        best = results.best(self.study)
-        shown = (results.format_values(value, self.objectives) if isinstance(value, list) else f"{value:.4f}") \
-            if state == "complete" else state.upper()
-        shown += f" ({reason})" if reason else ""
-        if len(self.study.directions) > 1:
-            best_text = f"Pareto front: {len(results.front(self.study))} trial(s)"
-        else:
-            best_text = f"best so far {best.value:.4f} (trial #{best.number})" if best is not None else "no best yet"
-        notice(f"trial #{trial.number}: {shown} | {results.format_params(trial.params)} | {best_text}")
-        self.write()
-
-    def _after_tell(self, trial, state: TrialState) -> None:
-        from ..automl.controller import score_of, status_of
-        o = self.o
-        stored = upstream.stored_trial(self.study, trial)
-        self.events.job_ended(trial.number, stored.params, score_of(stored, state, stored.values,
-                                                                    better.of_study(self.study)), status_of(state))
-        if o.tensorboard and state == TrialState.COMPLETE and stored.values:
-            from . import hparams
-            try:
-                hparams.write(stored.user_attrs.get(ATTR_JOB_DIR, str(self.sweep_dir / str(trial.number))),
-                              stored.params, list(stored.values), self.objectives or ["value"])
-            except Exception as exc:  # TensorBoard is a view, not the sweep's result
-                notice(f"warning: trial #{trial.number}: no TensorBoard HParams written: {first_line(exc)}")
-        if o.keep_best is not None:
-            from . import keep
-            for number in keep.trim(self.study, o.keep_best):
-                notice(f"trial #{number}: checkpoints removed (not among the {o.keep_best} best; keep_best)")
-        if state == TrialState.COMPLETE:
-            self.stops.check_threshold(better.of_study(self.study), [stored])
-
-    def write(self) -> None:
-        results.write_all(self.study, self.sweep_dir, list(self.dists), self.objectives,
-                          remove_search_augs=self.o.remove_search_augs)
+        self.teller.write()
 
     # -- Clara's AutoML engine: a controller of your own, handlers ------------------------------
     def _controller(self):
@@ -405,6 +330,27 @@ class Sweep:
         source = str(self.config.clara_hydra.get("source") or "") if "clara_hydra" in self.config else ""
         found = source_file(source, config_dirs(self.config.hydra.runtime.config_sources)) if source else None
         return search_dirs(found) + [os.getcwd()]
+
+
+def export_best(best, sweep_dir: Path, *, remove_search_augs: bool) -> None:
+    """The best trial as a complete MMAR in ``<sweep dir>/best_mmar`` (clara-hydra export); a
+    failure is a warning: the sweep's results stand."""
+    from ..export import export
+    job_dir = best.user_attrs.get(ATTR_JOB_DIR)
+    out = sweep_dir / "best_mmar"
+    if not job_dir or not os.path.isdir(job_dir):
+        warn(f"the best trial's folder is not here ({job_dir or 'not recorded'}): no best_mmar; export it where "
+             f"it is: clara-hydra export DIR -o best_mmar")
+        return
+    try:
+        notes = export(job_dir, str(out), force=True, remove_disabled=remove_search_augs)
+    except Exception as exc:  # noqa: BLE001 - the sweep's results stand; the line says why
+        warn(f"the best trial was not exported as an MMAR: {first_line(exc)} (clara-hydra export {job_dir} "
+             f"-o DIR tries again)")
+        return
+    ts = next((n for n in notes if n.startswith("models/model.ts")), "")
+    notice(f"the best trial as an MMAR: {out} (validate, infer or finetune it: clara-hydra validate --mmar "
+           f"{out}); {ts}")
 
 
 def _raise_keyboard_interrupt(signum, frame):
