@@ -233,6 +233,7 @@ def test_a_named_sampler_gives_the_stock_sweepers_trials(tmp_path, name, script,
     assert "search space is finite" not in got.stdout + got.stderr
     assert "BruteForceSampler" not in got.stderr
     assert trials(ours) == trials(stock) and len(trials(ours)) == 6
+    assert not list(ours.rglob("tensorboard"))  # HParams are a Clara config's default, not another app's
     expected, actual = results(stock), results(ours)
     assert actual["name"] == "optuna" and actual["sweeper"] == "clara_optuna"
     if "solutions" in expected:  # a multi-objective sweep: the same Pareto front

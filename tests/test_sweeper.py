@@ -688,3 +688,27 @@ def test_the_grid_over_a_conditional_space_trains_every_distinct_trial(tmp_path)
     assert any(r["reason"].startswith("reused") for r in trials)
     events = (tmp_path / "events.txt").read_text().split()
     assert events == [word for t in trials for word in ("start", t["number"], "end", t["number"])], events
+
+
+def test_a_study_an_earlier_version_recorded_keeps_its_search_space():
+    """The search space a sweep records is a system attribute (out of the user attributes that
+    Optuna's dashboard shows); a study an earlier version recorded as a user attribute still
+    refuses another space, and takes its own."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    from clara_hydra.errors import StorageError
+    from clara_hydra.sweep import identity, upstream
+    space, directions = {"x": FloatDistribution(0.0, 1.0)}, [optuna.study.StudyDirection.MAXIMIZE]
+    old = optuna.create_study(direction="maximize")
+    old.set_user_attr(identity.ATTR, identity.fingerprint(space, directions))
+    old.tell(old.ask(), 0.5)
+    identity.check(old, space, directions, None)
+    with pytest.raises(StorageError, match="another search space"):
+        identity.check(old, {"y": FloatDistribution(0.0, 1.0)}, directions, None)
+    new = optuna.create_study(direction="maximize")
+    identity.check(new, space, directions, None)
+    assert new.user_attrs == {} and identity.ATTR in upstream.study_system_attrs(new)
+    new.tell(new.ask(), 0.5)
+    with pytest.raises(StorageError, match="another search space"):
+        identity.check(new, {"y": FloatDistribution(0.0, 1.0)}, directions, None)

@@ -280,8 +280,10 @@ def test_demo_trains_with_builtin_data(tmp_path, name):
 
 
 def test_demo_sweep_two_trials(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'demo.db'}"
     proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "-m", "hydra.sweeper.n_trials=2",
-                           f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, capture_output=True, text=True,
+                           f"hydra.sweep.dir={tmp_path / 'sweep'}", f"hydra.sweeper.storage={storage}",
+                           "hydra.sweeper.study_name=demo"], cwd=tmp_path, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     import yaml
@@ -295,6 +297,24 @@ def test_demo_sweep_two_trials(tmp_path):
     assert "useNovoGrad_useAdam" in results["best_params"]
     trained = [d for d in (tmp_path / "sweep").iterdir() if d.name.isdigit() and list((d / "models").glob("*.pt"))]
     assert trained and all((d / "config_train.json").exists() for d in trained)  # the v3 demo trains and saves
+    # what a user looks at: each trial's curves and its HParams in one TensorBoard run (its tensorboard/),
+    # read back with TensorBoard's own reader; the study names its value (Optuna's dashboard and plots)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+    for row in complete:
+        d = Path(row["job_dir"])
+        events = EventAccumulator(str(d / "tensorboard"))
+        events.Reload()
+        assert {"train/loss", "train/lr", "val/mean_dice"} <= set(events.Tags()["scalars"]), d
+        assert len(events.Scalars("train/loss")) >= 2 and events.Scalars("val/mean_dice")[-1].step == 2
+        hparams = events.PluginTagToContent("hparams")
+        experiment = plugin_data_pb2.HParamsPluginData.FromString(hparams["_hparams_/experiment"]).experiment
+        assert [m.name.tag for m in experiment.metric_infos] == ["mean_dice"]
+        assert {h.name for h in experiment.hparam_infos} == set(results["best_params"])
+        assert events.Scalars("mean_dice")[-1].value == pytest.approx(float(row["value"]))
+    import optuna
+    study = optuna.load_study(study_name="demo", storage=storage)
+    assert study.metric_names == ["mean_dice"] and study.user_attrs == {}  # (bookkeeping: system attributes)
     best = tmp_path / "sweep" / "best_mmar"  # exported: a v3 network scripts too
     assert (best / "models" / "model.ts").is_file() and (best / "conf" / "config_train.yaml").is_file()
 

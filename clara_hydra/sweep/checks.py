@@ -88,6 +88,15 @@ def key_names(config: DictConfig) -> tuple[str, ...]:
     return (KEY_METRIC,) + ((label,) if label else ())
 
 
+def metric_names(config: DictConfig, objectives: list[str] | None) -> list[str] | None:
+    """What each value a trial gives is called, for the study (Optuna's ``metric_names``: its
+    dashboard and plots say ``val_mean_dice``, not "Objective Value") and for TensorBoard HParams:
+    the objectives, else a Clara config's key metric by its label; None for another app's value."""
+    if objectives is not None:
+        return list(objectives)
+    return [key_names(config)[-1]] if "clara_hydra" in config else None
+
+
 def conditions(param_meta: dict, dists: dict, fixed_params: dict) -> dict:
     """The conditions the converter recorded (``clara_hydra.params.X.when``) for this sweep's params."""
     out = {}

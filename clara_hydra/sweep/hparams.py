@@ -1,6 +1,8 @@
-"""``tensorboard: true`` (Clara's MMARTensorboardHandler): each finished trial's params and value
-as TensorBoard HParams in its folder's ``tensorboard/``, beside the curves training wrote there,
-so ``tensorboard --logdir SWEEP_DIR`` compares the whole sweep in one view (HParams tab)."""
+"""TensorBoard HParams (Clara's MMARTensorboardHandler; on by default for a Clara config): each
+finished trial's params and value(s), each value under its own name (``val_mean_dice``), in its
+folder's ``tensorboard/``, the same TensorBoard run as the curves training wrote there, so that
+``tensorboard --logdir SWEEP_DIR`` compares the whole sweep in one view and the HParams tab
+links each trial's params to its curves."""
 
 from __future__ import annotations
 
@@ -17,6 +19,6 @@ def write(job_dir: str, params: dict, values: list[float], names: list[str]) -> 
     from torch.utils.tensorboard import SummaryWriter
     log_dir = os.path.join(job_dir, "tensorboard")
     os.makedirs(log_dir, exist_ok=True)
-    metrics = {f"hparam/{n}": float(v) for n, v in zip(names, values) if math.isfinite(float(v))}
+    metrics = {n: float(v) for n, v in zip(names, values) if math.isfinite(float(v))}
     with SummaryWriter(log_dir=log_dir) as writer:
         writer.add_hparams({k: _plain(v) for k, v in params.items()}, metrics, run_name=".")

@@ -1,8 +1,9 @@
 """What makes a study's trials comparable: its search space and direction(s).
 
-A sweep records them on its study (a study user attribute); a later sweep that would add trials
-of another search space to the same study is refused, so one study never mixes two spaces and
-never picks a "best" across them."""
+A sweep records them on its study (a study system attribute: bookkeeping, kept out of the user
+attributes that Optuna's dashboard and tools show; a study of an earlier version has it as a
+user attribute, read as well); a later sweep that would add trials of another search space to the
+same study is refused, so one study never mixes two spaces and never picks a "best" across them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 from typing import Any
 
 from ..errors import StorageError
+from . import upstream
 from .storage import masked
 
 ATTR = "clara_hydra_space"
@@ -29,14 +31,14 @@ def _describe(fp: dict) -> str:
 def check(study: Any, dists: dict, directions: list, storage: str | None) -> None:
     """Record the space on a new study; refuse a study that holds another space."""
     mine = fingerprint(dists, directions)
-    theirs = study.user_attrs.get(ATTR)
+    theirs = upstream.study_system_attrs(study).get(ATTR, study.user_attrs.get(ATTR))
     if theirs is None:
         if study.get_trials(deepcopy=False):
             raise StorageError(
                 f"study '{study.study_name}' already has trials that no clara-hydra sweep recorded a search space "
                 f"for", file=masked(storage) if storage else "memory", location="hydra.sweeper.study_name",
                 hint="give this sweep its own study: hydra.sweeper.study_name=NEW_NAME")
-        study.set_user_attr(ATTR, mine)
+        upstream.set_study_system_attr(study, ATTR, mine)
         return
     if theirs != mine:
         changed = sorted(set(theirs.get("params", {})) ^ set(mine["params"])) or \

@@ -109,7 +109,7 @@ class Options:
     objectives: list[str] | None
     stop_threshold: float | None
     keep_best: int | None
-    tensorboard: bool
+    tensorboard: bool | None  # TensorBoard HParams (None: for a Clara config)
     handler_specs: list[dict]
     remove_search_augs: bool
     export_best: bool
@@ -120,7 +120,7 @@ class Options:
 def read(*, sampler: Any, direction: Any, n_trials: Any, n_jobs: Any, max_failure_rate: Any, pruner: Any = "median",
          workers: int | str | None = None, study_trials: int | None = None, finite_space: str = "enumerate",
          trial_timeout: float | None = None, timeout: float | None = None, objectives: Any = None,
-         stop_threshold: float | None = None, keep_best: int | None = None, tensorboard: bool = False,
+         stop_threshold: float | None = None, keep_best: int | None = None, tensorboard: bool | None = None,
          handlers: Any = None, remove_search_augs: bool = False, startup_trials: Any = "auto",
          export_best: bool = True, heartbeat_interval: float = liveness.DEFAULT_INTERVAL,
          grace_period: float = liveness.DEFAULT_GRACE) -> tuple[Options, Any]:
@@ -162,7 +162,8 @@ def read(*, sampler: Any, direction: Any, n_trials: Any, n_jobs: Any, max_failur
     return Options(pruner=made, pruner_spec=pruner_spec, workers=workers, study_trials=study_trials,
                    finite_space=finite_space, trial_timeout=trial_timeout, timeout=timeout,
                    heartbeat_interval=float(heartbeat_interval), grace=float(grace_period), objectives=names,
-                   stop_threshold=stop_threshold, keep_best=keep_best, tensorboard=bool(tensorboard),
+                   stop_threshold=stop_threshold, keep_best=keep_best,
+                   tensorboard=None if tensorboard is None else bool(tensorboard),
                    handler_specs=specs, remove_search_augs=bool(remove_search_augs), export_best=bool(export_best),
                    startup=startup, seed=seed), sampler
 

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,11 @@ class Sweep:
                                   hint="give this sweep its own study: hydra.sweeper.study_name=NEW_NAME")
         if self.objectives is not None:
             study.set_user_attr(ATTR_OBJECTIVES, self.objectives)  # for `clara-hydra report`
+        self.metric_names = checks.metric_names(self.config, self.objectives)
+        if self.metric_names is not None and study.metric_names != self.metric_names:
+            with warnings.catch_warnings():  # (experimental in Optuna 4: a warning the user did not ask for)
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(self.metric_names)
         self.sweep_dir = Path(str(self.config.hydra.sweep.dir))
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         # liveness (a persistent storage: other processes may share the study): this process beats for
@@ -151,8 +157,9 @@ class Sweep:
                                  objectives=self.objectives)
         self.marked = self.recovery.recover()
         self._start_engine(study, dists, directions)
+        hparams = o.tensorboard if o.tensorboard is not None else "clara_hydra" in self.config
         self.teller = Teller(study, beater=self.beater, stops=self.stops, events=self.events, sweep_dir=self.sweep_dir,
-                             params=list(dists), options=o)
+                             params=list(dists), options=o, metric_names=self.metric_names, hparams=hparams)
         return impl.n_trials, grid_size
 
     def _shutdown(self) -> None:

@@ -24,10 +24,10 @@ from .stopping import Stops
 
 class Teller:
     def __init__(self, study: Any, *, beater: Beater | None, stops: Stops, events: Any, sweep_dir: Path,
-                 params: list[str], options: Options) -> None:
+                 params: list[str], options: Options, metric_names: list[str] | None, hparams: bool) -> None:
         self.study, self.beater, self.stops, self.events = study, beater, stops, events
         self.sweep_dir, self.params, self.o = sweep_dir, params, options
-        self.objectives = options.objectives
+        self.objectives, self.metric_names, self.hparams = options.objectives, metric_names, hparams
 
     def tell(self, trial, state: str, value: Any = None, reason: str | None = None, started: float = 0.0) -> None:
         """``state``: complete (with the job's ``value``), pruned or fail (with the ``reason``); a
@@ -68,11 +68,11 @@ class Teller:
         stored = upstream.stored_trial(self.study, trial)
         self.events.job_ended(trial.number, stored.params, score_of(stored, state, stored.values,
                                                                     better.of_study(self.study)), status_of(state))
-        if o.tensorboard and state == TrialState.COMPLETE and stored.values:
+        if self.hparams and state == TrialState.COMPLETE and stored.values:
             from . import hparams
             try:
                 hparams.write(stored.user_attrs.get(ATTR_JOB_DIR, str(self.sweep_dir / str(trial.number))),
-                              stored.params, list(stored.values), self.objectives or ["value"])
+                              stored.params, list(stored.values), self.metric_names or ["value"])
             except Exception as exc:  # TensorBoard is a view, not the sweep's result
                 notice(f"warning: trial #{trial.number}: no TensorBoard HParams written: {first_line(exc)}")
         if o.keep_best is not None:

@@ -511,20 +511,17 @@ def _targets(handlers) -> set[str]:
 
 
 def _defaults(bundle: dict, parser, trainer, evaluator, run_dir: str, goal: Goal) -> list:
-    """TensorBoard scalars and the best checkpoint in the run folder, where the config has none;
-    give the run's CheckpointSavers (the config's and this one)."""
-    from monai.handlers import CheckpointSaver, TensorBoardStatsHandler, from_engine
-    tb_dir = os.path.join(run_dir, "tensorboard")
-    if "TensorBoardStatsHandler" not in _targets(bundle["train"].get("handlers")):
-        TensorBoardStatsHandler(log_dir=tb_dir, tag_name="train_loss", iteration_log=False, epoch_log=True,
-                                output_transform=from_engine(["loss"], first=True)).attach(trainer)
+    """The run's curves (``train/loss``, ``train/lr``, ``val/...``: :mod:`.curves`) and, where the
+    config has none, the best checkpoint in the run folder; give the run's CheckpointSavers (the
+    config's and this one)."""
+    from monai.handlers import CheckpointSaver
+
+    from .curves import Curves
+    Curves(os.path.join(run_dir, "tensorboard")).attach(trainer, evaluator)
     savers = [h for sec in ("train", "validate") if isinstance(bundle[sec].get("handlers"), list)
               for h in _parsed(parser, item_id(sec, "handlers")) if isinstance(h, CheckpointSaver)]
     if evaluator is None:
         return savers
-    if "TensorBoardStatsHandler" not in _targets(bundle["validate"].get("handlers")):
-        TensorBoardStatsHandler(log_dir=tb_dir, output_transform=lambda x: None,
-                                global_epoch_transform=lambda _: trainer.state.epoch).attach(evaluator)
     if "CheckpointSaver" not in _targets(bundle["validate"].get("handlers")):
         saver = CheckpointSaver(save_dir=os.path.join(run_dir, "models"), save_dict={"model": evaluator.network},
                                 save_key_metric=True, key_metric_filename="model.pt",

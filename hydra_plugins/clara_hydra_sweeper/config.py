@@ -45,12 +45,12 @@ class ClaraOptunaSweeperConf(OptunaSweeperConf):
     # Clara's AutoML engine (config_automl.json; see the README): stop the sweep once the best value
     # reaches stop_threshold (>= when maximizing, <= when minimizing; the first objective); keep the
     # keep_best best trials' checkpoints and remove the others' as the sweep goes; write TensorBoard
-    # HParams of every trial; give Clara's events to handlers of your own ([{path: module.Class,
-    # args: {}}]); remove_search_augs: the best config_train.json without the transforms the search
-    # disabled.
+    # HParams of every trial beside its curves (null: for a converted Clara config, not for another
+    # app); give Clara's events to handlers of your own ([{path: module.Class, args: {}}]);
+    # remove_search_augs: the best config_train.json without the transforms the search disabled.
     stop_threshold: Optional[float] = None
     keep_best: Optional[int] = None
-    tensorboard: bool = False
+    tensorboard: Optional[bool] = None
     handlers: List[Any] = field(default_factory=list)  # noqa: UP006
     remove_search_augs: bool = False
     # at the end of a sweep of a Clara config, the best trial as a complete MMAR in
