@@ -16,6 +16,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         description="Run NVIDIA Clara Train configs and their AutoML search spaces with Hydra, "
                     "Optuna and MONAI.",
         epilog="Set CLARA_HYDRA_FULL_ERROR=1 to see tracebacks.")
+    from . import __version__
+    p.add_argument("--version", action="version", version=f"clara-hydra {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -340,6 +342,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if done is not None:
             return done
     parser, commands = _parser()
+    if not argv:  # what it does, not an error
+        parser.print_help()
+        return 0
     if argv and argv[0] in commands and argv[0] not in ("train", "validate", "infer"):
         # flags before or after the overrides: `resolve cfg.json a=1 --json` and `resolve --json cfg.json a=1`
         args = commands[argv[0]].parse_intermixed_args(argv[1:])

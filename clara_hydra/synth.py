@@ -70,7 +70,9 @@ def write(out_dir: str, n_train: int = 2, n_val: int = 1, shape: Sequence[int] =
             nib.save(nib.Nifti1Image(label, affine), os.path.join(tmp, lab_path))
             items.append({"image": img_path, "label": lab_path})
         datalist = {"name": "clara-hydra synthetic", "labels": {"0": "background", "1": "blob"},
-                    "training": items[:n_train], "validation": items[n_train:]}
+                    "training": items[:n_train], "validation": items[n_train:],
+                    # infer's default list (Decathlon's test: images only), the validation images
+                    "test": [{"image": item["image"]} for item in items[n_train:]]}
         with open(os.path.join(tmp, "dataset.json"), "w") as fh:
             json.dump(datalist, fh, indent=2)
         env = write_environment(tmp, out_dir)

@@ -98,6 +98,15 @@ def test_python_train_py_with_config_dir_from_the_mmar(tmp_path, mmar):
     assert "myflip.MyFlip" in (run_dir / "bundle_config.json").read_text()
 
 
+def test_synthetic_data_lists_training_validation_and_test(data):
+    """``synth-data`` writes the lists Clara's scripts read: training and validation (image and
+    label), and test (images: ``clara-hydra infer``'s default list)."""
+    lists = json.loads(Path(data["DATASET_JSON"]).read_text())
+    assert (len(lists["training"]), len(lists["validation"])) == (2, 1)
+    assert lists["test"] == [{"image": item["image"]} for item in lists["validation"]]
+    assert all((Path(data["DATA_ROOT"]) / item["image"]).is_file() for item in lists["test"])
+
+
 def test_an_undefined_datalist_is_an_error_not_synthetic_data(tmp_path, data):
     mmar = make_mmar(tmp_path / "m", data, env_keys={"MY_DATA_ROOT": data["DATA_ROOT"]})
     proc = clara_train("--mmar", mmar, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
