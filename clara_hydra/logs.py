@@ -45,6 +45,18 @@ def notice(message: str) -> None:
     _emit(logging.INFO, f"clara-hydra: {message}")
 
 
+_SAID: set[str] = set()
+
+
+def notice_once(message: str) -> None:
+    """A notice that is the same for every trial of a sweep (no CUDA, AMP off, a v3 default):
+    said once in a process. Trials through Hydra's launcher share the sweep's process, so its
+    console says it once; a worker's trial says it in its own log."""
+    if message not in _SAID:
+        _SAID.add(message)
+        notice(message)
+
+
 def warn(message: str) -> None:
     """A ``warning: ...`` line."""
     _emit(logging.WARNING, f"warning: {message}")

@@ -712,3 +712,17 @@ def test_a_study_an_earlier_version_recorded_keeps_its_search_space():
     new.tell(new.ask(), 0.5)
     with pytest.raises(StorageError, match="another search space"):
         identity.check(new, {"y": FloatDistribution(0.0, 1.0)}, directions, None)
+
+
+def test_a_sweep_of_a_config_without_a_search_space_says_so_and_runs_it_once(tmp_path):
+    from clara_hydra.convert import convert
+    from clara_hydra.reader import analyse
+    from clara_hydra.render import write
+    fixed = {k: v for k, v in CONFIG.items() if k != "search"}
+    (tmp_path / "cfg.json").write_text(json.dumps(fixed))
+    conf = Path(write(convert(analyse(fixed, file=str(tmp_path / "cfg.json"))), str(tmp_path / "conf")))
+    proc = sweep(conf, tmp_path, "hydra.sweeper.n_trials=3", "hydra.sweeper.pruner=none")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "no search space (hydra.sweeper.params and the command line sweep nothing): the sweep runs the config " \
+           "once" in proc.stdout + proc.stderr
+    assert [r["state"] for r in rows(tmp_path / "sweep" / "trials.csv")] == ["complete"]

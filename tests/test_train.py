@@ -275,6 +275,9 @@ def test_demo_trains_with_builtin_data(tmp_path, name):
     run = tmp_path / "run"
     assert (run / "config_train.json").exists()
     assert list((run / "models").glob("*.pt")), "the best checkpoint is saved in the run folder"
+    said = re.search(r"run folder: (\S+); checkpoint: (\S+); curves: tensorboard --logdir (\S+)", proc.stdout)
+    assert said and Path(said.group(1)) == run and Path(said.group(2)).parent == run / "models", proc.stdout[-2000:]
+    assert Path(said.group(2)).is_file() and Path(said.group(3)) == run / "tensorboard"
     if name == "demo_v41":
         assert list((run / "models").glob("events.out.tfevents.*")), "TensorBoard scalars"
 
@@ -314,6 +317,12 @@ def test_demo_sweep_two_trials(tmp_path):
         assert events.Scalars("mean_dice")[-1].value == pytest.approx(float(row["value"]))
     import optuna
     study = optuna.load_study(study_name="demo", storage=storage)
+    # the story as it goes: what is the same for every trial is said once; the launch lines show
+    # the sampled numbers as the trial lines do (the jobs get them whole)
+    said = proc.stdout + proc.stderr
+    assert said.count("CUDA is not available") == 1 and said.count("v3 angle ranges are unknown") == 1
+    launches = re.findall(r"#\d+ : .*", said)
+    assert len(launches) == 2 and not re.search(r"=-?\d+\.\d{8,}", " ".join(launches)), launches
     assert study.metric_names == ["mean_dice"] and study.user_attrs == {}  # (bookkeeping: system attributes)
     best = tmp_path / "sweep" / "best_mmar"  # exported: a v3 network scripts too
     assert (best / "models" / "model.ts").is_file() and (best / "conf" / "config_train.yaml").is_file()

@@ -34,12 +34,15 @@ LAUNCHER_LOGGERS = ("hydra._internal.core_plugins.basic_launcher",
 
 
 class _HidePlumbing(logging.Filter):
-    """Drop the sweeper's internal overrides (job environment, job folder) from launch lines."""
+    """Drop the sweeper's internal overrides (job environment, job folder) from launch lines, and
+    show a sampled number as the trial's line does (4 significant digits; the job gets it whole)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str) and "hydra." in record.msg:
             record.msg = re.sub(r" ?\+\+hydra\.job\.env_set\.CLARA_HYDRA_\w+=(?:'(?:[^'\\]|\\.)*'|\S+)|"
                                 r" ?hydra\.sweep\.subdir=\S+", "", record.msg)
+            record.msg = re.sub(r"(?<==)-?\d+\.\d{5,}(?:[eE][-+]?\d+)?(?=\s|$)",
+                                lambda m: f"{float(m.group(0)):.4g}", record.msg)
         return True
 
 

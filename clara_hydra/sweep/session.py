@@ -119,6 +119,10 @@ class Sweep:
         checks.check_values(self.config, impl.hydra_context, dists, fixed_params, fixed_overrides)
         grid_size = sampling.choose(impl, dists, fixed_params, self.conditions, finite_space=o.finite_space,
                                     seed=o.seed, config=self.config)
+        if not dists:  # one point: every trial would be the first again (reused)
+            notice("no search space (hydra.sweeper.params and the command line sweep nothing): the sweep runs "
+                   "the config once")
+            grid_size = 1
         directions = upstream.directions(impl)
         if len(directions) > 1 and self.objectives is None and "clara_hydra" in self.config:
             raise ClaraHydraError(f"{len(directions)} directions, but a Clara config's run returns one value "
@@ -173,8 +177,9 @@ class Sweep:
         study, stops = self.study, self.stops
         best = results.best(study)
         if best is not None:
-            notice(f"best trial: #{best.number}, value {best.value:.4f}, {results.format_params(best.params)}; "
-                   f"results in {self.sweep_dir}")
+            params = results.format_params(best.params)
+            notice(f"best trial: #{best.number}, value {best.value:.4f}" + (f", {params}" if params else "")
+                   + f"; results in {self.sweep_dir}")
             if self.o.export_best and "clara_hydra" in self.config:
                 export_best(best, self.sweep_dir, remove_search_augs=self.o.remove_search_augs)
         for t in results.front(study):

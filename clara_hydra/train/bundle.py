@@ -17,7 +17,7 @@ from .. import better
 from .. import tree as T
 from ..better import Goal
 from ..errors import BuildError
-from ..logs import notice
+from ..logs import notice, notice_once
 from ..paths import search_dirs
 from ..values import Data
 from .ids import data, expr, looks_special, ref, special_key
@@ -111,7 +111,7 @@ class Builder:
         for key in ("device", "sw_device"):
             value = args.get(key)
             if isinstance(value, str) and value.startswith("cuda") and self.device == "cpu":
-                notice(f"{where}: '{key}: {value}' but CUDA is not available: using the CPU")
+                notice_once(f"{where}: '{key}: {value}' but CUDA is not available: using the CPU")
                 args[key] = "cpu"
         args = {k: v for k, v in args.items() if not k.startswith("_")}  # Clara's "commented out" args
         args = rename_args(cls, cls_name, args, where)
@@ -346,7 +346,7 @@ class Builder:
         if self.device == "cuda":
             engine.setdefault("non_blocking", True)
         if engine.get("amp") and not self.amp:
-            notice(f"{sec}: AMP needs CUDA; training in full precision on the CPU")
+            notice_once(f"{sec}: AMP needs CUDA; training in full precision on the CPU")
         if "amp" in engine or self.amp:
             engine["amp"] = bool(engine.get("amp")) and self.amp
 

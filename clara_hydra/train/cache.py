@@ -46,13 +46,14 @@ def prefix_key(transforms: list, data: list, extra: dict) -> str:
 
 def shared_dataset(data, transform, key: str, dataset_class: str = "monai.data.CacheDataset", **kwargs):
     """A CacheDataset-like dataset whose cache trials share (target of translated configs)."""
-    from .names import notice, resolve_class
+    from ..logs import notice, notice_once
+    from .names import resolve_class
     cache_dir = os.environ.get(ENV_CACHE_DIR)
     if key in _MEMORY:
         ds = _MEMORY.pop(key)
         _MEMORY[key] = ds
         ds.transform = transform
-        notice("reusing this sweep's cached data (same deterministic transforms and data)")
+        notice_once("reusing this sweep's cached data (same deterministic transforms and data)")
         return ds
     if cache_dir and in_worker():  # a worker process: share on disk
         from monai.data import PersistentDataset

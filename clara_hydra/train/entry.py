@@ -36,8 +36,8 @@ def prepare(cfg: DictConfig, run_dir: str, mmar: str | None = None, overridden: 
         if mmar is not None:
             _in_mmar(cfg, mmar, overridden)
         if any(_synthetic(cfg, k) for k in ("DATASET_JSON", "DATA_ROOT")):
-            from ..logs import notice
-            notice("DATASET_JSON is 'synthetic': training on the built-in synthetic data set")
+            from ..logs import notice_once
+            notice_once("DATASET_JSON is 'synthetic': training on the built-in synthetic data set")
             from ..synth import builtin
             env = builtin()
             for key in ("DATASET_JSON", "DATA_ROOT"):
@@ -119,6 +119,8 @@ def run(cfg: DictConfig) -> float | list[float] | None:
                 raise TrainingError(f"the key metric is {value}", location="validate",
                                     hint="check the metric's inputs (post transforms, labels)")
             notice(f"key metric = {value:.4f} (the best validation value; what this run returns)")
+        if trial is None:  # a plain run: where its results are (a sweep's trial line and results say it)
+            notice(_results_line(run_dir))
         from .. import faults
         faults.point("before_outcome")
         P.write_outcome(P.COMPLETE, value=value, path=outcome)
@@ -267,6 +269,15 @@ def _overridden() -> frozenset:
     """The keys the command line set (their relative paths are the caller's, not the MMAR's)."""
     from hydra.core.hydra_config import HydraConfig
     return override_keys(HydraConfig.get().overrides.task)
+
+
+def _results_line(run_dir: str) -> str:
+    """``run folder: DIR; checkpoint: DIR/models/model.pt; curves: tensorboard --logdir ...``."""
+    models = os.path.join(run_dir, "models")
+    saved = sorted(f for f in os.listdir(models) if f.endswith((".pt", ".ts"))) if os.path.isdir(models) else []
+    best = "model.pt" if "model.pt" in saved else (saved[0] if saved else None)
+    return (f"run folder: {run_dir}" + (f"; checkpoint: {os.path.join(models, best)}" if best else "")
+            + f"; curves: tensorboard --logdir {os.path.join(run_dir, 'tensorboard')}")
 
 
 def _config_file(source: str | None) -> str | None:

@@ -15,7 +15,7 @@ from .. import better
 from ..argtypes import detect_era
 from ..better import Goal
 from ..errors import BuildError, ClaraHydraError, TrainingError
-from ..logs import notice
+from ..logs import notice, notice_once
 from .ids import item_id, split_id
 
 
@@ -158,7 +158,7 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
     main = dist.rank() == 0
     device, amp = pick_device()
     if device == "cpu" and main:
-        notice("CUDA is not available: training on the CPU")
+        notice_once("CUDA is not available: training on the CPU")
     if device == "cuda":
         torch.backends.cudnn.benchmark = not tree.get("determinism") and tree.get("cudnn_benchmark", True) is not False
     seed = (tree.get("determinism") or {}).get("random_seed") if isinstance(tree.get("determinism"), dict) else None

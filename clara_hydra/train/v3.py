@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import tree as T
 from ..errors import BuildError, did_you_mean, first_line
-from ..logs import notice
+from ..logs import notice, notice_once
 from .v3_table import CONVERTERS, LAYOUT_ARGS, SECTION_NAMES, SPECIAL, TABLE, TX, Row
 
 
@@ -65,7 +65,7 @@ def map_row(row: Row, v3args: dict, where: str, consumed: set[str] | None = None
     if "keys" in out and isinstance(out["keys"], str):
         out["keys"] = [out["keys"]]
     if row.note:
-        notice(f"{where}: {row.note}")
+        notice_once(f"{where}: {row.note}")
     return out
 
 
