@@ -17,6 +17,12 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   echo "clara-hydra: installing torch==2.13.0 (CPU build)" >&2
   "$VENV/bin/python" -m pip install -q "torch==2.13.0"
 fi
+# the venv runs one clone's code: say so when this clone takes it over from another one
+BEFORE="$(cd / && "$VENV/bin/python" -c 'import os, clara_hydra; print(os.path.dirname(os.path.dirname(os.path.realpath(clara_hydra.__file__))))' 2>/dev/null || true)"
+if [ -n "$BEFORE" ] && [ "$BEFORE" != "$(cd "$ROOT" && pwd -P)" ]; then
+  echo "clara-hydra: $VENV ran the clone in $BEFORE; it runs this one ($ROOT) from now on" \
+       "(give each clone its own: CLARA_HYDRA_VENV=DIR bash scripts/setup.sh)" >&2
+fi
 # compat mode keeps hydra_plugins/ discoverable by Hydra's plugin scanner
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
   --config-settings editable_mode=compat -e "$ROOT[test]"

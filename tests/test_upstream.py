@@ -181,6 +181,24 @@ def test_the_plugin_scan_imports_neither_optuna_nor_the_sweeper_work():
     assert out["loaded"] == []
 
 
+def test_the_plugins_are_entry_points_hydra_loads():
+    """Hydra 1.4 loads plugins from the ``hydra.plugins`` entry points as well as from its namespace
+    scan: an install the scan cannot see (an editable install in strict mode) still has them."""
+    from importlib.metadata import entry_points
+
+    from hydra.core.plugins import Plugins
+    from hydra.plugins.config_source import ConfigSource
+    from hydra.plugins.search_path_plugin import SearchPathPlugin
+    from hydra.plugins.sweeper import Sweeper
+    ours = {ep.name: ep.load() for ep in entry_points(group="hydra.plugins") if ep.dist.name == "clara-hydra"}
+    assert {name: c.__name__ for name, c in ours.items()} == {
+        "clara_optuna": "ClaraOptunaSweeper", "clara_typed_search_path": "TypedSearchPath",
+        "clara_typed_config_source": "TypedConfigSource"}
+    for kind, name in ((Sweeper, "clara_optuna"), (SearchPathPlugin, "clara_typed_search_path"),
+                       (ConfigSource, "clara_typed_config_source")):
+        assert issubclass(ours[name], kind) and ours[name] in Plugins.instance().discover(kind)
+
+
 def test_grid_sampler_from_a_deferred_grid():
     from hydra.utils import instantiate
     impl = _stock({"mode": "choice(a, b)", "n": "int(interval(1, 3))"})
