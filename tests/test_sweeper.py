@@ -210,6 +210,39 @@ def test_report_writes_plots_and_prints_top_trials(tmp_path):
     assert missing.returncode == 2 and "no study 'nope'" in missing.stderr and "its studies: demo" in missing.stderr
 
 
+def test_the_report_names_the_studys_metric_on_its_plots(tmp_path, monkeypatch):
+    """A study that names its value (a sweep of a Clara config: set_metric_names) has it on the
+    report's plots, not "Objective Value"."""
+    import warnings
+
+    import optuna
+    from matplotlib.figure import Figure
+
+    from clara_hydra.sweep.report import report
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(study_name="named", storage=storage, direction="maximize",
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(["val_mean_dice"])
+    study.optimize(lambda t: t.suggest_float("lr", 1e-4, 1e-2, log=True) * 10 + t.suggest_int("k", 1, 3) / 10,
+                   n_trials=8)
+    labels: dict[str, str] = {}
+    save = Figure.savefig
+
+    def seen(fig, path, *args, **kwargs):  # what each plot shows, read as it is saved
+        labels[os.path.basename(str(path))] = " ".join(
+            text for ax in fig.axes for text in (ax.get_xlabel(), ax.get_ylabel(), ax.get_title(),
+                                                 *(t.get_text() for t in ax.get_xticklabels())))
+        return save(fig, path, *args, **kwargs)
+    monkeypatch.setattr(Figure, "savefig", seen)
+    report("named", storage, str(tmp_path / "rep"))
+    assert set(labels) == {"optimization_history.png", "parallel_coordinate.png", "param_importances.png"}
+    for name, text in labels.items():
+        assert "Objective Value" not in text, (name, text)
+    assert all("val_mean_dice" in labels[png] for png in ("optimization_history.png", "parallel_coordinate.png"))
+
+
 @pytest.mark.parametrize("storage,wanted", [
     pytest.param("FOREIGN", ["the database is not an Optuna storage", "(patients)", "nothing was written"],
                  id="another-programs-sqlite-file"),

@@ -35,8 +35,11 @@ def report(study_name: str, storage: str, out_dir: str, top: int = 5) -> list[st
     many = len(study.directions) > 1
     # Optuna's plots of one objective need a target in a multi-objective study: the first one's
     metric_names = study.metric_names  # (what the sweep called each value; None: "Objective Value")
-    first: dict[str, Any] = {"target": lambda t: t.values[0],
-                             "target_name": metric_names[0] if metric_names else "objective 0"} if many else {}
+    if many:
+        first: dict[str, Any] = {"target": lambda t: t.values[0],
+                                 "target_name": metric_names[0] if metric_names else "objective 0"}
+    else:
+        first = {"target_name": metric_names[0]} if metric_names else {}
     plots = [("pareto_front.png", lambda: vis.plot_pareto_front(study))] if many else []
     plots += [("optimization_history.png", lambda: vis.plot_optimization_history(study, **first)),
               ("parallel_coordinate.png", lambda: vis.plot_parallel_coordinate(study, **first))]
