@@ -251,6 +251,10 @@ def _train(argv: list[str], function=None) -> int:
         print(exc.format(), file=sys.stderr)
         return exc.exit_code
     sys.argv = ["clara-hydra"] + hydra_args
+    mmar, _ = _split_mmar(argv)
+    if mmar and function is None:  # train (not validate, infer): its model is left in the MMAR, as train.sh did
+        from .paths import ENV_MMAR
+        os.environ[ENV_MMAR] = os.path.abspath(mmar)
     app_main(function=function or task)
     return 0
 

@@ -60,6 +60,9 @@ def nodes(tree: Any) -> Iterator[tuple[Loc, Any]]:
 
 #: environment.json keys that name a file or folder of the MMAR: Clara read a relative one from
 #: the MMAR root (MMAR_CKPT_DIR is not one: each run writes its checkpoints in its own folder).
+#: ``clara-hydra train --mmar DIR`` tells its run the MMAR it trains: a plain run leaves its model
+#: there, as Clara's train.sh did (export.publish)
+ENV_MMAR = "CLARA_HYDRA_MMAR"
 MMAR_PATH_KEYS = ("DATASET_JSON", "DATA_ROOT", "MMAR_CKPT", "MMAR_TORCHSCRIPT", "PRETRAIN_WEIGHTS_FILE",
                   "MMAR_EVAL_OUTPUT_PATH")
 

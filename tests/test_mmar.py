@@ -107,6 +107,29 @@ def test_synthetic_data_lists_training_validation_and_test(data):
     assert all((Path(data["DATA_ROOT"]) / item["image"]).is_file() for item in lists["test"])
 
 
+def test_train_leaves_the_mmar_ready_to_validate_and_infer_as_clara_did(tmp_path, data):
+    """Clara's train.sh wrote models/model.pt into the MMAR, so validate.sh and infer.sh worked right
+    after it: ``train --mmar`` leaves the run's best checkpoint as the MMAR's MMAR_CKPT and the
+    network as TorchScript beside it, and keeps a model that was there."""
+    mmar = make_mmar(tmp_path / "mmar", data)
+    models = mmar / "models"
+    models.mkdir()
+    (models / "model.pt").write_bytes(b"an earlier model")
+    elsewhere = tmp_path / "elsewhere"
+    proc = clara_train("--mmar", mmar, f"hydra.run.dir={tmp_path / 'run'}", cwd=elsewhere)
+    said = proc.stdout + proc.stderr
+    assert proc.returncode == 0, said[-3000:]
+    assert (f"the MMAR is ready to validate and infer (clara-hydra validate --mmar {mmar}): {models / 'model.pt'}, "
+            f"{models / 'model.ts'}; the earlier model kept as model.pt.prev") in said, said[-2000:]
+    assert (models / "model.pt.prev").read_bytes() == b"an earlier model" and (models / "model.ts").is_file()
+    best = float(re.search(r"key metric = ([\d.]+)", said).group(1))
+    validated = run_cli("validate", "--mmar", mmar, cwd=elsewhere)
+    assert validated.returncode == 0, validated.stderr[-3000:]
+    assert f"val_mean_dice = {best:.4f}" in validated.stdout + validated.stderr  # the checkpoint of the best epoch
+    inferred = run_cli("infer", "--mmar", mmar, cwd=elsewhere)  # (synth-data's test list)
+    assert inferred.returncode == 0 and "inferred 1 case(s) of the 'test' list" in inferred.stdout + inferred.stderr
+
+
 def test_an_undefined_datalist_is_an_error_not_synthetic_data(tmp_path, data):
     mmar = make_mmar(tmp_path / "m", data, env_keys={"MY_DATA_ROOT": data["DATA_ROOT"]})
     proc = clara_train("--mmar", mmar, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)

@@ -11,7 +11,7 @@ import time
 from omegaconf import DictConfig, open_dict
 
 from ..errors import ClaraHydraError
-from ..paths import mmar_root
+from ..paths import ENV_MMAR, mmar_root
 from ..resolve import effective_from_cfg, first_level_values, override_keys
 
 SYNTHETIC = "synthetic"
@@ -121,6 +121,8 @@ def run(cfg: DictConfig) -> float | list[float] | None:
             notice(f"key metric = {value:.4f} (the best validation value; what this run returns)")
         if trial is None:  # a plain run: where its results are (a sweep's trial line and results say it)
             notice(_results_line(run_dir))
+            if os.environ.get(ENV_MMAR):  # clara-hydra train --mmar: the model in the MMAR, as train.sh left it
+                _publish(os.environ[ENV_MMAR], run_dir, tree, config_file)
         from .. import faults
         faults.point("before_outcome")
         P.write_outcome(P.COMPLETE, value=value, path=outcome)
@@ -273,11 +275,33 @@ def _overridden() -> frozenset:
 
 def _results_line(run_dir: str) -> str:
     """``run folder: DIR; checkpoint: DIR/models/model.pt; curves: tensorboard --logdir ...``."""
-    models = os.path.join(run_dir, "models")
-    saved = sorted(f for f in os.listdir(models) if f.endswith((".pt", ".ts"))) if os.path.isdir(models) else []
-    best = "model.pt" if "model.pt" in saved else (saved[0] if saved else None)
-    return (f"run folder: {run_dir}" + (f"; checkpoint: {os.path.join(models, best)}" if best else "")
+    best = _checkpoint(run_dir)
+    return (f"run folder: {run_dir}" + (f"; checkpoint: {best}" if best else "")
             + f"; curves: tensorboard --logdir {os.path.join(run_dir, 'tensorboard')}")
+
+
+def _checkpoint(run_dir: str) -> str | None:
+    """The run's best checkpoint (as ``clara-hydra export`` picks it), or None."""
+    from ..export import pick_checkpoint
+    try:
+        return pick_checkpoint(os.path.join(run_dir, "models"))
+    except ClaraHydraError:
+        return None
+
+
+def _publish(mmar: str, run_dir: str, tree: dict, config_file: str | None) -> None:
+    """The run's model in the MMAR (:func:`clara_hydra.export.publish`); a failure is a warning:
+    the run's results stand."""
+    from ..export import publish
+    from ..logs import notice, warn
+    best = _checkpoint(run_dir)
+    if best is None:
+        warn(f"the run wrote no checkpoint: nothing left in the MMAR {mmar}")
+        return
+    try:
+        notice(publish(mmar, best, tree=tree, config_file=config_file))
+    except (OSError, ClaraHydraError) as exc:
+        warn(f"the model was not left in the MMAR {mmar}: {exc} (it is in {best})")
 
 
 def _config_file(source: str | None) -> str | None:
