@@ -343,6 +343,8 @@ def test_the_best_trial_is_an_mmar_that_validates_infers_and_finetunes_where_it_
     bundle = json.loads((tmp_path / "finetune" / "bundle_config.json").read_text())
     assert bundle["train"]["handlers"][0]["load_path"] == str(moved / "models" / "model.pt")
     assert "finished 1 epoch(s)" in proc.stderr + proc.stdout
+    assert f"train.handlers[0]: finetuning: training starts from the weights of {moved / 'models' / 'model.pt'}" \
+        in proc.stderr + proc.stdout
 
 
 @pytest.mark.parametrize("workers,n", [pytest.param([], 2, id="in-process"),

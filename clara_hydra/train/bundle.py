@@ -309,11 +309,14 @@ class Builder:
                        f"checkpoint: the run's direction is {self.goal.direction} ({self.goal.why}), so it is "
                        f"{negative}")
             h["key_metric_negative_sign"] = negative
-        elif cls == "CheckpointLoader" and isinstance(h.get("load_path"), str) and h["load_path"][:1] not in "#$@%" \
-                and not os.path.isfile(h["load_path"]):
-            raise BuildError(f"the checkpoint to load is not there: {os.path.abspath(h['load_path'])}",
-                             location=where, hint="train first, or set MMAR_CKPT=PATH (a relative path in "
-                                                  "environment.json is the MMAR's), or dont_load_ckpt_model=true")
+        elif cls == "CheckpointLoader" and isinstance(h.get("load_path"), str) and h["load_path"][:1] not in "#$@%":
+            if not os.path.isfile(h["load_path"]):
+                raise BuildError(f"the checkpoint to load is not there: {os.path.abspath(h['load_path'])}",
+                                 location=where, hint="train first, or set MMAR_CKPT=PATH (a relative path in "
+                                                      "environment.json is the MMAR's), or dont_load_ckpt_model=true")
+            if sec == "train":  # finetune.sh: say which weights the training starts from
+                notice_once(f"{where}: finetuning: training starts from the weights of "
+                            f"{os.path.abspath(h['load_path'])}")
         for key in ("load_dict", "save_dict"):
             if key not in h:
                 continue
