@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -228,6 +229,36 @@ def test_sweep_with_gpu_workers_syntax_from_an_mmar(tmp_path, mmar):
     for r in rows:
         assert float(r["value"]) == pytest.approx(logged_best(Path(r["job_dir"]) / "train.log"), abs=1e-4)
     assert "CLARA_HYDRA" not in proc.stdout  # no internal plumbing on the launch lines
+    for r in rows:  # each trial's epochs in the sweep's console, not only in its worker.log
+        assert re.search(rf"trial #{r['number']}: epoch 2/2, loss [\d.]+, ", proc.stdout + proc.stderr), proc.stderr
+
+
+def test_a_workers_sweep_shows_each_epoch_while_its_trial_trains(tmp_path, mmar):
+    """A worker's trial trains in its own process and log; its epoch lines reach the sweep's
+    console as it goes: the trial holds after epoch 1 (a fault point) until the sweep has said
+    that epoch, so the line cannot be one read at the trial's end."""
+    gate = tmp_path / "epoch1.said"
+    cmd = clara_cli() + ["train", "--mmar", str(mmar), "-m", "hydra.sweeper.n_trials=1", "hydra.sweeper.workers=1",
+                         "hydra.sweeper.pruner=none", "hydra.sweeper.export_best=false",
+                         f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, env=dict(os.environ, CLARA_HYDRA_FAULT=f"epoch_end@1:wait={gate}"))
+    seen: list[str] = []
+    try:
+        def read() -> None:
+            for line in proc.stdout:
+                seen.append(line)
+                if re.search(r"trial #0: epoch 1/2, loss [\d.]+, ", line):
+                    gate.touch()  # said while the trial waits after its first epoch: it may go on
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(timeout=300)  # (it ends with the sweep; a sweep still running after 300 s never said it)
+        assert gate.exists() and proc.wait(timeout=60) == 0, "".join(seen)[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert re.search(r"trial #0: epoch 2/2, loss", "".join(seen))
 
 
 #: A Clara 4.1 config_validation.json for the test MMAR (the form of the corpus's

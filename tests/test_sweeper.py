@@ -210,9 +210,10 @@ def test_report_writes_plots_and_prints_top_trials(tmp_path):
     assert missing.returncode == 2 and "no study 'nope'" in missing.stderr and "its studies: demo" in missing.stderr
 
 
-def test_the_report_names_the_studys_metric_on_its_plots(tmp_path, monkeypatch):
+def test_the_report_names_the_studys_metric_on_its_plots(tmp_path, monkeypatch, capsys):
     """A study that names its value (a sweep of a Clara config: set_metric_names) has it on the
-    report's plots, not "Objective Value"."""
+    report's plots, not "Objective Value"; the trials' learning curves mark the pruned ones; the
+    importances of a few trials say they mean little; report.html holds it all on one page."""
     import warnings
 
     import optuna
@@ -225,22 +226,37 @@ def test_the_report_names_the_studys_metric_on_its_plots(tmp_path, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(["val_mean_dice"])
-    study.optimize(lambda t: t.suggest_float("lr", 1e-4, 1e-2, log=True) * 10 + t.suggest_int("k", 1, 3) / 10,
-                   n_trials=8)
+    def objective(t):
+        value = t.suggest_float("lr", 1e-4, 1e-2, log=True) * 10 + t.suggest_int("k", 1, 3) / 10
+        for epoch in (1, 2):
+            t.report(value * epoch / 2, epoch)
+        if t.number == 3:
+            raise optuna.TrialPruned()
+        return value
+    study.optimize(objective, n_trials=8)
     labels: dict[str, str] = {}
     save = Figure.savefig
 
     def seen(fig, path, *args, **kwargs):  # what each plot shows, read as it is saved
         labels[os.path.basename(str(path))] = " ".join(
             text for ax in fig.axes for text in (ax.get_xlabel(), ax.get_ylabel(), ax.get_title(),
-                                                 *(t.get_text() for t in ax.get_xticklabels())))
+                                                 *(t.get_text() for t in ax.get_xticklabels()),
+                                                 *(t.get_text() for t in (ax.get_legend().get_texts()
+                                                                          if ax.get_legend() else []))))
         return save(fig, path, *args, **kwargs)
     monkeypatch.setattr(Figure, "savefig", seen)
-    report("named", storage, str(tmp_path / "rep"))
-    assert set(labels) == {"optimization_history.png", "parallel_coordinate.png", "param_importances.png"}
+    written = report("named", storage, str(tmp_path / "rep"))
+    pngs = {"optimization_history.png", "parallel_coordinate.png", "param_importances.png", "learning_curves.png"}
+    assert set(labels) == pngs
     for name, text in labels.items():
         assert "Objective Value" not in text, (name, text)
-    assert all("val_mean_dice" in labels[png] for png in ("optimization_history.png", "parallel_coordinate.png"))
+    assert all("val_mean_dice" in labels[png] for png in ("optimization_history.png", "parallel_coordinate.png",
+                                                          "learning_curves.png"))
+    assert "epoch" in labels["learning_curves.png"] and "#3 (pruned)" in labels["learning_curves.png"]
+    assert "param_importances.png rests on 7 complete trial(s): too few to mean much" in capsys.readouterr().out
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert str(tmp_path / "rep" / "report.html") in written and page.count("src='data:image/png;base64,") == 4
+    assert f"<td>#{study.best_trial.number}</td>" in page and "val_mean_dice" in page
 
 
 @pytest.mark.parametrize("storage,wanted", [

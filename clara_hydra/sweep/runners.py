@@ -111,7 +111,8 @@ class LauncherRunner:
 class WorkerRunner:
     """Clara's workers: one subprocess per trial (the same Hydra app, ``hydra.run.dir`` its trial's
     folder) on each worker's GPUs, watched until it ends or passes ``trial_timeout``; it writes its
-    outcome to a file beside its log (``worker.log``)."""
+    outcome to a file beside its log (``worker.log``). Each epoch line of a log is said in the
+    sweep's console too, with its trial (``trial #3: epoch 2/10, loss ...``)."""
 
     def __init__(self, workers: Any, storage_spec: Any, config: DictConfig, trial_timeout: float | None) -> None:
         self.slots = parse_workers(workers)
@@ -128,6 +129,7 @@ class WorkerRunner:
         self.base = base_command(config)
         self.trial_timeout = trial_timeout
         self.running: dict[int, tuple[Job, subprocess.Popen, float, Any]] = {}
+        self.read: dict[int, int] = {}  # trial number -> how far its log is read
 
     def free(self) -> int:
         return len(self.slots) - len(self.running)
@@ -153,6 +155,7 @@ class WorkerRunner:
             env[ENV_NPROC] = str(len(gpus))
         cmd = self.base + job.overrides + [f"hydra.run.dir={quote(str(job.job_dir))}"]
         logf = open(job.job_dir / "worker.log", "w")
+        self.read[job.trial.number] = 0  # (a trial resumed after its worker died: its log starts again)
         proc = subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT, cwd=os.getcwd(),
                                 preexec_fn=procs.die_with_parent)
         job.trial.set_user_attr(ATTR_WORKER_PID, proc.pid)
@@ -164,6 +167,7 @@ class WorkerRunner:
         time.sleep(0.2)
         ended = []
         for slot, (job, proc, start, logf) in list(self.running.items()):
+            self._epoch_lines(job)
             if proc.poll() is None:
                 if self.trial_timeout is None or time.time() - start < self.trial_timeout:
                     continue
@@ -175,6 +179,7 @@ class WorkerRunner:
                 continue
             logf.close()
             del self.running[slot]
+            self._epoch_lines(job)  # (what it wrote before it ended)
             outcome = read_outcome(job.job_dir / RESULT_FILE)
             if outcome is not None:
                 ended.append(Ended(job, start, outcome["state"], value=outcome.get("value"),
@@ -184,6 +189,22 @@ class WorkerRunner:
                                    log_line=_last_error_line(job.job_dir / "worker.log")))
         return ended
 
+    def _epoch_lines(self, job: Job) -> None:
+        """The epoch lines the job's log got since the last look, said with the trial's number."""
+        number = job.trial.number
+        try:
+            with open(job.job_dir / "worker.log", "rb") as fh:
+                fh.seek(self.read.get(number, 0))
+                text = fh.read()
+        except OSError:
+            return
+        done = text.rfind(b"\n") + 1  # (a line still being written waits for its end)
+        self.read[number] = self.read.get(number, 0) + done
+        for line in text[:done].decode("utf-8", "replace").splitlines():
+            m = EPOCH_LINE.search(line)
+            if m:
+                notice(f"trial #{number}: {m.group(1)}")
+
     def stop(self) -> list[Any]:
         procs.stop_all([proc for _, proc, _, _ in self.running.values()])
         trials = []
@@ -192,6 +213,10 @@ class WorkerRunner:
             trials.append(job.trial)
         self.running.clear()
         return trials
+
+
+#: an epoch line of a trial's log (training's "epoch 2/10, loss 0.61, val_mean_dice 0.4 (best ...), 1.0s")
+EPOCH_LINE = re.compile(r"(?:clara-hydra: )?(epoch \d+/\d+\b.*)$")
 
 
 def _last_error_line(log: Path) -> str:
