@@ -168,6 +168,11 @@ def validate_task(cfg) -> Any:
     return validate_run(cfg)
 
 
+def torchscript_task(cfg) -> Any:
+    from .train.entry import torchscript_run
+    return torchscript_run(cfg)
+
+
 def infer_task(cfg) -> Any:
     from .train.entry import infer_run
     return infer_run(cfg)

@@ -76,6 +76,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                                    "config/config_train.json with the run's values in and no search blocks, "
                                    "environment.json, the validation config, models/model.pt, models/model.ts "
                                    "(where the network scripts) and conf/. validate, infer and train run on it.")
+    e.epilog = ("clara-hydra export --mmar DIR [KEY=VALUE ...]: Clara's export.sh, the network of the MMAR's "
+                "checkpoint (MMAR_CKPT, models/model.pt) as TorchScript (MMAR_TORCHSCRIPT, else model.ts beside it)")
     e.add_argument("run", metavar="RUN_DIR")
     e.add_argument("-o", "--output-dir", required=True, metavar="DIR", help="the MMAR folder to write")
     e.add_argument("--force", action="store_true",
@@ -341,6 +343,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _train(argv[1:])
     if argv[:1] in (["validate"], ["infer"]):
         return _validate(argv[1:], argv[0])
+    if argv[:1] == ["export"] and any(a == "--mmar" or a.startswith("--mmar=") for a in argv):
+        from .app import torchscript_task  # Clara's export.sh: the MMAR's model.pt as model.ts
+        return _train(argv[1:], torchscript_task)
     if any(a in ("-sc", "--shell-completion") or a.startswith("--shell-completion=") for a in argv):
         done = _completion(argv)
         if done is not None:

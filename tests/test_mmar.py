@@ -129,6 +129,16 @@ def test_train_leaves_the_mmar_ready_to_validate_and_infer_as_clara_did(tmp_path
     assert f"val_mean_dice = {best:.4f}" in validated.stdout + validated.stderr  # the checkpoint of the best epoch
     inferred = run_cli("infer", "--mmar", mmar, cwd=elsewhere)  # (synth-data's test list)
     assert inferred.returncode == 0 and "inferred 1 case(s) of the 'test' list" in inferred.stdout + inferred.stderr
+    # Clara's export.sh: the MMAR's model.pt as model.ts again (the earlier one kept)
+    scripted = (models / "model.ts").read_bytes()
+    exported = run_cli("export", "--mmar", mmar, cwd=elsewhere)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert f"{models / 'model.ts'}: the network of {models / 'model.pt'} as TorchScript (the earlier one kept as " \
+           f"model.ts.prev)" in exported.stdout + exported.stderr
+    assert (models / "model.ts.prev").read_bytes() == scripted and (models / "model.ts").stat().st_size > 1000
+    (models / "model.pt").unlink()
+    line = one_error(run_cli("export", "--mmar", mmar, cwd=elsewhere))
+    assert f"MMAR_CKPT: the checkpoint to export is not there: {models / 'model.pt'}" in line, line
 
 
 def test_an_undefined_datalist_is_an_error_not_synthetic_data(tmp_path, data):

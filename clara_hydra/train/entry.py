@@ -246,6 +246,53 @@ def _evaluate(cfg: DictConfig, infer: bool) -> dict:
         raise SystemExit(2) from None
 
 
+def torchscript_run(cfg: DictConfig) -> str:
+    """What ``clara-hydra export --mmar DIR`` does inside Hydra: Clara's export.sh. The network of
+    the MMAR's checkpoint (MMAR_CKPT, ``models/model.pt``) as TorchScript (MMAR_TORCHSCRIPT, else
+    ``model.ts`` beside it); a TorchScript file that was there is kept as ``.prev``."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from .. import evalconf
+    from ..effective import enabled_only
+    from ..errors import BuildError
+    from ..logs import notice
+    from .export_ts import script
+
+    run_dir = HydraConfig.get().runtime.output_dir
+    source = _source(cfg)
+    config_file = None
+    try:
+        config_file = _start(cfg, run_dir, source)
+        scalars = first_level_values(cfg)
+        ckpt = evalconf.checkpoint(scalars, config_file)
+        if not os.path.isfile(ckpt):
+            raise ClaraHydraError(f"the checkpoint to export is not there: {os.path.abspath(ckpt)}",
+                                  location="MMAR_CKPT", hint="train first (clara-hydra train --mmar DIR), or set "
+                                                             "MMAR_CKPT=PATH")
+        given = scalars.get("MMAR_TORCHSCRIPT")
+        out = given if isinstance(given, str) and given and not given.startswith("{") else \
+            os.path.join(os.path.dirname(ckpt), "model.ts")
+        tree = enabled_only(effective_from_cfg(cfg, enabled_only=False))
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        refused = script(tree, ckpt, out + ".tmp", config_file)
+        if refused:
+            raise BuildError(f"no TorchScript written: {refused}", location="train.model")
+        kept = os.path.isfile(out)
+        if kept:
+            os.replace(out, out + ".prev")
+        os.replace(out + ".tmp", out)
+        notice(f"{os.path.abspath(out)}: the network of {os.path.abspath(ckpt)} as TorchScript"
+               + (f" (the earlier one kept as {os.path.basename(out)}.prev)" if kept else ""))
+        return os.path.abspath(out)
+    except ClaraHydraError as exc:
+        if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
+            raise
+        if exc.file is None and source:
+            exc.file = config_file or source
+        print(exc.format(), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def _to_log_file(line: str) -> None:
     """The error line in train.log too (the console gets it on stderr)."""
     import logging

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import first_line
+from ..errors import BuildError, first_line
 
 
 def load_weights(network, checkpoint: str) -> None:
@@ -11,7 +11,14 @@ def load_weights(network, checkpoint: str) -> None:
     import torch
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
     state = saved["model"] if isinstance(saved, dict) and isinstance(saved.get("model"), dict) else saved
-    network.load_state_dict(state)
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as exc:  # another network's weights (another config, a sweep trial's searched values)
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        raise BuildError(f"the checkpoint does not fit the network: {lines[1] if len(lines) > 1 else first_line(exc)}",
+                         file=checkpoint, location="train.model",
+                         hint="use the config it was trained with (a sweep's trial: its searched values, or "
+                              "clara-hydra export of the trial)") from None
 
 
 def script(tree: dict, checkpoint: str, out: str, config_file: str | None) -> str | None:
