@@ -7,6 +7,9 @@ import math
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
 
 from omegaconf import DictConfig, open_dict
 
@@ -194,19 +197,12 @@ def infer_run(cfg: DictConfig) -> dict:
 
 
 def _evaluate(cfg: DictConfig, infer: bool) -> dict:
-    from hydra.core.hydra_config import HydraConfig
-
     from .. import evalconf
     from ..effective import enabled_only
     from ..logs import notice
     from .evaluate import validate
 
-    run_dir = HydraConfig.get().runtime.output_dir
-    source = _source(cfg)
-    config_file = None
-    try:
-        config_file = _start(cfg, run_dir, source)
-        scalars = first_level_values(cfg)
+    with _mmar_command(cfg, log=True) as (run_dir, config_file, scalars):
         out = scalars.get("MMAR_EVAL_OUTPUT_PATH")
         out_dir = out if isinstance(out, str) and out and not out.startswith("{") else \
             os.path.join(run_dir, "infer" if infer else "eval")
@@ -236,34 +232,47 @@ def _evaluate(cfg: DictConfig, infer: bool) -> dict:
                 elif where.startswith("validate.metrics"):  # (v3: the val_metrics it mapped)
                     exc.location = "val_metrics" + where[len("validate.metrics"):]
             raise
+
+
+@contextmanager
+def _mmar_command(cfg: DictConfig, *, log: bool) -> Iterator[tuple[str, str | None, dict]]:
+    """(run folder, config file, first-level values) of a command on an MMAR (validate, infer,
+    export --mmar), its relative paths the MMAR's (:func:`_start`); its error is one line."""
+    from hydra.core.hydra_config import HydraConfig
+    run_dir = HydraConfig.get().runtime.output_dir
+    source = _source(cfg)
+    config_file = None
+    try:
+        config_file = _start(cfg, run_dir, source)
+        yield run_dir, config_file, first_level_values(cfg)
     except ClaraHydraError as exc:
-        if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
-            raise
-        if exc.file is None and source:
-            exc.file = config_file or source
+        _one_line(exc, source, config_file, log=log)
+
+
+def _one_line(exc: ClaraHydraError, source: str | None, config_file: str | None, *, log: bool) -> NoReturn:
+    """A command's error as its one line on stderr (and in train.log: ``log``), exit code 2; the
+    traceback with CLARA_HYDRA_FULL_ERROR=1."""
+    if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
+        raise exc
+    if exc.file is None and source:
+        exc.file = config_file or source
+    if log:
         _to_log_file(exc.format())
-        print(exc.format(), file=sys.stderr)
-        raise SystemExit(2) from None
+    print(exc.format(), file=sys.stderr)
+    raise SystemExit(2) from None
 
 
 def torchscript_run(cfg: DictConfig) -> str:
     """What ``clara-hydra export --mmar DIR`` does inside Hydra: Clara's export.sh. The network of
     the MMAR's checkpoint (MMAR_CKPT, ``models/model.pt``) as TorchScript (MMAR_TORCHSCRIPT, else
     ``model.ts`` beside it); a TorchScript file that was there is kept as ``.prev``."""
-    from hydra.core.hydra_config import HydraConfig
-
     from .. import evalconf
     from ..effective import enabled_only
     from ..errors import BuildError
     from ..logs import notice
     from .export_ts import script
 
-    run_dir = HydraConfig.get().runtime.output_dir
-    source = _source(cfg)
-    config_file = None
-    try:
-        config_file = _start(cfg, run_dir, source)
-        scalars = first_level_values(cfg)
+    with _mmar_command(cfg, log=False) as (_run_dir, config_file, scalars):
         ckpt = evalconf.checkpoint(scalars, config_file)
         if not os.path.isfile(ckpt):
             raise ClaraHydraError(f"the checkpoint to export is not there: {os.path.abspath(ckpt)}",
@@ -284,13 +293,6 @@ def torchscript_run(cfg: DictConfig) -> str:
         notice(f"{os.path.abspath(out)}: the network of {os.path.abspath(ckpt)} as TorchScript"
                + (f" (the earlier one kept as {os.path.basename(out)}.prev)" if kept else ""))
         return os.path.abspath(out)
-    except ClaraHydraError as exc:
-        if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
-            raise
-        if exc.file is None and source:
-            exc.file = config_file or source
-        print(exc.format(), file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 def _to_log_file(line: str) -> None:
