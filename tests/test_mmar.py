@@ -139,6 +139,8 @@ def test_train_leaves_the_mmar_ready_to_validate_and_infer_as_clara_did(tmp_path
     (models / "model.pt").unlink()
     line = one_error(run_cli("export", "--mmar", mmar, cwd=elsewhere))
     assert f"MMAR_CKPT: the checkpoint to export is not there: {models / 'model.pt'}" in line, line
+    line = one_error(run_cli("validate", "--mmar", mmar, f"hydra.run.dir={tmp_path / 'v'}", cwd=elsewhere))
+    assert "the checkpoint to validate is not there" in line and line in (tmp_path / "v" / "train.log").read_text()
 
 
 def test_an_undefined_datalist_is_an_error_not_synthetic_data(tmp_path, data):
