@@ -9,7 +9,7 @@ gives back the ones that ended; the loop never knows how they ran.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,7 +40,6 @@ class Ended:
     error: str | None = None  # the failure as the sweep's first error names it (exception type: message)
     cause: str = ""
     log_line: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 class Runner(Protocol):

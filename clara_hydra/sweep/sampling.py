@@ -23,7 +23,8 @@ SAMPLER_KEYS = frozenset({"hydra/sweeper/sampler", "hydra.sweeper.sampler", "hyd
 def choose(impl: Any, dists: dict, fixed_params: dict, conditions: dict, *, finite_space: str, seed: Any,
            config: DictConfig) -> int | None:
     """Set ``impl.sampler`` to the sampler this sweep runs; give the number of combinations when each
-    runs once (n_trials is capped at what is left), else None."""
+    runs once (n_trials is capped at what is left), else None. No search space is one combination:
+    every trial after the first would be it again (reused)."""
     try:
         grid: dict[str, list] | None = upstream.grid(dists)
     except ValueError as exc:  # a continuous range
@@ -37,16 +38,21 @@ def choose(impl: Any, dists: dict, fixed_params: dict, conditions: dict, *, fini
         # the grid walks every point of the product, also those that differ only in a param a
         # condition leaves out (reused, not trained): its cap is the whole product
         impl.sampler = impl.sampler(grid)
-        return math.prod(len(v) for v in grid.values())
-    if grid is not None and dists and finite_space == "enumerate" and not log_range(dists) \
+        size: int | None = math.prod(len(v) for v in grid.values())
+    elif grid is not None and dists and finite_space == "enumerate" and not log_range(dists) \
             and not getattr(impl.sampler, "clara_controller", False) \
             and enumerates(config):  # (a controller of your own decides; a sampler you name samples)
         size = count_combinations(grid, conditions, fixed_params)
         impl.sampler = brute_force(seed)
         notice(f"the search space is finite ({size} combination(s)): each runs once, then the sweep "
                f"stops (hydra.sweeper.finite_space=sample keeps the configured sampler)")
-        return size
-    return None
+    else:
+        size = None
+    if not dists:
+        notice("no search space (hydra.sweeper.params and the command line sweep nothing): the sweep runs the "
+               "config once")
+        return 1
+    return size
 
 
 def log_range(dists: dict) -> bool:

@@ -54,10 +54,11 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 class Sweep:
     """``impl``: hydra-optuna-sweeper's own sweeper (params grammar, sampler, storage, study name,
-    n_trials, n_jobs, max_failure_rate); ``options``: ours; ``config``: the sweep's composed config."""
+    n_trials, n_jobs, max_failure_rate, and Hydra's launcher once set up); ``options``: ours;
+    ``config``: the sweep's composed config."""
 
-    def __init__(self, impl: Any, options: Options, config: DictConfig, launcher: Any) -> None:
-        self.impl, self.o, self.config, self.launcher = impl, options, config, launcher
+    def __init__(self, impl: Any, options: Options, config: DictConfig) -> None:
+        self.impl, self.o, self.config = impl, options, config
         self.objectives = options.objectives
         self.stops = Stops(timeout=options.timeout, stop_threshold=options.stop_threshold,
                            max_failure_rate=impl.max_failure_rate)
@@ -88,7 +89,7 @@ class Sweep:
             previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
             try:
                 runner: loop.Runner = WorkerRunner(o.workers, self.storage_spec, self.config, o.trial_timeout) \
-                    if o.workers is not None else LauncherRunner(self.launcher, self.impl.n_jobs, study.study_name)
+                    if o.workers is not None else LauncherRunner(self.impl.launcher, self.impl.n_jobs, study.study_name)
                 loop.run(self, runner, to_go)
             finally:
                 signal.signal(signal.SIGTERM, previous)
@@ -119,10 +120,6 @@ class Sweep:
         checks.check_values(self.config, impl.hydra_context, dists, fixed_params, fixed_overrides)
         grid_size = sampling.choose(impl, dists, fixed_params, self.conditions, finite_space=o.finite_space,
                                     seed=o.seed, config=self.config)
-        if not dists:  # one point: every trial would be the first again (reused)
-            notice("no search space (hydra.sweeper.params and the command line sweep nothing): the sweep runs "
-                   "the config once")
-            grid_size = 1
         directions = upstream.directions(impl)
         if len(directions) > 1 and self.objectives is None and "clara_hydra" in self.config:
             raise ClaraHydraError(f"{len(directions)} directions, but a Clara config's run returns one value "

@@ -40,7 +40,7 @@ class ClaraOptunaSweeperImpl:
         hide_plumbing()
 
     def sweep(self, arguments: list[str]) -> None:
-        Sweep(self.impl, self.options, self.config, self.impl.launcher).run(arguments)
+        Sweep(self.impl, self.options, self.config).run(arguments)
 
 
 class _NoExit:
