@@ -223,21 +223,17 @@ def state_warning(state: dict, run_dir: str, checkpoint: str | None) -> str | No
                    f"before it stopped, not that of a whole training" if checkpoint else "")
 
 
-def publish(mmar: str, checkpoint: str, *, torchscript: str | None = None, tree: dict | None = None,
-            config_file: str | None = None) -> str:
+def publish(mmar: str, checkpoint: str, *, tree: dict, config_file: str | None = None) -> str:
     """Leave the MMAR ready to validate and infer, as Clara's train.sh did (a plain run of
     ``clara-hydra train --mmar``; a sweep's best trial, whose searched values the MMAR's config does
-    not have, is an MMAR of its own: ``best_mmar``): ``checkpoint`` as its
-    ``MMAR_CKPT`` (environment.json's, else ``models/model.pt``) and the network as TorchScript as
-    its ``MMAR_TORCHSCRIPT`` (else ``model.ts`` beside it): ``torchscript`` copied, or scripted
-    from ``tree`` (the run's effective, enabled-only config). A model that was there is kept, as
-    ``model.pt.prev`` (``model.ts.prev``). Gives one line to say."""
+    not have, is an MMAR of its own: ``best_mmar``): ``checkpoint`` as its ``MMAR_CKPT``
+    (environment.json's, else ``models/model.pt``) and the network of ``tree`` (the run's
+    effective, enabled-only config) as TorchScript as its ``MMAR_TORCHSCRIPT`` (else ``model.ts``
+    beside it). A model that was there is kept (:func:`keep_earlier`). Gives one line to say."""
+    from .jsonfile import load_json
     from .paths import in_mmar
     env_file = os.path.join(mmar, "config", "environment.json")
-    try:
-        env = json.load(open(env_file)) if os.path.isfile(env_file) else {}
-    except (OSError, ValueError):
-        env = {}
+    env = load_json(env_file, "environment") if os.path.isfile(env_file) else {}
     env = env if isinstance(env, dict) else {}
 
     def place(key: str, default: str) -> str:
@@ -247,25 +243,24 @@ def publish(mmar: str, checkpoint: str, *, torchscript: str | None = None, tree:
     ckpt_out = place("MMAR_CKPT", CKPT)
     ts_out = place("MMAR_TORCHSCRIPT", os.path.join(os.path.dirname(os.path.relpath(ckpt_out, mmar)), "model.ts"))
     os.makedirs(os.path.dirname(ckpt_out), exist_ok=True)
-    kept = []
-    for path in (ckpt_out, ts_out):
-        if os.path.isfile(path):
-            os.replace(path, path + ".prev")
-            kept.append(os.path.basename(path) + ".prev")
+    # both go aside first: an earlier model.ts never stays beside the new model.pt (nor where it does not script)
+    kept = [name for name in map(keep_earlier, (ckpt_out, ts_out)) if name]
     shutil.copyfile(checkpoint, ckpt_out + ".tmp")
     os.replace(ckpt_out + ".tmp", ckpt_out)
-    refused = None
-    if torchscript is not None and os.path.isfile(torchscript):
-        shutil.copyfile(torchscript, ts_out + ".tmp")
-        os.replace(ts_out + ".tmp", ts_out)
-    elif tree is not None:
-        from .train.export_ts import script
-        refused = script(tree, checkpoint, ts_out, config_file)
-    else:
-        refused = "no TorchScript of this model"
+    from .train.export_ts import script
+    refused = script(tree, checkpoint, ts_out, config_file)
     return (f"the MMAR is ready to validate and infer (clara-hydra validate --mmar {mmar}): {ckpt_out}"
             + (f", {ts_out}" if refused is None else f" (no {os.path.basename(ts_out)}: {refused})")
             + (f"; the earlier model kept as {', '.join(kept)}" if kept else ""))
+
+
+def keep_earlier(path: str) -> str | None:
+    """A model about to be written over is kept as ``PATH.prev`` (one before it goes); gives that
+    name, or None where there was none."""
+    if not os.path.isfile(path):
+        return None
+    os.replace(path, path + ".prev")
+    return os.path.basename(path) + ".prev"
 
 
 def write_json(path: str, data: Any) -> None:

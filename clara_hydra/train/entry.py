@@ -123,9 +123,10 @@ def run(cfg: DictConfig) -> float | list[float] | None:
                                     hint="check the metric's inputs (post transforms, labels)")
             notice(f"key metric = {value:.4f} (the best validation value; what this run returns)")
         if trial is None:  # a plain run: where its results are (a sweep's trial line and results say it)
-            notice(_results_line(run_dir))
+            best = _checkpoint(run_dir)
+            notice(_results_line(run_dir, best))
             if os.environ.get(ENV_MMAR):  # clara-hydra train --mmar: the model in the MMAR, as train.sh left it
-                _publish(os.environ[ENV_MMAR], run_dir, tree, config_file)
+                _publish(os.environ[ENV_MMAR], best, tree, config_file)
         from .. import faults
         faults.point("before_outcome")
         P.write_outcome(P.COMPLETE, value=value, path=outcome)
@@ -269,6 +270,7 @@ def torchscript_run(cfg: DictConfig) -> str:
     from .. import evalconf
     from ..effective import enabled_only
     from ..errors import BuildError
+    from ..export import keep_earlier
     from ..logs import notice
     from .export_ts import script
 
@@ -286,12 +288,10 @@ def torchscript_run(cfg: DictConfig) -> str:
         refused = script(tree, ckpt, out + ".tmp", config_file)
         if refused:
             raise BuildError(f"no TorchScript written: {refused}", location="train.model")
-        kept = os.path.isfile(out)
-        if kept:
-            os.replace(out, out + ".prev")
+        kept = keep_earlier(out)
         os.replace(out + ".tmp", out)
         notice(f"{os.path.abspath(out)}: the network of {os.path.abspath(ckpt)} as TorchScript"
-               + (f" (the earlier one kept as {os.path.basename(out)}.prev)" if kept else ""))
+               + (f" (the earlier one kept as {kept})" if kept else ""))
         return os.path.abspath(out)
 
 
@@ -322,9 +322,8 @@ def _overridden() -> frozenset:
     return override_keys(HydraConfig.get().overrides.task)
 
 
-def _results_line(run_dir: str) -> str:
+def _results_line(run_dir: str, best: str | None) -> str:
     """``run folder: DIR; checkpoint: DIR/models/model.pt; curves: tensorboard --logdir ...``."""
-    best = _checkpoint(run_dir)
     return (f"run folder: {run_dir}" + (f"; checkpoint: {best}" if best else "")
             + f"; curves: tensorboard --logdir {os.path.join(run_dir, 'tensorboard')}")
 
@@ -338,12 +337,11 @@ def _checkpoint(run_dir: str) -> str | None:
         return None
 
 
-def _publish(mmar: str, run_dir: str, tree: dict, config_file: str | None) -> None:
-    """The run's model in the MMAR (:func:`clara_hydra.export.publish`); a failure is a warning:
-    the run's results stand."""
+def _publish(mmar: str, best: str | None, tree: dict, config_file: str | None) -> None:
+    """The run's best checkpoint in the MMAR (:func:`clara_hydra.export.publish`); a failure is a
+    warning: the run's results stand."""
     from ..export import publish
     from ..logs import notice, warn
-    best = _checkpoint(run_dir)
     if best is None:
         warn(f"the run wrote no checkpoint: nothing left in the MMAR {mmar}")
         return
