@@ -4,6 +4,7 @@ learning curves, its top trials, and ``report.html``: all of it on one self-cont
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from .. import better
@@ -135,7 +136,7 @@ def _html(study: Any, images: list[str], complete: list, many: bool) -> str:
         f"<td>{html.escape(results.format_params(t.params))}</td></tr>" for t in shown)
     figures = "".join(
         f"<h2>{html.escape(os.path.basename(path))}</h2><img alt='{html.escape(os.path.basename(path))}' "
-        f"src='data:image/png;base64,{base64.b64encode(open(path, 'rb').read()).decode()}'>" for path in images)
+        f"src='data:image/png;base64,{base64.b64encode(Path(path).read_bytes()).decode()}'>" for path in images)
     directions = ", ".join(f"{n}: {d.name.lower()}" for n, d in zip(names, study.directions))
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(study.study_name)}</title>"
             f"<style>body{{font-family:sans-serif;margin:2em}}img{{max-width:100%}}td{{padding:0 1em}}</style>"
