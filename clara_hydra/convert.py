@@ -232,6 +232,8 @@ def _param_meta(p: Param) -> dict:
     """What the converted YAML records of a sweep param: enough to warn about an override outside
     its search domain (``range`` for float/int, ``options`` for a direct enum)."""
     out: dict[str, Any] = {"type": p.type, "domain": p.domain, "sets": [clara(s) for s in p.sources]}
+    if p.at is not None:  # its place, an override key too (the sweeper reads it as this param)
+        out["at"] = p.at
     if p.when is not None:  # searched only in trials where it matters (the sweeper reads this)
         out["when"] = p.when.as_json()
     if p.type in ("float", "int"):

@@ -101,7 +101,8 @@ def help_template(conv: Conversion, stem: str, source_label: str) -> str:
         for p in conv.params:
             lines.append(f"  {p.name}: {p.sweep}  [{p.type}, domain {p.domain or '-'}]"
                          + (f"  {p.when.text()}" if p.when else ""))
-            lines.append("      sets " + ", ".join(clara(s) for s in p.sources))
+            lines.append("      sets " + ", ".join(clara(s) for s in p.sources)
+                         + (f"  (also {p.at}=...)" if p.at else ""))
             if p.mode == "label":
                 for lab, v in p.choices.items():
                     lines.append(f"      {lab} = {_flow(v)}")

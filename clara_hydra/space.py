@@ -1,10 +1,13 @@
 """The search space: one sweep parameter per Clara search entry.
 
 Each parameter gets
-- a ``name``: the key a command-line override sets. A first-level param keeps its name, an
-  alias is its own name, an unaliased single arg is its place in the config
-  (``train.model.args.norm``); a joint choice, or a choice between list values, gets a
-  generated top-level name whose value is a label (``mySearchLoss1_mySearchLoss2=Focal``);
+- a ``name``: the key a command-line override sets, and the name Optuna, the report and the
+  trial lines show. A first-level param keeps its name, an alias is its own name, an unaliased
+  single arg of a component gets a top-level name that says what it sets, its class and its arg
+  (``SegResNet_norm``, ``RandFlipd_disabled``), whose value its place interpolates; its place
+  (``at``: ``train.model.args.norm``) works as an override too. A joint choice, or a choice between
+  list values, gets a generated top-level name whose value is a label
+  (``mySearchLoss1_mySearchLoss2=Focal``, ``UNet_channels=16-32``);
 - a Hydra sweep expression in the Optuna sweeper's grammar (``interval``,
   ``int(interval(...))``, ``tag(log, interval(...))``, ``choice``);
 - its ``sources``: every location it sets, through search and through apply.
@@ -45,6 +48,7 @@ class Param:
     choices: dict[str, list[Any]] = field(default_factory=dict)
     default_label: str | None = None
     generated: bool = False  # the name is a top-level key of its own (not a Clara key)
+    at: str | None = None  # the override key of the one place a generated name stands for
     when: Condition | None = None  # sampled only when another param enables what it sets
 
     @property
@@ -63,6 +67,8 @@ class Param:
         if self.type == "enum":
             out["choices"] = self.choices
         out["sources"] = [clara(s) for s in self.sources]
+        if self.at is not None:
+            out["at"] = self.at
         if self.when is not None:
             out["when"] = self.when.as_json()
         return out
@@ -337,19 +343,19 @@ def _param(cfg: ClaraConfig, entry: SearchEntry, taken: set[str]) -> Param:
             sweep = f"interval({entry.low!r}, {entry.high!r})"
             if entry.domain == "lr" and entry.low > 0 and entry.high / entry.low >= 10:
                 sweep = f"tag(log, {sweep})"
-        return _direct(entry, sweep, value_keys, sources, taken)
+        return _direct(cfg, entry, sweep, value_keys, sources, taken)
 
     literals = [hydra_literal(opt[0]) for opt in entry.options] if len(entry.args) == 1 else [None]
     written = [lit for lit in literals if lit is not None]
     if len(written) == len(literals) and not _equal_in_python(entry.options):  # Hydra's grammar writes each
-        p = _direct(entry, "", value_keys, sources, taken)
+        p = _direct(cfg, entry, "", value_keys, sources, taken)
         p.labels = list(dict.fromkeys(written))  # drop duplicate options, keep order
         p.sweep = f"choice({', '.join(p.labels)})"
         p.choices = {lab: [opt[0]] for lab, opt in zip(written, entry.options) if lab not in p.choices}
         return p
 
     labels = _labels(cfg, entry)
-    name = _generated_name(entry, taken)
+    name = _readable_name(cfg, entry, taken) if entry.component is not None else _generated_name(entry, taken)
     choices = {lab: opt for lab, opt in zip(labels, entry.options)}
     defaults = entry.default_values()
     default_label = next((lab for lab, opt in choices.items() if opt == defaults), None)
@@ -367,18 +373,35 @@ def _equal_in_python(options: Sequence) -> bool:
     return any(a == b and json.dumps(a) != json.dumps(b) for i, a in enumerate(options) for b in options[i + 1:])
 
 
-def _direct(entry, sweep, value_keys, sources, taken) -> Param:
+def _direct(cfg, entry, sweep, value_keys, sources, taken) -> Param:
     home = value_keys[0]
-    generated = False
     arg = entry.args[0]
-    # an unaliased arg is overridden at its place, which must read back as that place: a key with
-    # a dot in it ("a.b") would be read as two keys
-    at_place = arg.kind != "param" and arg.alias is None
-    if not key_is_overridable(home) or (at_place and any(
-            isinstance(part, str) and ("." in part or not key_is_overridable(part)) for part in arg.target)):
-        home = _generated_name(entry, taken)
-        generated = True
-    return Param(entry, home, "direct", sweep, value_keys, sources, generated=generated)
+    if arg.kind == "param" or arg.alias is not None:  # a name the user wrote
+        if key_is_overridable(home):
+            return Param(entry, home, "direct", sweep, value_keys, sources)
+        return Param(entry, _generated_name(entry, taken), "direct", sweep, value_keys, sources, generated=True)
+    # an unaliased arg: a name that says what it sets; its place stays an override key where it
+    # reads back as that place (a key with a dot in it, "a.b", would be read as two keys)
+    at = None if len(entry.args) > 1 or any(isinstance(part, str) and ("." in part or not key_is_overridable(part))
+                                            for part in arg.target) else home
+    return Param(entry, _readable_name(cfg, entry, taken), "direct", sweep, value_keys, sources,
+                 generated=True, at=at)
+
+
+def _readable_name(cfg: ClaraConfig, entry: SearchEntry, taken: set[str]) -> str:
+    """``Class_arg`` for the args of a component (``RandFlipd_disabled``; ``Shift_a_b`` for one
+    value that two args share), numbered where two components of one class search the same args
+    (``RandFlipd_disabled_2``)."""
+    component = get(cfg.tree, entry.component) if entry.component is not None else None
+    cls = T.class_name(component).rsplit(".", 1)[-1] if isinstance(component, dict) else ""
+    base = re.sub(r"[^A-Za-z0-9_]+", "_", "_".join([cls] + [a.alias or a.name for a in entry.args])).strip("_")
+    if not base or base[0].isdigit() or not key_is_overridable(base):
+        return _generated_name(entry, taken)
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}_{n}"
+    return name
 
 
 def _labels(cfg: ClaraConfig, entry: SearchEntry) -> list[str]:

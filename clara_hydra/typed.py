@@ -132,8 +132,11 @@ def apply_types(cfg: Any) -> Any:
         for arg, written in args.items():
             if not isinstance(arg, str) or arg.startswith("_"):
                 continue
-            kinds: Kinds | None = spec.arg_kinds(arg, written, has_written=True)
             where = clara(loc + ("args", arg))
+            if where in searched and isinstance(written, str) and written.startswith("${") \
+                    and written[2:-1] in body and written.endswith("}"):
+                written = body[written[2:-1]]  # a searched place: its param's value is the one written
+            kinds: Kinds | None = spec.arg_kinds(arg, written, has_written=True)
             if kinds is not None and where in searched:
                 kinds = _union(kinds, searched[where])
             if kinds is not None:

@@ -75,12 +75,12 @@ def test_space_table_and_json(tmp_path):
                   {"true-false": [True, False], "false-true": [False, True]}),
         "useNovoGrad_useAdam": ("enum", "net", "choice(NovoGrad, Adam)",  # labelled by what each enables
                                 {"NovoGrad": [False, True], "Adam": [True, False]}),
-        "train.lr_policy.args.poly_power": ("enum", "lr", "choice(0.9, 0.99)", {"0.9": [0.9], "0.99": [0.99]}),
-        "train.model.args.init_filters": ("enum", "net", "choice(4, 8)", {"4": [4], "8": [8]}),
+        "ReducePoly_poly_power": ("enum", "lr", "choice(0.9, 0.99)", {"0.9": [0.9], "0.99": [0.99]}),
+        "SegResnet_init_filters": ("enum", "net", "choice(4, 8)", {"4": [4], "8": [8]}),
         "prob": ("float", "transform", "interval(0.0, 1.0)", None),
         "flipOff": ("enum", "transform", "choice(true, false)", {"true": [True], "false": [False]}),
-        "train.pre_transforms.8.disabled": ("enum", "transform", "choice(true, false)",
-                                            {"true": [True], "false": [False]}),
+        "AddGaussianNoise_disabled": ("enum", "transform", "choice(true, false)",  # named by what it sets
+                                      {"true": [True], "false": [False]}),
     }
     prob = params[[p["name"] for p in params].index("prob")]
     assert prob["targets"] == [0.0, 1.0] and prob["when"] == {"param": "flipOff", "in": ["false"]}

@@ -36,10 +36,10 @@ def _when(data) -> dict:
 
 @pytest.mark.parametrize("data, want", [
     pytest.param(config(), {"useSGD_useAdam": None, "learning_rate": None,
-                            "train.optimizer.0.args.momentum": "when useSGD_useAdam=SGD",
-                            "train.optimizer.1.args.amsgrad": "when useSGD_useAdam=Adam",
-                            "train.pre_transforms.0.disabled": None,
-                            "train.pre_transforms.0.args.prob": "when train.pre_transforms.0.disabled=false"},
+                            "SGD_momentum": "when useSGD_useAdam=SGD",
+                            "Adam_amsgrad": "when useSGD_useAdam=Adam",
+                            "RandFlipd_disabled": None,
+                            "RandFlipd_prob": "when RandFlipd_disabled=false"},
                  id="alternatives-and-a-disabled-search"),
     pytest.param(config(pre=(dict(FLIP, args={"keys": ["image"], "prob#p": 0.5}, search=[
         FLIP["search"][0], {"domain": "transform", "type": "float", "args": ["prob#p"], "targets": [0.1, 0.9]}]),
@@ -58,10 +58,10 @@ def test_space_shows_the_conditions(tmp_path):
     assert proc.returncode == 0, proc.stderr
     header, *rows = proc.stdout.split("\n\n")[0].splitlines()
     assert header.split() == ["NAME", "TYPE", "DOMAIN", "SWEEP", "WHEN", "SETS"]
-    momentum = next(r for r in rows if r.startswith("train.optimizer.0.args.momentum"))
+    momentum = next(r for r in rows if r.startswith("SGD_momentum"))
     assert "when useSGD_useAdam=SGD" in momentum
     listed = json.loads(run_cli("space", path, "--json").stdout)
-    assert next(p for p in listed if p["name"] == "train.optimizer.1.args.amsgrad")["when"] == \
+    assert next(p for p in listed if p["name"] == "Adam_amsgrad")["when"] == \
         {"param": "useSGD_useAdam", "in": ["Adam"]}
 
 

@@ -216,11 +216,11 @@ def test_every_string_comes_out_as_written(write_config, tmp_path):
     assert out["train"]["model"]["args"]["opt"] == "x"
     # every option of the enum, chosen on the command line by its label, comes out as written
     (param,) = json.loads(run_cli("space", src, "--json").stdout)
-    assert param["name"] == "train_model_opt"
+    assert param["name"] == "UNet_opt"
     choices = {"oc_env_HOME": ["${oc.env:HOME}"], "y": ["\\${y}"], "plain": ["plain"]}
     assert param["choices"] == choices
     for label, (value,) in choices.items():
-        got = json.loads(run_cli("resolve", src, f"train_model_opt={label}", "--json").stdout)
+        got = json.loads(run_cli("resolve", src, f"UNet_opt={label}", "--json").stdout)
         assert got["train"]["model"]["args"]["opt"] == value, label  # oc_env_HOME: the literal, not $HOME
     # the converted YAML holds them escaped: OmegaConf reads back exactly the strings
     from omegaconf import OmegaConf
@@ -270,7 +270,7 @@ def test_long_lines_load(write_config, tmp_path):
     assert proc.returncode == 0, proc.stderr
     doc = yaml.safe_load((tmp_path / "conf" / (name + ".yaml")).read_text())
     assert doc["hydra"]["sweeper"]["study_name"] == name
-    sweep = doc["hydra"]["sweeper"]["params"]["train.model.args.dropout"]
+    sweep = doc["hydra"]["sweeper"]["params"][MODEL["name"] + "_dropout"]
     assert sweep == "choice(" + ", ".join(repr(f) for f in floats) + ")"
     got = json.loads(run_cli("resolve", tmp_path / "conf" / (name + ".yaml"), f"train.model.args.dropout={floats[7]}",
                              "--json").stdout)

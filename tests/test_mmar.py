@@ -461,7 +461,7 @@ def test_each_mmar_gets_its_own_study_and_never_joins_another_space(tmp_path, da
     # naming the first MMAR's study for the second search space is refused in one line
     line = one_error(clara_train("--mmar", second, "-m", "hydra.sweeper.n_trials=0",
                                  "hydra.sweeper.study_name=a-config_train", cwd=work))
-    assert "holds trials of another search space" in line and "train_model_channels" in line
+    assert "holds trials of another search space" in line and "UNet_channels" in line
     assert "hydra.sweeper.study_name=" in line
 
 

@@ -60,11 +60,11 @@ CASES = [
      None, ["train.pre_transforms.0.args.n=4"], False, {"train.pre_transforms[0].args.n": 4}),
     ("enum-scalar-label", cfg(), None, ["train.model.args.norm=INSTANCE"], False,
      {"train.model.args.norm": "INSTANCE"}),
-    ("enum-list-value", cfg(), None, ["train_model_channels=8-16"], False, {"train.model.args.channels": [8, 16]}),
+    ("enum-list-value", cfg(), None, ["UNet_channels=8-16"], False, {"train.model.args.channels": [8, 16]}),
     ("enum-list-value-default", cfg(), None, [], False, {"train.model.args.channels": [16, 32]}),
     ("joint-enum", cfg(model={"name": "UNet", "args": {"a": 1, "b": "x"}, "search": [
         {"domain": "net", "type": "enum", "args": ["a", "b"], "targets": [[1, "x"], [2, "y"]]}]}),
-     None, ["train_model_a_b=2-y"], False, {"train.model.args.a": 2, "train.model.args.b": "y"}),
+     None, ["UNet_a_b=2-y"], False, {"train.model.args.a": 2, "train.model.args.b": "y"}),
     ("bare-string-args", cfg({**FLIP, "search": [
         {"domain": "transform", "type": "float", "args": "probability", "targets": [0.0, 1.0]}]}),
      None, ["train.pre_transforms.0.args.probability=0.5"], False, {"train.pre_transforms[0].args.probability": 0.5}),
@@ -116,8 +116,12 @@ CASES = [
      None, ["epochs=9"], False, {"train.pre_transforms[0].args.max_epochs": 9}),
     ("multi-arg-float-shares-value", cfg({"name": "Shift", "args": {"a": 0.1, "b": 0.1}, "search": [
         {"domain": "transform", "type": "float", "args": ["a", "b"], "targets": [0.0, 1.0]}]}),
-     None, ["train.pre_transforms.0.args.a=0.6"], False,
+     None, ["Shift_a_b=0.6"], False,
      {"train.pre_transforms[0].args.a": 0.6, "train.pre_transforms[0].args.b": 0.6}),
+    ("multi-arg-place-sets-its-own", cfg({"name": "Shift", "args": {"a": 0.1, "b": 0.1}, "search": [
+        {"domain": "transform", "type": "float", "args": ["a", "b"], "targets": [0.0, 1.0]}]}),
+     None, ["train.pre_transforms.0.args.a=0.6"], False,
+     {"train.pre_transforms[0].args.a": 0.6, "train.pre_transforms[0].args.b": 0.1}),
     ("alternatives-exactly-one", cfg(optimizer=[
         {"name": "Adam", "apply": {"@disabled": "o1"}}, {"name": "Novograd", "apply": {"@disabled": "o2"}}],
         search=[{"domain": "net", "type": "enum", "args": ["o1", "o2"], "targets": [[False, True], [True, False]]}]),
@@ -208,14 +212,14 @@ SPACE_CASES = [
       "sources": ["train.pre_transforms[0].args.probability", "train.pre_transforms[1].args.probability"]}),
     ("int", cfg(model={"name": "M", "args": {"k": 2}, "search": [
         {"domain": "net", "type": "int", "args": ["k"], "targets": [1, 5]}]}),
-     {"name": "train.model.args.k", "type": "int", "sweep": "int(interval(1, 5))",
-      "sources": ["train.model.args.k"]}),
+     {"name": "M_k", "type": "int", "sweep": "int(interval(1, 5))",  # named by its class and arg
+      "sources": ["train.model.args.k"], "at": "train.model.args.k"}),
     ("lr-log", cfg(top={"learning_rate": 1e-3, "lr_search": [1e-5, 1e-2]}),
      {"name": "learning_rate", "domain": "lr", "sweep": "tag(log, interval(1e-05, 0.01))", "targets": [1e-5, 1e-2],
       "sources": ["learning_rate"]}),
     ("enum-direct", cfg({**FLIP, "search": [{"domain": "transform", "type": "enum", "args": ["@disabled"],
                                               "targets": [[True], [False]]}]}),
-     {"name": "train.pre_transforms.0.disabled", "sweep": "choice(true, false)",
+     {"name": "RandomAxisFlip_disabled", "sweep": "choice(true, false)", "at": "train.pre_transforms.0.disabled",
       "choices": {"true": [True], "false": [False]}, "sources": ["train.pre_transforms[0].disabled"]}),
     ("exactly-one-of-labels", cfg(optimizer=[
         {"name": "Adam", "apply": {"@disabled": "o1"}}, {"name": "Novograd", "apply": {"@disabled": "o2"}}],
@@ -224,7 +228,7 @@ SPACE_CASES = [
       "sources": ["o1", "train.optimizer[0].disabled", "o2", "train.optimizer[1].disabled"]}),
     ("list-values", cfg(model={"name": "UNet", "args": {"channels": [16, 32]}, "search": [
         {"domain": "net", "type": "enum", "args": ["channels"], "targets": [[[16, 32]], [[8, 16]]]}]}),
-     {"name": "train_model_channels", "domain": "net", "choices": {"16-32": [[16, 32]], "8-16": [[8, 16]]},
+     {"name": "UNet_channels", "domain": "net", "choices": {"16-32": [[16, 32]], "8-16": [[8, 16]]},
       "sweep": "choice(16-32, 8-16)", "targets": [[[16, 32]], [[8, 16]]]}),
     ("domain-kept-null", cfg(model={"name": "M", "args": {"k": 2}, "search": [
         {"type": "int", "args": ["k"], "targets": [1, 5]}]}), {"domain": None}),
@@ -247,12 +251,12 @@ LABELLED = cfg(model={"name": "UNet", "args": {"channels": [16, 32], "a": 1, "b"
 #: (a label is a word Hydra reads back as that string: "v" before one that would read as a number
 #: or null, "m" for a minus, "p" for a point; a duplicate-free label per option).
 LABELS = {
-    "train_model_channels": (["train.model.args.channels"],
-                             {"16-32": [[16, 32]], "8-16": [[8, 16]], "v4": [[4]]}),
-    "train_model_a_b": (["train.model.args.a", "train.model.args.b"],
-                        {"1-x": [1, "x"], "2-y_z": [2, "y z"], "m3-1": [-3, "1"]}),
-    "train_model_c": (["train.model.args.c"],
-                      {"vnull": [None], "None": ["None"], "1p5": [1.5], "v1": ["1"]}),
+    "UNet_channels": (["train.model.args.channels"],
+                      {"16-32": [[16, 32]], "8-16": [[8, 16]], "v4": [[4]]}),
+    "UNet_a_b": (["train.model.args.a", "train.model.args.b"],
+              {"1-x": [1, "x"], "2-y_z": [2, "y z"], "m3-1": [-3, "1"]}),
+    "UNet_c": (["train.model.args.c"],
+            {"vnull": [None], "None": ["None"], "1p5": [1.5], "v1": ["1"]}),
 }
 
 

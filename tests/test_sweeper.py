@@ -677,7 +677,7 @@ def test_a_conditional_space_samples_an_arg_only_where_its_component_is_enabled(
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "6 combination(s) in all" in proc.stdout
     trials = rows(tmp_path / "sweep" / "trials.csv")
-    seen = sorted((r["x"], r["train.pre_transforms.0.disabled"], r["train.pre_transforms.0.args.prob"])
+    seen = sorted((r["x"], r["RandFlipd_disabled"], r["RandFlipd_prob"])
                   for r in trials)
     assert seen == [("0.2", "False", "0.1"), ("0.2", "False", "0.9"), ("0.2", "True", ""),
                     ("0.8", "False", "0.1"), ("0.8", "False", "0.9"), ("0.8", "True", "")]
@@ -731,7 +731,7 @@ def test_the_grid_over_a_conditional_space_trains_every_distinct_trial(tmp_path)
                  "hydra.sweeper.handlers=[{path: rec.Rec}]")
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = rows(tmp_path / "sweep" / "trials.csv")
-    trained = {(r["x"], r["train.pre_transforms.0.disabled"], r["train.pre_transforms.0.args.prob"])
+    trained = {(r["x"], r["RandFlipd_disabled"], r["RandFlipd_prob"])
                for r in trials if not r["reason"].startswith("reused")}
     assert len(trained) == 6  # every distinct trial; grid points differing only in an absent prob are reused
     assert any(r["reason"].startswith("reused") for r in trials)
@@ -775,3 +775,36 @@ def test_a_sweep_of_a_config_without_a_search_space_says_so_and_runs_it_once(tmp
     assert "no search space (hydra.sweeper.params and the command line sweep nothing): the sweep runs the config " \
            "once" in proc.stdout + proc.stderr
     assert [r["state"] for r in rows(tmp_path / "sweep" / "trials.csv")] == ["complete"]
+
+
+@pytest.mark.parametrize("override, values", [
+    pytest.param("train.model.args.k=3", {"3"}, id="a-fixed-value-fixes-the-param"),
+    pytest.param("train.model.args.k=choice(2,4)", {"2", "4"}, id="a-sweep-expression-re-ranges-it"),
+    pytest.param("UNet_k=3", {"3"}, id="by-its-name"),
+])
+def test_a_param_is_named_by_what_it_sets_and_its_place_overrides_it(tmp_path, override, values):
+    """An unaliased searched arg goes by its class and arg (``UNet_k``) in the search space,
+    trials.csv and the trial lines; its place (``train.model.args.k``) on the command line stands
+    for it, so it never stays sampled beside a fixed place, and each trial trains what it records."""
+    from omegaconf import OmegaConf
+
+    from clara_hydra.convert import convert
+    from clara_hydra.reader import analyse
+    from clara_hydra.render import write
+    data = {"x": 0.5, "search": [{"domain": "net", "type": "float", "args": ["x"], "targets": [0.0, 1.0]}],
+            "train": {"model": {"name": "UNet", "args": {"k": 1}, "search": [
+                {"domain": "net", "type": "int", "args": ["k"], "targets": [1, 4]}]}}}
+    conf = Path(write(convert(analyse(data, file=str(tmp_path / "named.json"))), str(tmp_path / "conf")))
+    proc = sweep(conf, tmp_path, "hydra.sweeper.n_trials=4", "hydra.sweeper.storage=null", "hydra.sweeper.pruner=none",
+                 override)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = rows(tmp_path / "sweep" / "trials.csv")
+    assert "train.model.args.k" not in trials[0] and "train.model.args.k" not in proc.stdout
+    trained = set()
+    for r in trials:  # what each trial trained is what it records (a fixed value: no column, one value)
+        job = OmegaConf.load(tmp_path / "sweep" / r["number"] / ".hydra" / "config.yaml")
+        trained.add(str(OmegaConf.select(job, "train.model.args.k")))
+        assert r.get("UNet_k", trained.copy().pop()) == str(OmegaConf.select(job, "train.model.args.k"))
+    assert trained == values
+    if len(values) > 1:
+        assert {r["UNet_k"] for r in trials} == values and "UNet_k=" in proc.stdout

@@ -1,7 +1,7 @@
 """What a sweep checks before it opens its study, so that a mistake is one line before any trial
 trains (and before the study records a search space that cannot run): every value it may give
 fits its param, every job's config composes, every objective is a metric the config gives.
-Also the conditions the converter recorded for the sweep's params."""
+Also the conditions the converter recorded for the sweep's params, and overrides of a param by its place."""
 
 from __future__ import annotations
 
@@ -104,4 +104,17 @@ def conditions(param_meta: dict, dists: dict, fixed_params: dict) -> dict:
         when = (m or {}).get("when")
         if name in dists and isinstance(when, dict) and when.get("param") in set(dists) | set(fixed_params):
             out[name] = Condition(str(when["param"]), tuple(str(x) for x in when.get("in") or ()))
+    return out
+
+
+def by_param_name(arguments: list[str], param_meta: dict) -> list[str]:
+    """The command line's overrides, where one names a param by its place (``at``:
+    ``train.model.args.init_filters=8`` or ``=choice(4, 8, 16)``) written as that param
+    (``SegResnet_init_filters=...``): it fixes or re-ranges the param, never leaves it sampled with
+    no effect beside a fixed place."""
+    at = {m["at"]: name for name, m in param_meta.items() if isinstance(m, dict) and isinstance(m.get("at"), str)}
+    out = []
+    for argument in arguments:
+        key, eq, value = argument.partition("=")
+        out.append(f"{at[key]}={value}" if eq and key in at else argument)
     return out

@@ -103,6 +103,10 @@ class Sweep:
         """Check the search space, choose the sampler, open (or create) the study, recover what an
         earlier run left and start Clara's AutoML engine. Gives (trials to run, combinations)."""
         impl, o = self.impl, self.o
+        meta: Any = OmegaConf.to_container(self.config.clara_hydra.params) \
+            if "clara_hydra" in self.config and "params" in self.config.clara_hydra else {}
+        self.param_meta: dict = meta  # what the converter recorded of each param (domain, when, at)
+        arguments = checks.by_param_name(arguments, meta)
         try:
             dists, fixed_params, fixed_overrides = upstream.search_space(impl, arguments)
         except ClaraHydraError:
@@ -113,9 +117,6 @@ class Sweep:
                                   hint="write choice(a, b, ...), interval(low, high) or int(interval(low, high)) "
                                        "with low <= high") from None
         self.dists, self.fixed_params, self.fixed_overrides = dists, fixed_params, fixed_overrides
-        meta: Any = OmegaConf.to_container(self.config.clara_hydra.params) \
-            if "clara_hydra" in self.config and "params" in self.config.clara_hydra else {}
-        self.param_meta: dict = meta  # what the converter recorded of each param (domain, when)
         self.conditions = checks.conditions(meta, dists, fixed_params)
         checks.check_values(self.config, impl.hydra_context, dists, fixed_params, fixed_overrides)
         grid_size = sampling.choose(impl, dists, fixed_params, self.conditions, finite_space=o.finite_space,
