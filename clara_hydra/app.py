@@ -144,8 +144,11 @@ def run_app(main: Callable[[], Any]) -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra lets the exception through to us
     os.environ[_WRAPPED] = "1"
     allow_large_configs()
+    from .indexed import with_indices
     from .logs import quiet
+    from .private.hydra import print_config_with
     quiet()
+    print_config_with(with_indices)  # --cfg job / --help: each list component's place beside it
     if not full:
         import threading
         threading.excepthook = _thread_failed

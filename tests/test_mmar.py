@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import ROOT, clara_cli, convert_here, one_error, run_cli
 
 pytestmark = pytest.mark.slow
@@ -163,9 +164,25 @@ def test_help_shows_the_search_space_and_no_missing_values(tmp_path, mmar):
     assert "== Search space: 7 parameter(s)" in proc.stdout
     assert "flipProb: interval(0.0, 1.0)" in proc.stdout and "sets train.pre_transforms[4].args.prob" in proc.stdout
     assert "???" not in proc.stdout
+    assert re.search(r"\n  - (name|path): myflip\.MyFlip  # train\.pre_transforms\.4\n", proc.stdout), proc.stdout
     v3 = subprocess.run([sys.executable, str(ROOT / "train.py"), "--cfg", "job"], capture_output=True, text=True,
                         cwd=tmp_path, timeout=120)
     assert v3.returncode == 0 and "???" not in v3.stdout and "use_amp: false" in v3.stdout
+
+
+def test_cfg_job_writes_each_list_components_place_beside_it(tmp_path, mmar):
+    """So that ``train.pre_transforms.9.args.x=...`` is written without counting: every component
+    of a list shows its override path, which leads to that very component."""
+    proc = clara_train("--mmar", mmar, "--cfg", "job", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    doc = yaml.safe_load(proc.stdout)  # still YAML, the same config
+    shown = re.findall(r"^ *- ([\w.]+): (.*?)  # ([\w.]+)$", proc.stdout, flags=re.M)
+    assert len([s for s in shown if s[2].startswith("train.pre_transforms.")]) == len(doc["train"]["pre_transforms"])
+    for key, value, path in shown:
+        node = doc
+        for part in path.split("."):
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        assert str(node[key]) == value or value == "", (path, key, value)
 
 
 @pytest.mark.parametrize("mmar_arg", ["--mmar {m}", "--mmar={m}"])

@@ -1,9 +1,11 @@
 """hydra-core's internals: the registry of config source types (a source of another scheme,
 ``pkg://``, that :mod:`clara_hydra.typed_source` asks whether it holds a config), a config file's
-``# @package`` header, a config name's file name, and what a failed job raised."""
+``# @package`` header, a config name's file name, what a failed job raised, and the YAML that
+``--cfg`` and ``--help`` print."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 #: What this module reaches into, by owner: the upgrade test checks each is still there.
@@ -12,6 +14,7 @@ PRIVATE_NAMES: dict[str, tuple[str, ...]] = {
     "hydra._internal.sources_registry.SourcesRegistry": ("instance", "resolve"),
     "hydra.plugins.config_source.ConfigSource": ("_get_header_dict", "_normalize_file_name"),
     "hydra.core.utils.JobReturn": ("_return_value",),
+    "hydra._internal.hydra": ("OmegaConf",),
 }
 
 
@@ -38,3 +41,22 @@ def job_exception(ret: Any) -> Any:
     """What a failed Hydra job raised. (The public ``return_value`` re-raises it, after writing an
     "Error executing job" line to stderr that the sweeper's own trial line replaces.)"""
     return ret._return_value
+
+
+def print_config_with(annotate: Callable[[str], str]) -> None:
+    """``--cfg job``, ``--help`` (its ``$CONFIG``) and ``--info config`` print the config as
+    ``annotate`` rewrites OmegaConf's YAML. Hydra writes them with the ``OmegaConf`` its
+    ``hydra._internal.hydra`` module imported; that module gets a subclass whose ``to_yaml``
+    annotates (everything else is OmegaConf's own)."""
+    import hydra._internal.hydra as shows
+    from omegaconf import OmegaConf
+    if getattr(shows.OmegaConf, "annotate", None) is annotate:
+        return
+
+    class _Annotated(OmegaConf):
+        @staticmethod
+        def to_yaml(cfg: Any, *, resolve: bool = False, sort_keys: bool = False) -> str:  # type: ignore[override]
+            return annotate(OmegaConf.to_yaml(cfg, resolve=resolve, sort_keys=sort_keys))
+
+    _Annotated.annotate = staticmethod(annotate)  # type: ignore[attr-defined]
+    shows.OmegaConf = _Annotated  # type: ignore[misc]
