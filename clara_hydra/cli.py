@@ -57,6 +57,16 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                     help="the storage URL (default: sqlite:///clara_hydra_sweeps.db); journal:PATH for a journal file")
     rp.add_argument("-o", "--output-dir", default=None, metavar="DIR", help="where the PNGs go (default: report-STUDY)")
     rp.add_argument("--top", type=int, default=5)
+    db = sub.add_parser("dashboard", help="serve optuna-dashboard on a sweep's study",
+                        description="Serve optuna-dashboard (the optional extra clara-hydra[dashboard]) on the "
+                                    "storage of a sweep, until Ctrl-C; print its address first.")
+    db.add_argument("study", nargs="?", default=None, metavar="STUDY",
+                    help="the study to open (default: the storage's only one, else the list)")
+    db.add_argument("--storage", default="sqlite:///clara_hydra_sweeps.db",
+                    help="the storage URL (default: sqlite:///clara_hydra_sweeps.db); journal:PATH for a journal file")
+    db.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1, this machine "
+                                                         "only; 0.0.0.0: every interface)")
+    db.add_argument("--port", type=int, default=8080, help="the port (default 8080; 0: a free one)")
 
     sub.add_parser("train", add_help=False, help="train a converted config (the Hydra app; -m runs its sweep)",
                    description="clara-hydra train [--mmar DIR] [--config-name NAME] [-m] [KEY=VALUE ...]: "
@@ -108,6 +118,15 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
 def _report(args) -> int:
     from .sweep.report import report
     report(args.study, args.storage, args.output_dir or f"report-{args.study}", top=args.top)
+    return 0
+
+
+def _dashboard(args) -> int:
+    from .sweep.dashboard import serve
+    try:
+        serve(args.study, args.storage, args.host, args.port)
+    except KeyboardInterrupt:  # how it is stopped: not a failure
+        print("clara-hydra: the dashboard stopped", file=sys.stderr)
     return 0
 
 
@@ -361,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         args = parser.parse_args(argv)
     handler = {"convert": _convert, "space": _space, "resolve": _resolve, "synth-data": _synth,
-               "report": _report, "export": _export}[args.command]
+               "report": _report, "export": _export, "dashboard": _dashboard}[args.command]
     from .app import fail, full_error_wanted
     from .errors import allow_large_configs
 

@@ -102,6 +102,68 @@ def run_cli(*args: str, cwd: str | os.PathLike | None = None, env: dict | None =
                           text=True, timeout=timeout, preexec_fn=limit if file_limit is not None else None)
 
 
+def in_terminal(cmd: list, cwd: str | os.PathLike, env: dict | None = None, timeout: float = 600,
+                columns: int = 160) -> tuple[int, str]:
+    """Run ``cmd`` with a pseudo-terminal of ``columns`` as its stdout and stderr, as a user's
+    shell runs it: (exit code, everything it wrote). The process group is ended on any failure."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    import time
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
+                            start_new_session=True)
+    os.close(slave)
+    out = b""
+    end = time.monotonic() + timeout
+    try:
+        while time.monotonic() < end:
+            ready, _, _ = select.select([master], [], [], 1.0)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the terminal's other end closed (the process ended)
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            elif proc.poll() is not None:
+                break
+        proc.wait(timeout=max(1.0, end - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+        os.close(master)
+    return proc.returncode, out.decode("utf-8", "replace")
+
+
+def screen(out: str) -> list[str]:
+    """What a terminal shows after ``out`` (carriage returns, new lines, ``ESC[A`` cursor up; other
+    escape sequences dropped): the lines as a user reads them, trailing blanks removed."""
+    import re
+    rows: list[list[str]] = [[]]
+    row = col = 0
+    for token in re.findall(r"\x1b\[(\d*)([A-Za-z])|(\r)|(\n)|([^\x1b\r\n])", out):
+        count, code, cr, nl, char = token
+        if code == "A":
+            row = max(0, row - int(count or 1))
+        elif cr:
+            col = 0
+        elif nl:
+            row += 1
+            rows.extend([] for _ in range(row + 1 - len(rows)))
+        elif char:
+            line = rows[row]
+            line.extend(" " for _ in range(col + 1 - len(line)))
+            line[col] = char
+            col += 1
+    return ["".join(r).rstrip() for r in rows]
+
+
 def convert_here(src: str | os.PathLike, out: str | os.PathLike) -> None:
     """``clara-hydra convert SRC -o OUT``, run in this process (the command's own code, without
     starting Python again: a fixture's MMAR, not the command under test)."""

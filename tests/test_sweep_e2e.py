@@ -25,10 +25,10 @@ OPTIMIZER_NAME = ("train", "optimizer", "name")
 #: (low, high, places the sampled value lands at).
 EXPECTED = {
     "cte-pt41-automl/trn_autoML_Enum.json": {
-        "train.lr_scheduler.args.step_size": {"5000": {STEP_SIZE: 5000}, "1000": {STEP_SIZE: 1000}},
-        "train_model_channels": {"16-32-64-128-256": {CHANNELS: [16, 32, 64, 128, 256]},
-                                 "8-16-32-64-128": {CHANNELS: [8, 16, 32, 64, 128]}},
-        "train.model.args.norm": {"batch": {NORM: "batch"}, "INSTANCE": {NORM: "INSTANCE"}},
+        "StepLR_step_size": {"5000": {STEP_SIZE: 5000}, "1000": {STEP_SIZE: 1000}},
+        "UNet_channels": {"16-32-64-128-256": {CHANNELS: [16, 32, 64, 128, 256]},
+                          "8-16-32-64-128": {CHANNELS: [8, 16, 32, 64, 128]}},
+        "UNet_norm": {"batch": {NORM: "batch"}, "INSTANCE": {NORM: "INSTANCE"}},
     },
     "cte-tf31-automl/trn_autoML_Loss_Optimizer.json": {  # the label names the one member left enabled
         "mySearchLoss1_mySearchLoss2": {"Focal": {LOSS_NAME: "Focal"}, "Dice": {LOSS_NAME: "Dice"}},
@@ -37,7 +37,7 @@ EXPECTED = {
     },
     "cte-pt41-automl/trn_autoML_LR_LP.json": {
         "learning_rate": (0.0001, 0.001, [("learning_rate",), ("train", "optimizer", "args", "lr")]),
-        "train.lr_scheduler.args.gamma": (0.1, 0.2, [("train", "lr_scheduler", "args", "gamma")]),
+        "StepLR_gamma": (0.1, 0.2, [("train", "lr_scheduler", "args", "gamma")]),
         "myProb": (0.0, 1.0, [("train", "pre_transforms", 6, "args", "prob"),
                               ("train", "pre_transforms", 7, "args", "prob")]),
     },

@@ -323,9 +323,37 @@ def test_demo_sweep_two_trials(tmp_path):
     assert said.count("CUDA is not available") == 1 and said.count("v3 angle ranges are unknown") == 1
     launches = re.findall(r"#\d+ : .*", said)
     assert len(launches) == 2 and not re.search(r"=-?\d+\.\d{8,}", " ".join(launches)), launches
+    assert "trials |" not in said and "\r" not in said and "Epoch [" not in said  # no bar where no terminal
     assert study.metric_names == ["mean_dice"] and study.user_attrs == {}  # (bookkeeping: system attributes)
     best = tmp_path / "sweep" / "best_mmar"  # exported: a v3 network scripts too
     assert (best / "models" / "model.ts").is_file() and (best / "conf" / "config_train.yaml").is_file()
+
+
+@pytest.mark.parametrize("runner", ["launcher", "workers"])
+def test_a_sweep_on_a_terminal_shows_its_progress_bar(tmp_path, runner):
+    """On a terminal, one bar for the sweep (trials done, time left, the best so far, where the
+    running trial is) stays below the lines, which come through whole, with Hydra's launcher and
+    with workers; a trial shows no bar of its own. ``CLARA_HYDRA_PROGRESS=0`` turns it off."""
+    from conftest import in_terminal, screen
+    how = ["hydra.sweeper.storage=null"] if runner == "launcher" else \
+        [f"hydra.sweeper.storage=sqlite:///{tmp_path / 's.db'}", "hydra.sweeper.workers=0:0"]
+    cmd = [sys.executable, str(ROOT / "train.py"), "-m", "hydra.sweeper.n_trials=2", "epochs=2", *how,
+           "hydra.sweeper.pruner=none", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    code, out = in_terminal(cmd, tmp_path)
+    assert code == 0, out[-3000:]
+    assert re.search(r"sweep 2/2 trials \|█+\| \d\d:\d\d<00:00, best \d\.\d{4} \(#[01]\)", out), out[-3000:]
+    assert re.search(r"sweep [01]/2 trials \|.*#[01] epoch [12]/2", out), out[-3000:]
+    shown = screen(out)  # as the terminal shows it: each line whole, on a line of its own, the bar last
+    lines = [ln for ln in shown if "clara-hydra: trial #" in ln and "best so far" in ln]
+    assert len(lines) == 2 and all(re.fullmatch(r"\[\d\d:\d\d:\d\d\] clara-hydra: trial #\d: .+ \| best so far .+", ln)
+                                   for ln in lines), shown
+    assert [ln for ln in shown if ln.startswith("sweep ")] == [next(ln for ln in shown if "sweep 2/2" in ln)], shown
+    assert "Epoch [" not in out and "Warning" not in out  # (ignite's bar of a plain run)
+    if runner == "workers":
+        return
+    code, out = in_terminal(cmd[:-1] + [f"hydra.sweep.dir={tmp_path / 'off'}"], tmp_path,
+                            env=dict(os.environ, CLARA_HYDRA_PROGRESS="0"))
+    assert code == 0 and "trials |" not in out and "clara-hydra: trial #1: " in out, out[-3000:]
 
 
 def test_alternatives_error_stops_training(tmp_path):

@@ -18,7 +18,7 @@ import optuna
 from hydra.core.utils import JobStatus
 from omegaconf import DictConfig
 
-from .. import procs
+from .. import procs, progress
 from ..errors import ClaraHydraError, first_line
 from ..logs import notice
 from ..paths import config_dirs
@@ -204,6 +204,7 @@ class WorkerRunner:
             m = EPOCH_LINE.search(line)
             if m:
                 notice(f"trial #{number}: {m.group(1)}")
+                progress.running(f"#{number} {m.group(1).split(',', 1)[0]}")
 
     def stop(self) -> list[Any]:
         procs.stop_all([proc for _, proc, _, _ in self.running.values()])

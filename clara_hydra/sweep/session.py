@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import time
 import warnings
@@ -16,7 +17,7 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from .. import better, faults
+from .. import better, faults, progress
 from ..errors import ClaraHydraError, SweepError, first_line
 from ..logs import notice, warn
 from ..paths import config_dirs
@@ -87,11 +88,13 @@ class Sweep:
                   if o.startup is not None and isinstance(study.sampler, optuna.samplers.TPESampler) else ""))
         if to_go:
             previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+            progress.start(to_go)  # on a terminal
             try:
                 runner: loop.Runner = WorkerRunner(o.workers, self.storage_spec, self.config, o.trial_timeout) \
                     if o.workers is not None else LauncherRunner(self.impl.launcher, self.impl.n_jobs, study.study_name)
                 loop.run(self, runner, to_go)
             finally:
+                progress.stop()
                 signal.signal(signal.SIGTERM, previous)
                 self._shutdown()
         else:
@@ -180,6 +183,8 @@ class Sweep:
                    + f"; results in {self.sweep_dir}")
             if self.o.export_best and "clara_hydra" in self.config:
                 export_best(best, self.sweep_dir, remove_search_augs=self.o.remove_search_augs)
+        if best is not None or results.front(study):
+            self._where_to_look()
         for t in results.front(study):
             notice(f"Pareto front: trial #{t.number}, {results.format_values(t.values, self.objectives)}, "
                    f"{results.format_params(t.params)}")
@@ -187,6 +192,15 @@ class Sweep:
             raise SweepError(f"no trial completed: {stops.finished} ran, {stops.failed} failed, "
                              f"{stops.finished - stops.failed - stops.completed} pruned", location="hydra.sweeper",
                              hint=f"see the reasons in {self.sweep_dir / 'trials.csv'}")
+
+    def _where_to_look(self) -> None:
+        """The commands that show the study: its report, the dashboard, its curves."""
+        curves = f"tensorboard --logdir {shlex.quote(str(self.sweep_dir))}"
+        if not self.storage_spec:
+            notice(f"the curves: {curves} (the study was in memory: no report or dashboard of it)")
+            return
+        study = f"{shlex.quote(self.study.study_name)} --storage {shlex.quote(masked(str(self.storage_spec)))}"
+        notice(f"look at it: clara-hydra report {study} (plots, report.html); clara-hydra dashboard {study}; {curves}")
 
     # -- what the loop asks (loop.Sweep) ------------------------------------------------------
     def out_of_time(self) -> bool:

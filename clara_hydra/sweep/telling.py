@@ -10,7 +10,7 @@ from typing import Any
 
 from optuna.trial import TrialState
 
-from .. import better, faults
+from .. import better, faults, progress
 from ..errors import first_line
 from ..logs import notice
 from . import results, upstream
@@ -60,6 +60,7 @@ class Teller:
         else:
             best_text = f"best so far {best.value:.4f} (trial #{best.number})" if best is not None else "no best yet"
         notice(f"trial #{trial.number}: {shown} | {results.format_params(trial.params)} | {best_text}")
+        progress.trial_ended(best_text.replace(" so far", "").replace("trial #", "#"))
         self.write()
 
     def _after(self, trial, state: TrialState) -> None:

@@ -12,10 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import better
+from .. import progress as sweep_progress
 from ..argtypes import detect_era
 from ..better import Goal
 from ..errors import BuildError, ClaraHydraError, TrainingError
 from ..logs import notice, notice_once
+from ..sweep.protocol import ENV_TRIAL
 from .ids import item_id, split_id
 
 
@@ -218,7 +220,9 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
     _epoch_lines(trainer, evaluator)
     from .. import faults  # (a test's kill or wait after an epoch: its resume point and line are written)
     trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda engine: faults.point("epoch_end", engine.state.epoch))
-    if progress and main and sys.stderr.isatty():  # a bar on a terminal; a file gets the epoch lines only
+    if sweep_progress.shown():  # a trial under the sweep's bar on a terminal: its iterations go there
+        _iterations_on_sweep_bar(trainer)
+    elif progress and main and sys.stderr.isatty():  # a bar on a terminal; a file gets the epoch lines only
         _progress(trainer)
     notice(f"built in {time.perf_counter() - t_build:.2f}s (data included)")
     start = time.perf_counter()
@@ -504,6 +508,7 @@ def _epoch_lines(trainer, evaluator) -> None:
         parts.append(f"{time.perf_counter() - t0[0]:.1f}s")
         t0[0] = time.perf_counter()
         notice(", ".join(parts))
+        sweep_progress.running(_trial_tag() + parts[0])  # a trial in the sweep's process: on the sweep's bar
 
 
 def _targets(handlers) -> set[str]:
@@ -540,6 +545,22 @@ def _key_metric(engine) -> float:
     if name and name in state.metrics:
         return float(state.metrics[name])
     return float("nan")
+
+
+def _trial_tag() -> str:
+    trial = os.environ.get(ENV_TRIAL)
+    return f"#{trial} " if trial else ""
+
+
+def _iterations_on_sweep_bar(trainer) -> None:
+    from ignite.engine import Events
+
+    @trainer.on(Events.ITERATION_COMPLETED)
+    def _iteration(engine):
+        length = engine.state.epoch_length or 0
+        done = (engine.state.iteration - 1) % length + 1 if length else engine.state.iteration
+        sweep_progress.running(f"{_trial_tag()}epoch {engine.state.epoch}/{engine.state.max_epochs}, iteration "
+                               f"{done}/{length or '?'}", now=False)
 
 
 def _progress(trainer) -> None:
