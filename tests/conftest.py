@@ -104,8 +104,9 @@ def run_cli(*args: str, cwd: str | os.PathLike | None = None, env: dict | None =
 
 def in_terminal(cmd: list, cwd: str | os.PathLike, env: dict | None = None, timeout: float = 600,
                 columns: int = 160) -> tuple[int, str]:
-    """Run ``cmd`` with a pseudo-terminal of ``columns`` as its stdout and stderr, as a user's
-    shell runs it: (exit code, everything it wrote). The process group is ended on any failure."""
+    """Run ``cmd`` with a pseudo-terminal of ``columns`` as its stdout and stderr (``TERM`` an
+    xterm's, whatever the suite runs under), as a user's shell runs it: (exit code, everything it
+    wrote). The process group is ended on any failure."""
     import fcntl
     import pty
     import select
@@ -114,6 +115,7 @@ def in_terminal(cmd: list, cwd: str | os.PathLike, env: dict | None = None, time
     import time
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    env = dict(os.environ if env is None else env, TERM="xterm-256color")
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
                             start_new_session=True)
     os.close(slave)

@@ -333,27 +333,50 @@ def test_demo_sweep_two_trials(tmp_path):
 def test_a_sweep_on_a_terminal_shows_its_progress_bar(tmp_path, runner):
     """On a terminal, one bar for the sweep (trials done, time left, the best so far, where the
     running trial is) stays below the lines, which come through whole, with Hydra's launcher and
-    with workers; a trial shows no bar of its own. ``CLARA_HYDRA_PROGRESS=0`` turns it off."""
+    with workers; a trial shows no bar of its own."""
     from conftest import in_terminal, screen
     how = ["hydra.sweeper.storage=null"] if runner == "launcher" else \
         [f"hydra.sweeper.storage=sqlite:///{tmp_path / 's.db'}", "hydra.sweeper.workers=0:0"]
-    cmd = [sys.executable, str(ROOT / "train.py"), "-m", "hydra.sweeper.n_trials=2", "epochs=2", *how,
+    cmd = [sys.executable, str(ROOT / "train.py"), "-m", "hydra.sweeper.n_trials=2", "epochs=1", *how,
            "hydra.sweeper.pruner=none", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
     code, out = in_terminal(cmd, tmp_path)
     assert code == 0, out[-3000:]
     assert re.search(r"sweep 2/2 trials \|█+\| \d\d:\d\d<00:00, best \d\.\d{4} \(#[01]\)", out), out[-3000:]
-    assert re.search(r"sweep [01]/2 trials \|.*#[01] epoch [12]/2", out), out[-3000:]
+    assert re.search(r"sweep [01]/2 trials \|.*#[01] epoch 1/1", out), out[-3000:]
     shown = screen(out)  # as the terminal shows it: each line whole, on a line of its own, the bar last
     lines = [ln for ln in shown if "clara-hydra: trial #" in ln and "best so far" in ln]
     assert len(lines) == 2 and all(re.fullmatch(r"\[\d\d:\d\d:\d\d\] clara-hydra: trial #\d: .+ \| best so far .+", ln)
                                    for ln in lines), shown
     assert [ln for ln in shown if ln.startswith("sweep ")] == [next(ln for ln in shown if "sweep 2/2" in ln)], shown
     assert "Epoch [" not in out and "Warning" not in out  # (ignite's bar of a plain run)
-    if runner == "workers":
-        return
-    code, out = in_terminal(cmd[:-1] + [f"hydra.sweep.dir={tmp_path / 'off'}"], tmp_path,
-                            env=dict(os.environ, CLARA_HYDRA_PROGRESS="0"))
-    assert code == 0 and "trials |" not in out and "clara-hydra: trial #1: " in out, out[-3000:]
+
+
+@pytest.mark.parametrize("env, terminal, shows", [
+    pytest.param({}, True, True, id="a-terminal"),
+    pytest.param({"CLARA_HYDRA_PROGRESS": "0"}, True, False, id="turned-off"),
+    pytest.param({"TERM": "dumb"}, True, False, id="a-dumb-terminal"),
+    pytest.param({}, False, False, id="a-file-or-a-pipe"),
+])
+def test_where_the_sweep_bar_shows(monkeypatch, tmp_path, env, terminal, shows):
+    import io
+
+    from clara_hydra import progress
+
+    class Stream(io.StringIO):
+        def isatty(self):
+            return terminal
+    monkeypatch.delenv("CLARA_HYDRA_PROGRESS", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")  # (whatever the suite runs under)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(sys, "stderr", Stream())
+    monkeypatch.setattr(sys, "stdout", Stream())
+    try:
+        assert progress.start(3) is shows and progress.shown() is shows
+        print("a line")  # (above the bar where it shows)
+    finally:
+        progress.stop()
+    assert not progress.shown() and "a line\n" in sys.stdout.getvalue()
 
 
 def test_alternatives_error_stops_training(tmp_path):
