@@ -93,6 +93,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     e.add_argument("--force", action="store_true",
                    help="write over an earlier export in DIR (never over a config with a search space, nor over "
                         "the MMAR the run trained from: those are refused; give another DIR)")
+    e.add_argument("--bundle", action="store_true",
+                   help="write a MONAI bundle instead (configs/train.json, inference.json, metadata.json, models/, "
+                        "scripts/, docs/), which python -m monai.bundle runs without clara-hydra")
 
     sub.add_parser("infer", add_help=False, help="predict on a datalist list without labels (Clara's infer.sh)",
                    description="clara-hydra infer [--mmar DIR] [--datalist-key KEY] [--eval-config FILE|none] "
@@ -131,8 +134,13 @@ def _dashboard(args) -> int:
 
 
 def _export(args) -> int:
-    from .export import export
-    for line in export(args.run, args.output_dir, force=args.force):
+    if args.bundle:
+        from .bundle_export import export_bundle
+        lines = export_bundle(args.run, args.output_dir, force=args.force)
+    else:
+        from .export import export
+        lines = export(args.run, args.output_dir, force=args.force)
+    for line in lines:
         print(f"clara-hydra: {line}", file=sys.stderr)
     print(os.path.abspath(args.output_dir))
     return 0

@@ -327,6 +327,9 @@ def test_demo_sweep_two_trials(tmp_path):
     assert study.metric_names == ["mean_dice"] and study.user_attrs == {}  # (bookkeeping: system attributes)
     best = tmp_path / "sweep" / "best_mmar"  # exported: a v3 network scripts too
     assert (best / "models" / "model.ts").is_file() and (best / "conf" / "config_train.yaml").is_file()
+    bundle = json.loads((tmp_path / "sweep" / "best_bundle" / "configs" / "metadata.json").read_text())  # and a bundle
+    assert bundle["key_metric"]["value"] == pytest.approx(results["best_value"], abs=1e-4)
+    assert {k: v for k, v in bundle["searched_values"].items() if k in results["best_params"]} == results["best_params"]
 
 
 @pytest.mark.parametrize("runner", ["launcher", "workers"])

@@ -357,8 +357,9 @@ class Sweep:
 
 
 def export_best(best, sweep_dir: Path, *, remove_search_augs: bool) -> None:
-    """The best trial as a complete MMAR in ``<sweep dir>/best_mmar`` (clara-hydra export); a
-    failure is a warning: the sweep's results stand."""
+    """The best trial as a complete MMAR in ``<sweep dir>/best_mmar`` (clara-hydra export) and as a
+    MONAI bundle in ``<sweep dir>/best_bundle`` (clara-hydra export --bundle); a failure is a
+    warning: the sweep's results stand."""
     from ..export import export
     job_dir = best.user_attrs.get(ATTR_JOB_DIR)
     out = sweep_dir / "best_mmar"
@@ -375,6 +376,15 @@ def export_best(best, sweep_dir: Path, *, remove_search_augs: bool) -> None:
     ts = next((n for n in notes if n.startswith("models/model.ts")), "")
     notice(f"the best trial as an MMAR: {out} (validate, infer or finetune it: clara-hydra validate --mmar "
            f"{out}); {ts}")
+    from ..bundle_export import export_bundle
+    bundle = sweep_dir / "best_bundle"
+    try:
+        export_bundle(job_dir, str(bundle), force=True)
+    except Exception as exc:  # noqa: BLE001 - the MMAR stands; the line says why
+        warn(f"the best trial was not exported as a MONAI bundle: {first_line(exc)}")
+        return
+    notice(f"the best trial as a MONAI bundle: {bundle} (MONAI alone runs it, from its folder: python -m "
+           f"monai.bundle run --config_file configs/inference.json)")
 
 
 def _raise_keyboard_interrupt(signum, frame):

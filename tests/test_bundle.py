@@ -1,0 +1,124 @@
+"""``clara-hydra export RUN_DIR --bundle``: a trained run as a MONAI bundle, moved away and run by
+MONAI alone (``python -m monai.bundle``) in a Python where ``import clara_hydra`` fails: it trains,
+it infers (predictions on the input's grid and affine), its network passes MONAI's in/out check."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, clara_cli, one_error
+from test_mmar import clara_train, make_mmar, synth_data
+
+pytestmark = pytest.mark.slow
+
+#: A Python in which clara-hydra cannot be imported (what a machine without it has)
+NO_CLARA_HYDRA = '''import sys
+
+
+class _NoClaraHydra:
+    def find_spec(self, name, path=None, target=None):
+        if name == "clara_hydra" or name.startswith("clara_hydra."):
+            raise ImportError(f"{name}: clara-hydra is not installed here")
+        return None
+
+
+sys.meta_path.insert(0, _NoClaraHydra())
+'''
+
+
+def _run(kind: str, tmp_path: Path) -> tuple[Path, str]:
+    """(run folder, its train.log): the v3 demo, or an MMAR of a v4.1 config with a BYOC transform."""
+    run = tmp_path / "run"
+    if kind == "v3-demo":
+        proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "epochs=1", f"hydra.run.dir={run}"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    else:
+        mmar = make_mmar(tmp_path / "spleen_mmar", synth_data(tmp_path / "data", train=2, val=1), drop_search=True)
+        proc = clara_train("--config-dir", mmar / "conf", "--config-name", "config_train", "epochs=1",
+                           f"hydra.run.dir={run}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run, (run / "train.log").read_text()
+
+
+def _monai(args: list[str], cwd: Path, block: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLARA_HYDRA")}
+    env["PYTHONPATH"] = str(block)
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("kind", ["v3-demo", "v41-mmar-with-byoc"])
+def test_a_run_exported_as_a_bundle_trains_and_infers_with_monai_alone(tmp_path, kind):
+    import nibabel as nib
+    import numpy as np
+    run, log = _run(kind, tmp_path)
+    made = tmp_path / "made"
+    proc = subprocess.run(clara_cli() + ["export", str(run), "--bundle", "-o", str(made)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    bundle = tmp_path / "elsewhere" / "bundle"
+    shutil.move(str(made), str(bundle))  # a bundle is its folder: it runs wherever it is moved
+    train = json.loads((bundle / "configs" / "train.json").read_text())
+    assert {"bundle_root", "device", "dataset_dir", "datalist", "network_def", "initialize", "run"} <= set(train)
+    assert "trainer" in train["train"] and "clara_hydra" not in (bundle / "configs" / "train.json").read_text()
+    meta = json.loads((bundle / "configs" / "metadata.json").read_text())
+    reported = float(log.rsplit("key metric = ", 1)[1].split()[0])
+    assert meta["key_metric"]["value"] == pytest.approx(reported, abs=1e-4) and meta["monai_version"]
+    assert meta["network_data_format"]["inputs"]["image"]["num_channels"] == train["network_def"]["in_channels"]
+    if kind == "v41-mmar-with-byoc":
+        assert (bundle / "scripts" / "myflip.py").is_file()  # the MMAR's own class, carried along
+        assert "myflip.MyFlip" in json.dumps(train)
+    block = tmp_path / "no_clara_hydra"
+    block.mkdir()
+    (block / "sitecustomize.py").write_text(NO_CLARA_HYDRA)
+    assert "not installed here" in _monai(["-c", "import clara_hydra"], bundle, block).stderr
+    (bundle / "models" / "model.pt").unlink()  # what training writes
+    trained = _monai(["-m", "monai.bundle", "run", "--config_file", "configs/train.json"], bundle, block)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert (bundle / "models" / "model.pt").is_file()
+    inferred = _monai(["-c", "from monai.bundle import run, verify_net_in_out\n"
+                             "run(config_file='configs/inference.json')\n"
+                             "verify_net_in_out(net_id='network_def', meta_file='configs/metadata.json', "
+                             "config_file='configs/inference.json')\n"
+                             "try:\n"  # inference loads the bundle's weights: none there, no inference
+                             "    run(config_file='configs/inference.json', ckpt_dir='no-weights-here')\n"
+                             "except Exception as exc:\n"
+                             "    print('refused:', type(exc).__name__)\n"], bundle, block)
+    assert inferred.returncode == 0, inferred.stderr[-3000:]
+    assert "refused:" in inferred.stdout, inferred.stdout[-2000:]
+    lists = json.loads((bundle / "configs" / "datalist.json").read_text())
+    assert lists["training"] and not any(os.path.isabs(v) for items in lists.values() for item in items
+                                         for v in item.values())  # relative to dataset_dir, which moves
+    images = [Path(train["dataset_dir"]) / item["image"] for item in lists["validation"]]
+    saved = sorted((bundle / "eval").rglob("*.nii.gz"))
+    assert len(saved) == len(images) >= 1
+    for image, out in zip(sorted(images), saved):
+        given, got = nib.load(str(image)), nib.load(str(out))
+        assert got.shape[:3] == given.shape[:3] and np.allclose(got.affine, given.affine, atol=1e-4), out
+
+
+def test_what_is_no_run_or_no_bundle_is_one_line(tmp_path):
+    (tmp_path / "run" / ".hydra").mkdir(parents=True)
+    line = one_error(subprocess.run(clara_cli() + ["export", str(tmp_path / "run"), "--bundle", "-o",
+                                                   str(tmp_path / "b")], cwd=tmp_path, capture_output=True,
+                                    text=True, timeout=120))
+    assert "not a run folder" in line and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("config, where", [
+    pytest.param({"train": {"loss": {"_target_": "clara_hydra.train.other.Loss"}}}, "train::loss::_target_",
+                 id="a-class-of-clara-hydra"),
+    pytest.param({"validate": {"handlers": [{"f": "$clara_hydra.x(1)"}]}}, "validate::handlers::0::f",
+                 id="an-expression-that-calls-it"),
+])
+def test_what_needs_clara_hydra_is_refused_naming_the_component(config, where):
+    from clara_hydra.bundle_export import _refuse_clara_hydra
+    from clara_hydra.errors import ClaraHydraError
+    with pytest.raises(ClaraHydraError) as caught:
+        _refuse_clara_hydra(config)
+    assert caught.value.location == where and "MONAI bundle" in caught.value.format()
