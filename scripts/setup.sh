@@ -25,5 +25,5 @@ if [ -n "$BEFORE" ] && [ "$BEFORE" != "$(cd "$ROOT" && pwd -P)" ]; then
 fi
 # compat mode keeps hydra_plugins/ discoverable by Hydra's plugin scanner
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-  --config-settings editable_mode=compat -e "$ROOT[test,dashboard,mlflow]"
+  --config-settings editable_mode=compat -e "$ROOT[test,dashboard]"
 echo "$VENV"

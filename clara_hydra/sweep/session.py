@@ -93,10 +93,6 @@ class Sweep:
                 runner: loop.Runner = WorkerRunner(o.workers, self.storage_spec, self.config, o.trial_timeout) \
                     if o.workers is not None else LauncherRunner(self.impl.launcher, self.impl.n_jobs, study.study_name)
                 loop.run(self, runner, to_go)
-            except BaseException:
-                if self.tracker is not None:
-                    self.tracker.finish(None, None, interrupted=True)
-                raise
             finally:
                 progress.stop()
                 signal.signal(signal.SIGTERM, previous)
@@ -167,16 +163,8 @@ class Sweep:
         self.marked = self.recovery.recover()
         self._start_engine(study, dists, directions)
         hparams = o.tensorboard if o.tensorboard is not None else "clara_hydra" in self.config
-        self.tracker = None
-        if o.mlflow:
-            from .tracking import Tracker
-            self.tracker = Tracker(study, self.sweep_dir, self.metric_names, {
-                "study": study.study_name, "directions": [d.name.lower() for d in study.directions],
-                "n_trials": impl.n_trials, "sampler": type(study.sampler).__name__, "pruner": json.dumps(o.pruner_spec),
-                "storage": masked(str(self.storage_spec)) if self.storage_spec else "memory", "workers": o.workers})
         self.teller = Teller(study, beater=self.beater, stops=self.stops, events=self.events, sweep_dir=self.sweep_dir,
-                             params=list(dists), options=o, metric_names=self.metric_names, hparams=hparams,
-                             tracker=self.tracker)
+                             params=list(dists), options=o, metric_names=self.metric_names, hparams=hparams)
         return impl.n_trials, grid_size
 
     def _shutdown(self) -> None:
@@ -195,9 +183,6 @@ class Sweep:
                    + f"; results in {self.sweep_dir}")
             if self.o.export_best and "clara_hydra" in self.config:
                 export_best(best, self.sweep_dir, remove_search_augs=self.o.remove_search_augs)
-        if self.tracker is not None:
-            bundle = self.sweep_dir / "best_bundle"
-            self.tracker.finish(best, bundle if self.o.export_best else None)
         if best is not None or results.front(study):
             self._where_to_look()
         for t in results.front(study):
