@@ -148,9 +148,38 @@ def test_corpus_config_trains_one_epoch(monkeypatch, corpus_runs, config):
     assert validated and float(m.group(1)) == pytest.approx(float(validated.group(1)), abs=1e-4), proc.stdout[-2000:]
     saved = json.loads((tmp_path / "run" / "config_train.json").read_text())
     assert saved["epochs"] == 1
+    _exports_as_a_bundle(tmp_path)
     if (config.parent / "config_validation.json").is_file():
         monkeypatch.chdir(tmp_path)
         _validate_with_the_corpus_validation_config(tmp_path, config, data_keys)
+
+
+def _exports_as_a_bundle(tmp_path: Path) -> None:
+    """The run exports as a MONAI bundle (clara-hydra export --bundle; test_bundle runs such bundles
+    with MONAI alone): nothing of clara-hydra in its configs, every class they name importable
+    (or the MMAR's own, in scripts/), and MONAI's parser builds the network from train.json."""
+    import pydoc
+
+    from monai.bundle import ConfigParser
+
+    from clara_hydra.bundle_export import export_bundle
+    out = tmp_path / "bundle"
+    export_bundle(str(tmp_path / "run"), str(out))
+    for name in ("train.json", "inference.json"):
+        if name == "inference.json" and not (out / "configs" / name).exists():
+            continue  # (a config that validates nothing infers nothing)
+        text = (out / "configs" / name).read_text()
+        assert "clara_hydra" not in text, name
+        targets = set(re.findall(r'"_target_": "([^"]+)"', text))
+        own = {p.stem for p in (out / "scripts").glob("*.py")}
+        missing = [t for t in targets if pydoc.locate(t) is None and t.split(".")[0] not in own]
+        assert not missing, (name, missing)
+    parser = ConfigParser(json.loads((out / "configs" / "train.json").read_text()))
+    network = parser.get_parsed_content("network_def")
+    import torch
+    assert isinstance(network, torch.nn.Module)
+    state = torch.load(out / "models" / "model.pt", weights_only=True)
+    network.load_state_dict(state)  # the weights are the network's
 
 
 #: What each corpus config_validation.json gives on the checkpoint its MMAR's (trained) training
@@ -338,19 +367,19 @@ def test_a_sweep_on_a_terminal_shows_its_progress_bar(tmp_path, runner):
     running trial is) stays below the lines, which come through whole, with Hydra's launcher and
     with workers; a trial shows no bar of its own."""
     from conftest import in_terminal, screen
-    how = ["hydra.sweeper.storage=null"] if runner == "launcher" else \
-        [f"hydra.sweeper.storage=sqlite:///{tmp_path / 's.db'}", "hydra.sweeper.workers=0:0"]
-    cmd = [sys.executable, str(ROOT / "train.py"), "-m", "hydra.sweeper.n_trials=2", "epochs=1", *how,
+    n, how = (2, ["hydra.sweeper.storage=null"]) if runner == "launcher" else \
+        (1, [f"hydra.sweeper.storage=sqlite:///{tmp_path / 's.db'}", "hydra.sweeper.workers=1"])
+    cmd = [sys.executable, str(ROOT / "train.py"), "-m", f"hydra.sweeper.n_trials={n}", "epochs=1", *how,
            "hydra.sweeper.pruner=none", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
     code, out = in_terminal(cmd, tmp_path)
     assert code == 0, out[-3000:]
-    assert re.search(r"sweep 2/2 trials \|█+\| \d\d:\d\d<00:00, best \d\.\d{4} \(#[01]\)", out), out[-3000:]
-    assert re.search(r"sweep [01]/2 trials \|.*#[01] epoch 1/1", out), out[-3000:]
+    assert re.search(rf"sweep {n}/{n} trials \|█+\| \d\d:\d\d<00:00, best \d\.\d{{4}} \(#[01]\)", out), out[-3000:]
+    assert re.search(rf"sweep [01]/{n} trials \|.*#[01] epoch 1/1", out), out[-3000:]
     shown = screen(out)  # as the terminal shows it: each line whole, on a line of its own, the bar last
     lines = [ln for ln in shown if "clara-hydra: trial #" in ln and "best so far" in ln]
-    assert len(lines) == 2 and all(re.fullmatch(r"\[\d\d:\d\d:\d\d\] clara-hydra: trial #\d: .+ \| best so far .+", ln)
+    assert len(lines) == n and all(re.fullmatch(r"\[\d\d:\d\d:\d\d\] clara-hydra: trial #\d: .+ \| best so far .+", ln)
                                    for ln in lines), shown
-    assert [ln for ln in shown if ln.startswith("sweep ")] == [next(ln for ln in shown if "sweep 2/2" in ln)], shown
+    assert [ln for ln in shown if ln.startswith("sweep ")] == [next(ln for ln in shown if f"sweep {n}/{n}" in ln)], shown
     assert "Epoch [" not in out and "Warning" not in out  # (ignite's bar of a plain run)
 
 
