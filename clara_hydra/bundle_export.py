@@ -69,30 +69,15 @@ _DEVICE_EXPR = re.compile(r"^\$torch\.device\(.*\)$")
 def export_bundle(run_dir: str, out_root: str, *, force: bool = False) -> list[str]:
     """Write the bundle of the run in ``run_dir`` into ``out_root`` (whole or not at all); give what
     was noted on the way."""
-    from omegaconf import OmegaConf
-
-    from .export import check_target, pick_checkpoint
+    from .export import opened_run
     from .jsonfile import load_json
-    from .paths import config_dirs, source_file
     from .staged import staged
 
-    hydra_dir = os.path.join(run_dir, ".hydra")
-    if not os.path.isfile(os.path.join(hydra_dir, "config.yaml")):
-        raise ClaraHydraError("not a run folder: no .hydra/config.yaml", file=run_dir,
-                              hint="give the folder of a run or of a sweep's trial (it holds .hydra/ and models/)")
+    cfg, _hy, src, ckpt = opened_run(run_dir, out_root, force)
     built_file = os.path.join(run_dir, "bundle_config.json")
     if not os.path.isfile(built_file):
         raise ClaraHydraError("the run left no bundle_config.json (what it trained, in MONAI's terms)", file=run_dir,
                               hint="train it with this version of clara-hydra, then export it")
-    cfg: Any = OmegaConf.load(os.path.join(hydra_dir, "config.yaml"))
-    hy: Any = OmegaConf.load(os.path.join(hydra_dir, "hydra.yaml")).hydra
-    source = OmegaConf.select(cfg, "clara_hydra.source")
-    src = source_file(str(source), config_dirs(hy.runtime.config_sources)) if source else None
-    if src is None:
-        raise ClaraHydraError("the Clara config the run came from is not there", file=run_dir,
-                              hint="export where the MMAR the run trained from still is")
-    check_target(out_root, src, force)
-    ckpt = pick_checkpoint(os.path.join(run_dir, "models"))
     built = load_json(built_file)
     with staged(out_root) as into:
         return _write(cfg, src, run_dir, ckpt, built, into)
@@ -101,6 +86,7 @@ def export_bundle(run_dir: str, out_root: str, *, force: bool = False) -> list[s
 def _write(cfg: Any, src: str, run_dir: str, ckpt: str, built: dict, out: str) -> list[str]:
     from . import better
     from .effective import enabled_only
+    from .export import write_json
     from .resolve import effective_from_cfg
     from .train.export_ts import script
 
@@ -119,22 +105,21 @@ def _write(cfg: Any, src: str, run_dir: str, ckpt: str, built: dict, out: str) -
             config["dataset_dir"] = dataset_dir
     scripts = _scripts(src, out, [train, inference])
     notes += scripts
-    _dump(os.path.join(out, "configs", "datalist.json"), lists)
+    write_json(os.path.join(out, "configs", "datalist.json"), lists)
     with open(os.path.join(out, "configs", "logging.conf"), "w") as fh:  # (monai.bundle run reads it)
         fh.write(LOGGING_CONF)
-    _dump(os.path.join(out, "configs", "train.json"), train)
+    write_json(os.path.join(out, "configs", "train.json"), train)
     if inference is not None:
-        _dump(os.path.join(out, "configs", "inference.json"), inference)
+        write_json(os.path.join(out, "configs", "inference.json"), inference)
     import torch
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]
-    torch.save(state, os.path.join(out, "models", "model.pt"))
+
+    from .train.export_ts import saved_weights
+    torch.save(saved_weights(ckpt), os.path.join(out, "models", "model.pt"))
     refused = script(tree, ckpt, os.path.join(out, "models", "model.ts"), src)
     notes.append(f"models/model.ts: not written: {refused}" if refused else
                  "models/model.ts: the network as TorchScript")
     meta = _metadata(cfg, tree, train, run_dir, src, goal)
-    _dump(os.path.join(out, "configs", "metadata.json"), meta)
+    write_json(os.path.join(out, "configs", "metadata.json"), meta)
     _readme(os.path.join(out, "docs", "README.md"), meta, src, run_dir, inference is not None)
     return notes
 
@@ -224,13 +209,14 @@ def _inference(tree: dict, src: str, built: dict) -> dict | None:
     import tempfile
 
     from .evalconf import for_inference
+    from .export import write_json
     from .train.run import build
     data = ((built.get("validate") or {}).get("dataset") or {}).get("data")
     if not tree.get("validate") or not isinstance(data, list):
         return None
     with tempfile.TemporaryDirectory() as tmp:
         datalist = os.path.join(tmp, "datalist.json")
-        _dump(datalist, {"validation": data})  # (the bundle reads its own datalist.json instead)
+        write_json(datalist, {"validation": data})  # (the bundle reads its own datalist.json instead)
 
         def adapt(t: dict) -> dict:
             t = for_inference(t, "validation", OUTPUT_MARK)
@@ -265,7 +251,7 @@ def _scripts(src: str, out: str, configs: list[dict | None]) -> list[str]:
     """scripts/: clara-hydra's adapters (where a config uses one) and the MMAR's own code, on
     ``sys.path`` once the bundle imports ``scripts``; a class from anywhere else that MONAI cannot
     import alone is refused in one line naming the component."""
-    from .paths import mmar_root
+    from .paths import search_dirs
     from .train import compat
     notes: list[str] = []
     text = json.dumps([c for c in configs if c is not None])
@@ -280,9 +266,8 @@ def _scripts(src: str, out: str, configs: list[dict | None]) -> list[str]:
             fh.write(inspect.getsource(compat))
         imports.append("$import clara_compat")
         notes.append("scripts/clara_compat.py: clara-hydra's adapters the config uses")
-    config_dir = os.path.dirname(os.path.abspath(src))
     copied = []
-    for folder in (os.path.join(mmar_root(src), "custom"), os.path.join(config_dir, "custom"), config_dir):
+    for folder in search_dirs(src):  # where training imported the MMAR's own code from
         if not os.path.isdir(folder):
             continue
         for name in sorted(os.listdir(folder)):
@@ -413,7 +398,3 @@ def _readme(path: str, meta: dict, src: str, run_dir: str, inference: bool) -> N
         fh.write("\n".join(lines) + "\n")
 
 
-def _dump(path: str, data: Any) -> None:
-    with open(path, "w") as fh:
-        json.dump(data, fh, indent=2)
-        fh.write("\n")

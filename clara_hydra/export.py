@@ -275,6 +275,16 @@ def export(run_dir: str, out_root: str, *, force: bool = False, remove_disabled:
     into ``out_root``; give what was noted on the way (the TorchScript outcome among it).
     ``remove_disabled``: the transforms the run had disabled are left out (Clara's
     ``remove_search_augs``)."""
+    cfg, hy, src, ckpt = opened_run(run_dir, out_root, force)
+    from .staged import staged
+    with staged(out_root) as into:  # whole or not at all
+        return _write(cfg, hy, src, run_dir, ckpt, into, remove_disabled)
+
+
+def opened_run(run_dir: str, out_root: str, force: bool) -> tuple[Any, Any, str, str]:
+    """What every export of a run starts from: its composed config and Hydra config, the Clara
+    config it came from, its checkpoint; ``out_root`` checked (:func:`check_target`), and a
+    warning where the run did not finish."""
     from omegaconf import OmegaConf
 
     from .logs import warn
@@ -305,9 +315,7 @@ def export(run_dir: str, out_root: str, *, force: bool = False, remove_disabled:
     line = state_warning(state, run_dir, ckpt)
     if line:
         warn(line)
-    from .staged import staged
-    with staged(out_root) as into:  # whole or not at all
-        return _write(cfg, hy, src, run_dir, ckpt, into, remove_disabled)
+    return cfg, hy, src, ckpt
 
 
 def _write(cfg: Any, hy: Any, src: str, run_dir: str, ckpt: str, out_root: str, remove_disabled: bool) -> list[str]:
@@ -371,5 +379,5 @@ def _copy_code(root: str, config_dir: str, out_root: str) -> list[str]:
     return [f"your code copied along: {', '.join(copied)}"] if copied else []
 
 
-__all__ = ["written", "pick_checkpoint", "environment", "export", "search_block", "check_target", "run_state",
-           "state_warning", "CKPT", "TORCHSCRIPT"]
+__all__ = ["written", "pick_checkpoint", "environment", "export", "opened_run", "search_block", "check_target",
+           "run_state", "state_warning", "CKPT", "TORCHSCRIPT"]

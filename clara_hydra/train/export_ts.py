@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..errors import BuildError, first_line
 
 
-def load_weights(network, checkpoint: str) -> None:
-    """The weights of a checkpoint MONAI's CheckpointSaver (or clara-hydra's) wrote: ``{"model":
-    state}`` or, for one saved object, the state itself."""
+def saved_weights(checkpoint: str) -> Any:
+    """The network's state in a checkpoint MONAI's CheckpointSaver (or clara-hydra's) wrote:
+    ``{"model": state}`` or, for one saved object, the state itself."""
     import torch
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    state = saved["model"] if isinstance(saved, dict) and isinstance(saved.get("model"), dict) else saved
+    return saved["model"] if isinstance(saved, dict) and isinstance(saved.get("model"), dict) else saved
+
+
+def load_weights(network, checkpoint: str) -> None:
+    """Load :func:`saved_weights` of ``checkpoint`` into ``network``; another network's is one line."""
+    state = saved_weights(checkpoint)
     try:
         network.load_state_dict(state)
     except RuntimeError as exc:  # another network's weights (another config, a sweep trial's searched values)
