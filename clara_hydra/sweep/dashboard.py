@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from ..errors import ClaraHydraError
-from .storage import masked, open_storage
+from .storage import masked, no_study, open_storage
 
 #: How a user installs it where it is missing.
 INSTALL = "pip install 'clara-hydra[dashboard]' (or: pip install optuna-dashboard)"
@@ -33,10 +33,9 @@ def study_path(storage: Any, study_name: str | None, spec: str) -> str:
     if study_name is None and len(names) != 1:
         return "/dashboard/"
     name = study_name if study_name is not None else names[0]
-    if name in names:
-        return f"/dashboard/studies/{storage.get_study_id_from_name(name)}"
-    raise ClaraHydraError(f"no study '{study_name}' in {masked(spec)}", location="STUDY",
-                          hint=("its studies: " + ", ".join(names)) if names else "the storage has no study")
+    if name not in names:
+        raise no_study(study_name, spec, storage)
+    return f"/dashboard/studies/{storage.get_study_id_from_name(name)}"
 
 
 def serve(study_name: str | None, spec: str, host: str, port: int) -> None:

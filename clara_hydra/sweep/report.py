@@ -19,15 +19,14 @@ def report(study_name: str, storage: str, out_dir: str, top: int = 5) -> list[st
     from optuna.trial import TrialState
 
     from . import results
-    from .storage import masked, open_storage
+    from .storage import no_study, open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    opened = open_storage(storage, must_exist=True)
     try:
-        study = optuna.load_study(study_name=study_name, storage=open_storage(storage, must_exist=True))
+        study = optuna.load_study(study_name=study_name, storage=opened)
     except KeyError:
-        names = [s.study_name for s in optuna.get_all_study_summaries(open_storage(storage, must_exist=True))]
-        hint = ("its studies: " + ", ".join(names)) if names else "the storage has no study"
-        raise ClaraHydraError(f"no study '{study_name}' in {masked(storage)}", location="STUDY", hint=hint) from None
+        raise no_study(study_name, storage, opened) from None
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         raise ClaraHydraError(f"study '{study_name}' has no complete trial yet", location="STUDY")

@@ -11,7 +11,7 @@ import os
 import re
 from typing import Any
 
-from ..errors import StorageError, first_line
+from ..errors import ClaraHydraError, StorageError, first_line
 
 #: SQLite waits this long for a lock per attempt; ``retrying`` says so and tries LOCK_ATTEMPTS times.
 SQLITE_TIMEOUT_S = 10
@@ -40,6 +40,14 @@ def password_of(spec: Any) -> str | None:
 def masked(spec: Any) -> str:
     """The storage as messages and logs show it: its password as ``***``."""
     return hide(str(spec), spec)
+
+
+def no_study(name: str | None, spec: Any, storage: Any) -> ClaraHydraError:
+    """The one line for a study that ``storage`` (opened from ``spec``) does not hold, naming the
+    studies it holds (``clara-hydra report``, ``clara-hydra dashboard``)."""
+    names = [s.study_name for s in storage.get_all_studies()]
+    return ClaraHydraError(f"no study '{name}' in {masked(spec)}", location="STUDY",
+                           hint=("its studies: " + ", ".join(names)) if names else "the storage has no study")
 
 
 def hide(text: str, spec: Any) -> str:
