@@ -24,6 +24,8 @@ _bar: Any = None  # this process's bar (a tqdm), while a sweep runs on a termina
 _best = ""
 _running = ""
 _drawn = 0.0  # when the bar was last drawn (a running trial's news redraws it at most 4 times a second)
+_streams: tuple[Any, Any] | None = None  # (stdout, stderr) as they were before the bar
+_moved: list[tuple[logging.StreamHandler, Any]] = []  # console handlers that write above the bar, and where before
 
 
 class _AboveBar(io.TextIOBase):
@@ -70,19 +72,14 @@ def _wanted() -> bool:
         return False
 
 
-_streams: tuple[Any, Any] | None = None  # (stdout, stderr) as they were before the bar
-_moved: list[tuple[logging.StreamHandler, Any]] = []  # console handlers that write above the bar, and where before
-
-
 def start(total: int) -> bool:
     """Show the bar of a sweep that starts ``total`` trials (where it can show); True if it shows."""
-    global _bar, _best, _running
+    global _bar, _best, _running, _streams
     stop()
     if total <= 0 or not _wanted():
         return False
     from tqdm import tqdm
     _best, _running = "", ""
-    global _streams
     _streams = (sys.stdout, sys.stderr)
     _bar = tqdm(total=total, file=sys.stderr, desc="sweep", unit="trial", dynamic_ncols=True, leave=True,
                 bar_format="{desc} {n_fmt}/{total_fmt} trials |{bar}| {elapsed}<{remaining}{postfix}")

@@ -56,11 +56,14 @@ class Teller:
             if state == "complete" else state.upper()
         shown += f" ({reason})" if reason else ""
         if len(self.study.directions) > 1:
-            best_text = f"Pareto front: {len(results.front(self.study))} trial(s)"
+            best_text = bar_text = f"Pareto front: {len(results.front(self.study))} trial(s)"
+        elif best is not None:
+            best_text = f"best so far {best.value:.4f} (trial #{best.number})"
+            bar_text = f"best {best.value:.4f} (#{best.number})"
         else:
-            best_text = f"best so far {best.value:.4f} (trial #{best.number})" if best is not None else "no best yet"
+            best_text = bar_text = "no best yet"
         notice(f"trial #{trial.number}: {shown} | {results.format_params(trial.params)} | {best_text}")
-        progress.trial_ended(best_text.replace(" so far", "").replace("trial #", "#"))
+        progress.trial_ended(bar_text)
         self.write()
 
     def _after(self, trial, state: TrialState) -> None:
