@@ -96,9 +96,9 @@ def _write(cfg: Any, src: str, run_dir: str, ckpt: str, built: dict, out: str) -
     for sub in ("configs", "models", "scripts", "docs"):
         os.makedirs(os.path.join(out, sub), exist_ok=True)
     lists: dict[str, list] = {}
-    train = _standalone(built, lists, goal_sign=goal.direction == "minimize")
+    train = _standalone(built, lists, run_dir, goal_sign=goal.direction == "minimize")
     infer = _inference(tree, src, built)
-    inference = _standalone(infer, {}, goal_sign=False, inference=True) if infer else None
+    inference = _standalone(infer, {}, run_dir, goal_sign=False, inference=True) if infer else None
     dataset_dir = _relative_lists(lists)
     for config in (train, inference):
         if config is not None:
@@ -126,9 +126,11 @@ def _write(cfg: Any, src: str, run_dir: str, ckpt: str, built: dict, out: str) -
 
 # --------------------------------------------------------------------------- the configs
 
-def _standalone(built: dict, lists: dict[str, list], *, goal_sign: bool, inference: bool = False) -> dict:
+def _standalone(built: dict, lists: dict[str, list], run_dir: str, *, goal_sign: bool,
+                inference: bool = False) -> dict:
     """A built config (clara-hydra's ``train``/``validate`` sections) as a bundle that MONAI runs
-    alone; the data lists it held go into ``lists`` (``training``, ``validation``)."""
+    alone; the data lists it held go into ``lists`` (``training``, ``validation``); what it wrote
+    into ``run_dir`` (the config's own savers, its curves) it writes into the bundle's folder."""
     sections = {k: copy.deepcopy(v) for k, v in built.items() if k in ("train", "validate")}
     train, validate = sections.get("train") or {}, sections.get("validate") or {}
     network_def = train.pop("model", None)
@@ -176,7 +178,7 @@ def _standalone(built: dict, lists: dict[str, list], *, goal_sign: bool, inferen
         "initialize": ["$monai.utils.set_determinism(seed=0)"],
         "run": run,
     }
-    return _walk(out)
+    return _walk(out, os.path.abspath(run_dir))
 
 
 def _plain_dataset(ds: dict) -> None:
@@ -186,14 +188,18 @@ def _plain_dataset(ds: dict) -> None:
         ds.pop("key", None)
 
 
-def _walk(node: Any) -> Any:
+def _walk(node: Any, run_dir: str) -> Any:
     """References to the network and the device as the bundle names them; clara-hydra's adapters
-    from the bundle's scripts."""
+    from the bundle's scripts; a path in the run's folder, the same path in the bundle's."""
     if isinstance(node, dict):
-        return {k: _walk(v) for k, v in node.items()}
+        return {k: _walk(v, run_dir) for k, v in node.items()}
     if isinstance(node, list):
-        return [_walk(v) for v in node]
+        return [_walk(v, run_dir) for v in node]
     if isinstance(node, str):
+        if node == run_dir:
+            return "@bundle_root"
+        if node.startswith(run_dir + os.sep):
+            return f"$@bundle_root + {'/' + os.path.relpath(node, run_dir)!r}"
         if _DEVICE_EXPR.match(node) and node != DEVICE:
             return "@device"
         if node == OUTPUT_MARK:

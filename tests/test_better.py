@@ -116,6 +116,14 @@ def test_the_direction_of_the_key_metric_decides_every_best(tmp_path, data, dire
     (best_file,) = [p for p in (sweep_dir / "0" / "models").glob("*key_metric=*.pt")
                     if abs(float(re.search(r"key_metric=(-?[0-9.]+)\.pt$", p.name).group(1))) == pytest.approx(best)]
     assert (sweep_dir / "best_mmar" / "models" / "model.pt").read_bytes() == best_file.read_bytes()
+    # and the best MONAI bundle: its savers keep the best in the run's direction, in its own models/
+    bundle = sweep_dir / "best_bundle" / "configs"
+    train = json.loads((bundle / "train.json").read_text())
+    savers = [h for h in train["validate"]["handlers"] if h["_target_"].endswith("CheckpointSaver")]
+    assert savers and all(bool(h.get("key_metric_negative_sign")) == (direction == "minimize") for h in savers)
+    assert str(tmp_path) not in json.dumps(train), "the bundle writes into the run's folder"
+    meta = json.loads((bundle / "metadata.json").read_text())
+    assert meta["key_metric"]["direction"] == direction and meta["key_metric"]["value"] == pytest.approx(best)
     # the report ranks the trials by the direction and names it
     report = run_cli("report", "mmar-config_train", "--storage", f"sqlite:///{tmp_path / 'clara_hydra_sweeps.db'}",
                      "-o", tmp_path / "report", cwd=tmp_path)
