@@ -69,9 +69,10 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     db.add_argument("--port", type=int, default=8080, help="the port (default 8080; 0: a free one)")
 
     sub.add_parser("train", add_help=False, help="train a converted config (the Hydra app; -m runs its sweep)",
-                   description="clara-hydra train [--mmar DIR] [--config-name NAME] [-m] [KEY=VALUE ...]: "
+                   description="clara-hydra train [--mmar DIR] [--config-name NAME] [--mlflow] [-m] [KEY=VALUE ...]: "
                                "the app of train.py on DIR/conf/NAME.yaml (default: ./conf/config_train.yaml); "
-                               "every Hydra flag works (--cfg job, --help, -sc install=bash)")
+                               "every Hydra flag works (--cfg job, --help, -sc install=bash); --mlflow: the run "
+                               "(a sweep: its trials) in MLflow, at MLFLOW_TRACKING_URI (else ./mlflow.db)")
 
     sub.add_parser("validate", add_help=False, help="validate a checkpoint on the validation data (Clara's "
                                                     "validate.sh)",
@@ -274,6 +275,10 @@ def _train(argv: list[str], function=None) -> int:
     from .app import main as app_main
     from .app import task
     from .errors import ClaraHydraError
+    if function is None and "--mlflow" in argv:  # (the flag is clara-hydra's: Hydra never sees it)
+        from .mlflow_client import ENV_MLFLOW
+        argv = [a for a in argv if a != "--mlflow"]
+        os.environ[ENV_MLFLOW] = "1"
     try:
         hydra_args = train_argv(argv)
     except ClaraHydraError as exc:

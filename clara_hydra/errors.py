@@ -120,6 +120,10 @@ class StorageError(ClaraHydraError):
     """An Optuna storage cannot be used (locked, corrupt, another study's search space)."""
 
 
+class TrackingError(ClaraHydraError):
+    """An MLflow tracking server refused a call, or could not be reached."""
+
+
 class BuildError(ClaraHydraError):
     """A component cannot be built as written (an unknown class or argument, a bad value)."""
 

@@ -58,8 +58,9 @@ def training_configs() -> list[Path]:
 
 #: The files whose tests take longest (end-to-end sweeps and training), longest first: they start
 #: first, so that the suite's two worker processes (scripts/test.sh) end together.
-LONGEST_FIRST = ("test_mmar.py", "test_sweeper.py", "test_train.py", "test_failures.py", "test_liveness.py",
-                 "test_better.py", "test_stock.py", "test_ddp.py", "test_hostile.py", "test_slurm.py")
+LONGEST_FIRST = ("test_mmar.py", "test_sweeper.py", "test_train.py", "test_tracking.py", "test_failures.py",
+                 "test_liveness.py", "test_better.py", "test_stock.py", "test_ddp.py", "test_hostile.py",
+                 "test_slurm.py")
 
 
 def pytest_collection_modifyitems(items: list) -> None:

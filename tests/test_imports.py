@@ -87,7 +87,7 @@ LAYERS = {
     4: ("clara_hydra.cli", "clara_hydra.app", "clara_hydra.__main__", "hydra_plugins"),
     3: ("clara_hydra.train", "clara_hydra.sweep", "clara_hydra.automl.controller", "clara_hydra.automl.handlers",
         "clara_hydra.automl.defs", "clara_hydra.automl.shim", "clara_hydra.export", "clara_hydra.bundle_export",
-        "clara_hydra.synth"),
+        "clara_hydra.synth", "clara_hydra.mlflow_client"),
     2: ("clara_hydra.reader", "clara_hydra.space", "clara_hydra.convert", "clara_hydra.render", "clara_hydra.resolve",
         "clara_hydra.effective", "clara_hydra.evalconf", "clara_hydra.typed", "clara_hydra.typed_source",
         "clara_hydra.argtypes", "clara_hydra.signatures", "clara_hydra.schema", "clara_hydra.automl",

@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 from .. import better, faults, progress
 from ..errors import ClaraHydraError, SweepError, first_line
 from ..logs import notice, warn
+from ..mlflow_client import ENV_MLFLOW
 from ..paths import config_dirs
 from ..space import active
 from . import checks, identity, liveness, loop, results, sampling, upstream
@@ -93,6 +94,10 @@ class Sweep:
                 runner: loop.Runner = WorkerRunner(o.workers, self.storage_spec, self.config, o.trial_timeout) \
                     if o.workers is not None else LauncherRunner(self.impl.launcher, self.impl.n_jobs, study.study_name)
                 loop.run(self, runner, to_go)
+            except BaseException:
+                if self.tracker is not None:
+                    self.tracker.finish(None, None, interrupted=True)
+                raise
             finally:
                 progress.stop()
                 signal.signal(signal.SIGTERM, previous)
@@ -163,8 +168,16 @@ class Sweep:
         self.marked = self.recovery.recover()
         self._start_engine(study, dists, directions)
         hparams = o.tensorboard if o.tensorboard is not None else "clara_hydra" in self.config
+        self.tracker = None
+        if o.mlflow or os.environ.get(ENV_MLFLOW) == "1":
+            from .tracking import Tracker
+            self.tracker = Tracker(study, self.sweep_dir, self.metric_names, {
+                "study": study.study_name, "directions": [d.name.lower() for d in study.directions],
+                "n_trials": impl.n_trials, "sampler": type(study.sampler).__name__, "pruner": json.dumps(o.pruner_spec),
+                "storage": masked(str(self.storage_spec)) if self.storage_spec else "memory", "workers": o.workers})
         self.teller = Teller(study, beater=self.beater, stops=self.stops, events=self.events, sweep_dir=self.sweep_dir,
-                             params=list(dists), options=o, metric_names=self.metric_names, hparams=hparams)
+                             params=list(dists), options=o, metric_names=self.metric_names, hparams=hparams,
+                             tracker=self.tracker)
         return impl.n_trials, grid_size
 
     def _shutdown(self) -> None:
@@ -183,6 +196,9 @@ class Sweep:
                    + f"; results in {self.sweep_dir}")
             if self.o.export_best and "clara_hydra" in self.config:
                 export_best(best, self.sweep_dir, remove_search_augs=self.o.remove_search_augs)
+        if self.tracker is not None:
+            bundle = self.sweep_dir / "best_bundle"
+            self.tracker.finish(best, bundle if self.o.export_best else None)
         if best is not None or results.front(study):
             self._where_to_look()
         for t in results.front(study):
@@ -194,8 +210,10 @@ class Sweep:
                              hint=f"see the reasons in {self.sweep_dir / 'trials.csv'}")
 
     def _where_to_look(self) -> None:
-        """The commands that show the study: its report, the dashboard, its curves."""
+        """The commands that show the study: its report, the dashboard, its curves, its MLflow runs."""
         curves = f"tensorboard --logdir {shlex.quote(str(self.sweep_dir))}"
+        if self.tracker is not None and self.tracker.client is not None:
+            curves += f"; MLflow: {self.tracker.where()}"
         if not self.storage_spec:
             notice(f"the curves: {curves} (the study was in memory: no report or dashboard of it)")
             return

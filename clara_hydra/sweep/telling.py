@@ -24,10 +24,12 @@ from .stopping import Stops
 
 class Teller:
     def __init__(self, study: Any, *, beater: Beater | None, stops: Stops, events: Any, sweep_dir: Path,
-                 params: list[str], options: Options, metric_names: list[str] | None, hparams: bool) -> None:
+                 params: list[str], options: Options, metric_names: list[str] | None, hparams: bool,
+                 tracker: Any = None) -> None:
         self.study, self.beater, self.stops, self.events = study, beater, stops, events
         self.sweep_dir, self.params, self.o = sweep_dir, params, options
         self.objectives, self.metric_names, self.hparams = options.objectives, metric_names, hparams
+        self.tracker = tracker  # MLflow (tracking.Tracker), where the sweep is tracked
 
     def tell(self, trial, state: str, value: Any = None, reason: str | None = None, started: float = 0.0) -> None:
         """``state``: complete (with the job's ``value``), pruned or fail (with the ``reason``); a
@@ -51,6 +53,8 @@ class Teller:
             tell(self.study, trial, state=TrialState.FAIL)
         self.stops.count(state if state in ("complete", "pruned") else "fail", reason)
         self._after(trial, {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED}.get(state, TrialState.FAIL))
+        if self.tracker is not None:
+            self.tracker.trial_ended(upstream.stored_trial(self.study, trial), state)
         best = results.best(self.study)
         shown = (results.format_values(value, self.objectives) if isinstance(value, list) else f"{value:.4f}") \
             if state == "complete" else state.upper()

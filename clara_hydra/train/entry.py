@@ -14,6 +14,7 @@ from typing import NoReturn
 from omegaconf import DictConfig, open_dict
 
 from ..errors import ClaraHydraError
+from ..mlflow_client import ENV_MLFLOW
 from ..paths import ENV_MMAR, mmar_root
 from ..resolve import effective_from_cfg, first_level_values, override_keys
 
@@ -85,6 +86,8 @@ def run(cfg: DictConfig) -> float | list[float] | None:
     # the trial after a crash between the job's end and that tell finds it there
     outcome = P.outcome_file(run_dir) if os.environ.get(P.ENV_TRIAL) else None
     beater = None
+    tracked = None  # clara-hydra train --mlflow: the plain run's MLflow run (train/tracking.py)
+    failure = "interrupted"  # (what a run that ends before its outcome is, in MLflow)
     try:
         config_file = _start(cfg, run_dir, source)
         full = effective_from_cfg(cfg, enabled_only=False)
@@ -92,6 +95,8 @@ def run(cfg: DictConfig) -> float | list[float] | None:
             json.dump(full, fh, indent=2)  # a normal Clara config: searched values in, no search blocks
         trial = current()
         beater = _beat_for(trial)
+        if trial is None and os.environ.get(ENV_MLFLOW) == "1":  # a sweep's trials are the sweep's child runs
+            tracked = _tracking(cfg, run_dir, source)
         objectives = json.loads(os.environ[P.ENV_OBJECTIVES]) if os.environ.get(P.ENV_OBJECTIVES) else None
         started = time.time()
         tree = enabled_only(full)
@@ -122,11 +127,15 @@ def run(cfg: DictConfig) -> float | list[float] | None:
                 raise TrainingError(f"the key metric is {value}", location="validate",
                                     hint="check the metric's inputs (post transforms, labels)")
             notice(f"key metric = {value:.4f} (the best validation value; what this run returns)")
+        best = None
         if trial is None:  # a plain run: where its results are (a sweep's trial line and results say it)
             best = _checkpoint(run_dir)
             notice(_results_line(run_dir, best))
             if os.environ.get(ENV_MMAR):  # clara-hydra train --mmar: the model in the MMAR, as train.sh left it
                 _publish(os.environ[ENV_MMAR], best, tree, config_file)
+        if tracked is not None:
+            tracked.end(None, [os.path.join(run_dir, "config_train.json")] + ([best] if best else []))
+            tracked = None
         from .. import faults
         faults.point("before_outcome")
         P.write_outcome(P.COMPLETE, value=value, path=outcome)
@@ -135,10 +144,11 @@ def run(cfg: DictConfig) -> float | list[float] | None:
         faults.point("after_outcome")
         return value
     except ClaraHydraError as exc:
-        if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
-            raise
         if exc.file is None and source:
             exc.file = _config_file(source) or source
+        failure = exc.format()
+        if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
+            raise
         P.write_outcome(P.FAIL, reason=exc.format(), path=outcome)
         _to_log_file(exc.format())
         if multirun and not worker:
@@ -148,6 +158,7 @@ def run(cfg: DictConfig) -> float | list[float] | None:
             raise
         raise SystemExit(2) from None
     except Exception as exc:
+        failure = f"{type(exc).__name__}: {exc}"
         if type(exc).__name__ != "TrialPruned":
             P.write_outcome(P.FAIL, reason=f"{type(exc).__name__}: {exc}", path=outcome)
             raise
@@ -158,6 +169,23 @@ def run(cfg: DictConfig) -> float | list[float] | None:
     finally:
         if beater is not None:
             beater.stop()
+        if tracked is not None:
+            tracked.end(failure, [])
+
+
+def _tracking(cfg: DictConfig, run_dir: str, source: str | None):
+    """The plain run's MLflow run: its experiment the config's study name (where its sweeps go),
+    its params the config's first-level values."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from .tracking import RunTracking
+    hydra = HydraConfig.get()
+    study = getattr(getattr(hydra, "sweeper", None), "study_name", None)
+    experiment = study or hydra.job.config_name or "clara-hydra"
+    tags = {"clara_hydra.source": source} if source else {}
+    if os.environ.get(ENV_MMAR):
+        tags["clara_hydra.mmar"] = os.environ[ENV_MMAR]
+    return RunTracking(str(experiment), run_dir, first_level_values(cfg), tags)
 
 
 def _beat_for(trial):

@@ -154,7 +154,7 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
     import torch
     from ignite.engine import Events
 
-    from . import dist
+    from . import dist, tracking
     sweep = trial is not None if sweep is None else sweep
     directions = (len(trial.study.directions) if trial is not None else 1) if directions is None else directions
     main = dist.rank() == 0
@@ -218,6 +218,9 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
     from ..logs import tidy_library_loggers
     tidy_library_loggers()
     _epoch_lines(trainer, evaluator)
+    track = None
+    if main and not sweep and os.environ.get(tracking.ENV_RUN):  # clara-hydra train --mlflow
+        track = tracking.attach(trainer, evaluator)
     from .. import faults  # (a test's kill or wait after an epoch: its resume point and line are written)
     trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda engine: faults.point("epoch_end", engine.state.epoch))
     if sweep_progress.shown():  # a trial under the sweep's bar on a terminal: its iterations go there
@@ -266,9 +269,11 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
         notice(f"finished {ran} epoch(s) in {elapsed:.1f}s"
                + (f" (epochs {first_epoch + 1}-{trainer.state.epoch} of {trainer.state.max_epochs}: resumed after "
                   f"epoch {first_epoch})" if first_epoch else ""))
+    name = getattr((evaluator if evaluator is not None else trainer).state, "key_metric_name", None)
+    if track is not None and name and math.isfinite(metric):
+        track(metrics=[(f"best_{name}", metric, 0)])
     if objectives:
-        return objective_values(objectives, metric, at_best, elapsed,
-                                getattr((evaluator or trainer).state, "key_metric_name", None))
+        return objective_values(objectives, metric, at_best, elapsed, name)
     return metric
 
 

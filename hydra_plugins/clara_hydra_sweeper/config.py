@@ -56,6 +56,10 @@ class ClaraOptunaSweeperConf(OptunaSweeperConf):
     # at the end of a sweep of a Clara config, the best trial as a complete MMAR in
     # <sweep dir>/best_mmar (clara-hydra export)
     export_best: bool = True
+    # MLflow: the sweep a parent run, each trial a child run (params, value per epoch, state), the
+    # best bundle an artifact; in MLFLOW_TRACKING_URI (a server: no mlflow package needed), else
+    # mlflow.db and mlruns/ in the folder the sweep runs from (the mlflow extra)
+    mlflow: bool = False
     # liveness of a study's trials, on any host (a study shared by several machines): each running
     # trial beats every heartbeat_interval seconds (in the storage); one without a beat for
     # grace_period seconds is dead, and any sweep process of the study resumes it (from its resume
