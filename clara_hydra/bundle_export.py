@@ -6,6 +6,9 @@ a MONAI bundle that MONAI runs without clara-hydra:
                                  ``network_def``, ``train::trainer``, the ids ``initialize`` and ``run``
     DIR/configs/inference.json   the validate path made an inference (clara-hydra infer's): the
                                  config's inferer, pre and post transforms, ``SaveImaged``
+    DIR/configs/evaluate.json    Clara's validate.sh (clara-hydra validate's): the MMAR's
+                                 config_validation.json where there is one, else the validate
+                                 section; per-case metrics and summaries (MetricsSaver) in ``eval/``
     DIR/configs/datalist.json    the run's training and validation lists, relative to ``dataset_dir``
     DIR/configs/metadata.json    MONAI's defaults, filled: versions, the network's input and output,
                                  the key metric and its value, the searched values, a changelog line
@@ -16,8 +19,9 @@ a MONAI bundle that MONAI runs without clara-hydra:
 
 ``python -m monai.bundle run --config_file configs/train.json`` trains (from the bundle's folder;
 ``--dataset_dir`` points at the data elsewhere), ``... --config_file configs/inference.json``
-writes predictions into ``eval/``. The bundle's configs come from what the run trained
-(``bundle_config.json`` in its folder), never from the Clara JSON again.
+writes predictions into ``eval/``, ``... configs/evaluate.json`` the metrics. The bundle's
+configs come from what the run trained (``bundle_config.json`` in its folder), never from the
+Clara JSON again.
 """
 
 from __future__ import annotations
@@ -99,11 +103,17 @@ def _write(cfg: Any, src: str, run_dir: str, ckpt: str, built: dict, out: str) -
     train = _standalone(built, lists, run_dir, goal_sign=goal.direction == "minimize")
     infer = _inference(tree, src, built)
     inference = _standalone(infer, {}, run_dir, goal_sign=False, inference=True) if infer else None
+    try:
+        evaluated, eval_file = _evaluation(cfg, tree, src, built, ckpt)
+    except ClaraHydraError as exc:  # an evaluation config that does not fit the run: the rest stands
+        evaluated, eval_file = None, None
+        notes.append(f"configs/evaluate.json: not written: {exc.format()}")
+    evaluate = _standalone(evaluated, {}, run_dir, goal_sign=False, inference=True) if evaluated else None
     dataset_dir = _relative_lists(lists)
-    for config in (train, inference):
+    for config in (train, inference, evaluate):
         if config is not None:
             config["dataset_dir"] = dataset_dir
-    scripts = _scripts(src, out, [train, inference])
+    scripts = _scripts(src, out, [train, inference, evaluate])
     notes += scripts
     write_json(os.path.join(out, "configs", "datalist.json"), lists)
     with open(os.path.join(out, "configs", "logging.conf"), "w") as fh:  # (monai.bundle run reads it)
@@ -111,6 +121,10 @@ def _write(cfg: Any, src: str, run_dir: str, ckpt: str, built: dict, out: str) -
     write_json(os.path.join(out, "configs", "train.json"), train)
     if inference is not None:
         write_json(os.path.join(out, "configs", "inference.json"), inference)
+    if evaluate is not None:
+        write_json(os.path.join(out, "configs", "evaluate.json"), evaluate)
+        notes.append("configs/evaluate.json: " + (f"from {eval_file}" if eval_file else
+                                                  "the training config's validate section"))
     import torch
 
     from .train.export_ts import saved_weights
@@ -120,7 +134,7 @@ def _write(cfg: Any, src: str, run_dir: str, ckpt: str, built: dict, out: str) -
                  "models/model.ts: the network as TorchScript")
     meta = _metadata(cfg, tree, train, run_dir, src, goal)
     write_json(os.path.join(out, "configs", "metadata.json"), meta)
-    _readme(os.path.join(out, "docs", "README.md"), meta, src, run_dir, inference is not None)
+    _readme(os.path.join(out, "docs", "README.md"), meta, src, run_dir, inference is not None, evaluate is not None)
     return notes
 
 
@@ -212,10 +226,37 @@ def _walk(node: Any, run_dir: str) -> Any:
 def _inference(tree: dict, src: str, built: dict) -> dict | None:
     """The inference bundle clara-hydra infer builds from the config's validate path, on the run's
     validation list (None: the config validates nothing)."""
+    return _validate_path(tree, src, built, infer=True)
+
+
+def _evaluation(cfg: Any, tree: dict, src: str, built: dict, ckpt: str) -> tuple[dict | None, str | None]:
+    """(The evaluation bundle clara-hydra validate builds, Clara's validate.sh: the MMAR's
+    config_validation.json where there is one, else the training config's validate section; on
+    the run's validation list, with the labels and metrics, the per-case reports in ``eval/``;
+    the evaluation config it came from)."""
+    from . import evalconf
+    from .resolve import first_level_values
+    eval_file = evalconf.find(src, None)
+    if eval_file is not None:
+        # the bundle's weights go into the training config's network (never a TorchScript file; the
+        # config's own loader of the run's checkpoint gives way to the bundle's), the reports into
+        # the bundle's output_dir
+        fixed = {"dont_load_ts_model": True, "dont_load_ckpt_model": False, "MMAR_EVAL_OUTPUT_PATH": OUTPUT_MARK,
+                 "MMAR_CKPT": ckpt, "MMAR_TORCHSCRIPT": ckpt}
+        scalars = {**first_level_values(cfg), **fixed}
+        ev = evalconf.read(eval_file, scalars, frozenset(fixed), tree)
+        tree = {**ev.tree, "train": {**(ev.tree.get("train") or {}), "model": tree["train"]["model"]}}
+    return _validate_path(tree, src, built, infer=False), eval_file
+
+
+def _validate_path(tree: dict, src: str, built: dict, *, infer: bool) -> dict | None:
+    """``tree``'s validate section as ``clara-hydra infer`` (``infer``) or ``clara-hydra validate``
+    builds it, on the run's validation list (None: the config validates nothing)."""
     import tempfile
 
     from .evalconf import for_inference
     from .export import write_json
+    from .train.evaluate import TRAINING_ONLY
     from .train.run import build
     data = ((built.get("validate") or {}).get("dataset") or {}).get("data")
     if not tree.get("validate") or not isinstance(data, list):
@@ -225,15 +266,25 @@ def _inference(tree: dict, src: str, built: dict) -> dict | None:
         write_json(datalist, {"validation": data})  # (the bundle reads its own datalist.json instead)
 
         def adapt(t: dict) -> dict:
-            t = for_inference(t, "validation", OUTPUT_MARK)
+            if infer:
+                t = for_inference(t, "validation", OUTPUT_MARK)
             ds = t["validate"].get("dataset")
             if isinstance(ds, dict):
-                t["validate"]["dataset"] = {**ds, "data_list_file_path": datalist, "data_file_base_dir": "/"}
+                t["validate"]["dataset"] = {**ds, "data_list_file_path": datalist, "data_file_base_dir": "/",
+                                            "data_list_key": "validation"}
             return t
         _parser, bundle, _era = build(tree, config_file=src, device="cpu", amp=False, validate_only=True, adapt=adapt)
     validate = bundle.get("validate") or {}
     if "evaluator" not in validate:
         return None
+    if not infer:  # the bundle's weights are loaded once (_standalone), never saved again; reports in eval/
+        handlers = [h for h in validate.get("handlers") or [] if not (isinstance(h, dict) and str(
+            h.get("_target_", "")).endswith(TRAINING_ONLY + ("CheckpointLoader",)))]
+        if not any(isinstance(h, dict) and str(h.get("_target_", "")).endswith("MetricsSaver") for h in handlers):
+            handlers.append({"_target_": "monai.handlers.MetricsSaver", "save_dir": OUTPUT_MARK, "metrics": "*",
+                             "metric_details": "*", "summary_ops": "*",
+                             "batch_transform": "$lambda x: [xx['image'].meta for xx in x]"})
+        validate["handlers"] = handlers
     return {"train": {"model": bundle["train"]["model"]}, "validate": validate}
 
 
@@ -384,7 +435,7 @@ def _key_metric_value(run_dir: str) -> float | None:
         return None
 
 
-def _readme(path: str, meta: dict, src: str, run_dir: str, inference: bool) -> None:
+def _readme(path: str, meta: dict, src: str, run_dir: str, inference: bool, evaluate: bool) -> None:
     key = meta.get("key_metric") or {}
     lines = [f"# {meta['name']}", "",
              f"A MONAI bundle exported by clara-hydra from the Clara config `{src}`, run `{os.path.abspath(run_dir)}`.",
@@ -396,6 +447,8 @@ def _readme(path: str, meta: dict, src: str, run_dir: str, inference: bool) -> N
              "python -m monai.bundle run --config_file configs/train.json --dataset_dir /data/elsewhere"]
     if inference:
         lines.append("python -m monai.bundle run --config_file configs/inference.json        # predictions in eval/")
+    if evaluate:
+        lines.append("python -m monai.bundle run --config_file configs/evaluate.json         # metrics in eval/")
     lines += ["python -m monai.bundle verify_net_in_out --net_id network_def --meta_file configs/metadata.json "
               "--config_file configs/train.json", "```", "",
               "`configs/datalist.json` holds the run's lists, relative to `dataset_dir`; `scripts/` what MONAI does "

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import clara_cli, one_error
-from test_mmar import clara_train, make_mmar, synth_data
+from test_mmar import VALIDATION_V41, clara_train, make_mmar, synth_data
 
 pytestmark = pytest.mark.slow
 
@@ -33,9 +33,11 @@ sys.meta_path.insert(0, _NoClaraHydra())
 
 
 def _run(kind: str, tmp_path: Path) -> tuple[Path, str]:
-    """(run folder, its train.log): an MMAR of a v4.1 config with a BYOC transform, trained."""
+    """(run folder, its train.log): an MMAR of a v4.1 config with a BYOC transform and a
+    config_validation.json, trained."""
     run = tmp_path / "run"
     mmar = make_mmar(tmp_path / "spleen_mmar", synth_data(tmp_path / "data", train=2, val=1), drop_search=True)
+    (mmar / "config" / "config_validation.json").write_text(json.dumps(VALIDATION_V41))  # -> configs/evaluate.json
     proc = clara_train("--config-dir", mmar / "conf", "--config-name", "config_train", "epochs=1",
                        f"hydra.run.dir={run}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -58,6 +60,8 @@ def test_a_run_exported_as_a_bundle_trains_and_infers_with_monai_alone(tmp_path,
     proc = subprocess.run(clara_cli() + ["export", str(run), "--bundle", "-o", str(made)], cwd=tmp_path,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    validation = tmp_path / "spleen_mmar" / "config" / "config_validation.json"
+    assert f"configs/evaluate.json: from {validation}" in proc.stdout + proc.stderr
     bundle = tmp_path / "elsewhere" / "bundle"
     shutil.move(str(made), str(bundle))  # a bundle is its folder: it runs wherever it is moved
     train = json.loads((bundle / "configs" / "train.json").read_text())
@@ -74,6 +78,25 @@ def test_a_run_exported_as_a_bundle_trains_and_infers_with_monai_alone(tmp_path,
     block.mkdir()
     (block / "sitecustomize.py").write_text(NO_CLARA_HYDRA)
     assert "not installed here" in _monai(["-c", "import clara_hydra"], bundle, block).stderr
+    # evaluate.json is Clara's validate.sh (the MMAR's config_validation.json) as MONAI runs it: the
+    # same per-case values as clara-hydra validate on the run's checkpoint
+    evaluated = _monai(["-m", "monai.bundle", "run", "--config_file", "configs/evaluate.json"], bundle, block)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    validated = subprocess.run(clara_cli() + ["validate", "--mmar", str(validation.parent.parent),
+                                              f"MMAR_CKPT={bundle / 'models' / 'model.pt'}", "dont_load_ts_model=true",
+                                              "dont_load_ckpt_model=false", "++MMAR_TORCHSCRIPT=unused.ts",
+                                              f"MMAR_EVAL_OUTPUT_PATH={tmp_path / 'validated'}",
+                                              f"hydra.run.dir={tmp_path / 'val'}"],
+                               cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert validated.returncode == 0, validated.stderr[-3000:]
+    for report in ("metrics.csv", "val_mean_dice_raw.csv"):
+        ours = (tmp_path / "validated" / report).read_text().splitlines()
+        theirs = (bundle / "eval" / report).read_text().splitlines()
+        assert len(theirs) == len(ours) >= 1, report
+        for a, b in zip(ours, theirs):  # the same cases, the same values (to the float's print)
+            assert [c if not _number(c) else round(float(c), 4) for c in a.replace(",", "\t").split("\t")] == \
+                [c if not _number(c) else round(float(c), 4) for c in b.replace(",", "\t").split("\t")], report
+    shutil.rmtree(bundle / "eval")
     (bundle / "models" / "model.pt").unlink()  # what training writes
     trained = _monai(["-m", "monai.bundle", "run", "--config_file", "configs/train.json"], bundle, block)
     assert trained.returncode == 0, trained.stderr[-3000:]
@@ -97,6 +120,14 @@ def test_a_run_exported_as_a_bundle_trains_and_infers_with_monai_alone(tmp_path,
     for image, out in zip(sorted(images), saved):
         given, got = nib.load(str(image)), nib.load(str(out))
         assert got.shape[:3] == given.shape[:3] and np.allclose(got.affine, given.affine, atol=1e-4), out
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def test_what_is_no_run_or_no_bundle_is_one_line(tmp_path):

@@ -149,6 +149,9 @@ def test_corpus_config_trains_one_epoch(monkeypatch, corpus_runs, config):
     saved = json.loads((tmp_path / "run" / "config_train.json").read_text())
     assert saved["epochs"] == 1
     _exports_as_a_bundle(tmp_path)
+    configs = tmp_path / "bundle" / "configs"
+    misfit = isinstance(VALIDATES.get(_rel(config)), str)  # (its validation config does not fit its training)
+    assert (configs / "evaluate.json").exists() == ((configs / "inference.json").exists() and not misfit)
     if (config.parent / "config_validation.json").is_file():
         monkeypatch.chdir(tmp_path)
         _validate_with_the_corpus_validation_config(tmp_path, config, data_keys)
@@ -165,8 +168,8 @@ def _exports_as_a_bundle(tmp_path: Path) -> None:
     from clara_hydra.bundle_export import export_bundle
     out = tmp_path / "bundle"
     export_bundle(str(tmp_path / "run"), str(out))
-    for name in ("train.json", "inference.json"):
-        if name == "inference.json" and not (out / "configs" / name).exists():
+    for name in ("train.json", "inference.json", "evaluate.json"):
+        if name != "train.json" and not (out / "configs" / name).exists():
             continue  # (a config that validates nothing infers nothing)
         text = (out / "configs" / name).read_text()
         assert "clara_hydra" not in text, name
