@@ -173,10 +173,13 @@ def _standalone(built: dict, lists: dict[str, list], run_dir: str, *, goal_sign:
                 best["key_metric_negative_sign"] = True
             validate.setdefault("handlers", []).append(best)
             validate["evaluator"]["val_handlers"] = "@validate::handlers"
+            # as the run did: a validation interval longer than the training validates once at its end
+            run = ["$@train::trainer.run()", "$@validate::evaluator.run(@train::trainer.state.epoch) "
+                                             "if @validate::evaluator.state.epoch == 0 else None"]
         else:  # no validation: the last weights
             train.setdefault("handlers", []).append({**saver, "save_final": True, "final_filename": "model.pt"})
             train["trainer"]["train_handlers"] = "@train::handlers"
-        run = ["$@train::trainer.run()"]
+            run = ["$@train::trainer.run()"]
     out: dict[str, Any] = {
         "imports": ["$import os", "$import torch", "$import monai"],
         "bundle_root": ".",

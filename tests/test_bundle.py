@@ -44,6 +44,47 @@ def _run(kind: str, tmp_path: Path) -> tuple[Path, str]:
     return run, (run / "train.log").read_text()
 
 
+def blocked(tmp_path: Path) -> Path:
+    """A PYTHONPATH folder whose sitecustomize makes ``import clara_hydra`` fail."""
+    block = tmp_path / "no_clara_hydra"
+    block.mkdir(exist_ok=True)
+    (block / "sitecustomize.py").write_text(NO_CLARA_HYDRA)
+    return block
+
+
+def runs_with_monai_alone(made: Path, tmp_path: Path) -> Path:
+    """The bundle ``made``, moved away, run by MONAI where clara-hydra cannot be imported: its
+    evaluate.json (where it has one) writes the metrics (kept in ``tmp_path/evaluated``), its
+    inference.json one prediction per validation case on the input's grid and affine, its
+    train.json trains; gives its folder."""
+    import nibabel as nib
+    import numpy as np
+    bundle = tmp_path / "moved" / made.name
+    shutil.move(str(made), str(bundle))  # a bundle is its folder: it runs wherever it is moved
+    block = blocked(tmp_path)
+    configs = bundle / "configs"
+    if (configs / "evaluate.json").exists():
+        done = _monai(["-m", "monai.bundle", "run", "--config_file", "configs/evaluate.json"], bundle, block)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert (bundle / "eval" / "metrics.csv").read_text().strip(), "no metrics"
+        shutil.move(str(bundle / "eval"), str(tmp_path / "evaluated"))
+    done = _monai(["-m", "monai.bundle", "run", "--config_file", "configs/inference.json"], bundle, block)
+    assert done.returncode == 0, done.stderr[-3000:]
+    train = json.loads((configs / "train.json").read_text())
+    lists = json.loads((configs / "datalist.json").read_text())
+    images = sorted(Path(train["dataset_dir"]) / item["image"] for item in lists["validation"])
+    saved = sorted((bundle / "eval").rglob("*.nii.gz"))
+    assert len(saved) == len(images) >= 1
+    for image, out in zip(images, saved):
+        given, got = nib.load(str(image)), nib.load(str(out))
+        assert got.shape[:3] == given.shape[:3] and np.allclose(got.affine, given.affine, atol=1e-4), out
+    (bundle / "models" / "model.pt").unlink()  # what training writes
+    done = _monai(["-m", "monai.bundle", "run", "--config_file", "configs/train.json"], bundle, block)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (bundle / "models" / "model.pt").is_file()
+    return bundle
+
+
 def _monai(args: list[str], cwd: Path, block: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLARA_HYDRA")}
     env["PYTHONPATH"] = str(block)
@@ -53,37 +94,35 @@ def _monai(args: list[str], cwd: Path, block: Path) -> subprocess.CompletedProce
 @pytest.mark.parametrize("kind", ["v41-mmar-with-byoc"])  # (v3 corpus runs export in test_train; the v3
 # demo's best trial in test_train's demo sweep)
 def test_a_run_exported_as_a_bundle_trains_and_infers_with_monai_alone(tmp_path, kind):
-    import nibabel as nib
-    import numpy as np
     run, log = _run(kind, tmp_path)
-    made = tmp_path / "made"
+    made = tmp_path / "bundle"
     proc = subprocess.run(clara_cli() + ["export", str(run), "--bundle", "-o", str(made)], cwd=tmp_path,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     validation = tmp_path / "spleen_mmar" / "config" / "config_validation.json"
     assert f"configs/evaluate.json: from {validation}" in proc.stdout + proc.stderr
-    bundle = tmp_path / "elsewhere" / "bundle"
-    shutil.move(str(made), str(bundle))  # a bundle is its folder: it runs wherever it is moved
-    train = json.loads((bundle / "configs" / "train.json").read_text())
+    train = json.loads((made / "configs" / "train.json").read_text())
     assert {"bundle_root", "device", "dataset_dir", "datalist", "network_def", "initialize", "run"} <= set(train)
-    assert "trainer" in train["train"] and "clara_hydra" not in (bundle / "configs" / "train.json").read_text()
-    meta = json.loads((bundle / "configs" / "metadata.json").read_text())
+    assert "trainer" in train["train"] and "clara_hydra" not in (made / "configs" / "train.json").read_text()
+    meta = json.loads((made / "configs" / "metadata.json").read_text())
     reported = float(log.rsplit("key metric = ", 1)[1].split()[0])
     assert meta["key_metric"]["value"] == pytest.approx(reported, abs=1e-4) and meta["monai_version"]
     assert meta["network_data_format"]["inputs"]["image"]["num_channels"] == train["network_def"]["in_channels"]
     if kind == "v41-mmar-with-byoc":
-        assert (bundle / "scripts" / "myflip.py").is_file()  # the MMAR's own class, carried along
+        assert (made / "scripts" / "myflip.py").is_file()  # the MMAR's own class, carried along
         assert "myflip.MyFlip" in json.dumps(train)
-    block = tmp_path / "no_clara_hydra"
-    block.mkdir()
-    (block / "sitecustomize.py").write_text(NO_CLARA_HYDRA)
+    lists = json.loads((made / "configs" / "datalist.json").read_text())
+    assert lists["training"] and not any(os.path.isabs(v) for items in lists.values() for item in items
+                                         for v in item.values())  # relative to dataset_dir, which moves
+    shutil.copyfile(made / "models" / "model.pt", tmp_path / "exported.pt")
+    bundle = runs_with_monai_alone(made, tmp_path)
+    block = blocked(tmp_path)
     assert "not installed here" in _monai(["-c", "import clara_hydra"], bundle, block).stderr
-    # evaluate.json is Clara's validate.sh (the MMAR's config_validation.json) as MONAI runs it: the
-    # same per-case values as clara-hydra validate on the run's checkpoint
-    evaluated = _monai(["-m", "monai.bundle", "run", "--config_file", "configs/evaluate.json"], bundle, block)
-    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+
+    # evaluate.json is Clara's validate.sh (the MMAR's config_validation.json) as MONAI ran it: the
+    # same per-case values as clara-hydra validate on the exported weights
     validated = subprocess.run(clara_cli() + ["validate", "--mmar", str(validation.parent.parent),
-                                              f"MMAR_CKPT={bundle / 'models' / 'model.pt'}", "dont_load_ts_model=true",
+                                              f"MMAR_CKPT={tmp_path / 'exported.pt'}", "dont_load_ts_model=true",
                                               "dont_load_ckpt_model=false", "++MMAR_TORCHSCRIPT=unused.ts",
                                               f"MMAR_EVAL_OUTPUT_PATH={tmp_path / 'validated'}",
                                               f"hydra.run.dir={tmp_path / 'val'}"],
@@ -91,35 +130,21 @@ def test_a_run_exported_as_a_bundle_trains_and_infers_with_monai_alone(tmp_path,
     assert validated.returncode == 0, validated.stderr[-3000:]
     for report in ("metrics.csv", "val_mean_dice_raw.csv"):
         ours = (tmp_path / "validated" / report).read_text().splitlines()
-        theirs = (bundle / "eval" / report).read_text().splitlines()
+        theirs = (tmp_path / "evaluated" / report).read_text().splitlines()
         assert len(theirs) == len(ours) >= 1, report
         for a, b in zip(ours, theirs):  # the same cases, the same values (to the float's print)
             assert [c if not _number(c) else round(float(c), 4) for c in a.replace(",", "\t").split("\t")] == \
                 [c if not _number(c) else round(float(c), 4) for c in b.replace(",", "\t").split("\t")], report
-    shutil.rmtree(bundle / "eval")
-    (bundle / "models" / "model.pt").unlink()  # what training writes
-    trained = _monai(["-m", "monai.bundle", "run", "--config_file", "configs/train.json"], bundle, block)
-    assert trained.returncode == 0, trained.stderr[-3000:]
-    assert (bundle / "models" / "model.pt").is_file()
-    inferred = _monai(["-c", "from monai.bundle import run, verify_net_in_out\n"
-                             "run(config_file='configs/inference.json')\n"
-                             "verify_net_in_out(net_id='network_def', meta_file='configs/metadata.json', "
-                             "config_file='configs/inference.json')\n"
-                             "try:\n"  # inference loads the bundle's weights: none there, no inference
-                             "    run(config_file='configs/inference.json', ckpt_dir='no-weights-here')\n"
-                             "except Exception as exc:\n"
-                             "    print('refused:', type(exc).__name__)\n"], bundle, block)
-    assert inferred.returncode == 0, inferred.stderr[-3000:]
-    assert "refused:" in inferred.stdout, inferred.stdout[-2000:]
-    lists = json.loads((bundle / "configs" / "datalist.json").read_text())
-    assert lists["training"] and not any(os.path.isabs(v) for items in lists.values() for item in items
-                                         for v in item.values())  # relative to dataset_dir, which moves
-    images = [Path(train["dataset_dir"]) / item["image"] for item in lists["validation"]]
-    saved = sorted((bundle / "eval").rglob("*.nii.gz"))
-    assert len(saved) == len(images) >= 1
-    for image, out in zip(sorted(images), saved):
-        given, got = nib.load(str(image)), nib.load(str(out))
-        assert got.shape[:3] == given.shape[:3] and np.allclose(got.affine, given.affine, atol=1e-4), out
+
+    checked = _monai(["-c", "from monai.bundle import run, verify_net_in_out\n"
+                            "verify_net_in_out(net_id='network_def', meta_file='configs/metadata.json', "
+                            "config_file='configs/inference.json')\n"
+                            "try:\n"  # inference loads the bundle's weights: none there, no inference
+                            "    run(config_file='configs/inference.json', ckpt_dir='no-weights-here')\n"
+                            "except Exception as exc:\n"
+                            "    print('refused:', type(exc).__name__)\n"], bundle, block)
+    assert checked.returncode == 0, checked.stderr[-3000:]
+    assert "refused:" in checked.stdout, checked.stdout[-2000:]
 
 
 def _number(text: str) -> bool:
