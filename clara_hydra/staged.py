@@ -1,7 +1,8 @@
 """A command's output folder, written whole or not at all: the files are written into a hidden
 folder beside it and moved into place only once all of them are there. A command that fails
 on the way (a full disk, a folder it cannot write, an error of its own) leaves nothing: neither
-a partial folder nor a temporary file, and a folder that was there keeps what it had."""
+a partial folder nor a temporary file, and a folder that was there keeps what it had. What it
+writes follows the user's umask, as any file they write (a team's shared folder stays readable)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ def staged(final: str) -> Iterator[str]:
     try:
         os.makedirs(os.path.dirname(final), exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(final)}.", suffix=".partial", dir=os.path.dirname(final))
+        os.chmod(tmp, 0o777 & ~_umask())  # (mkdtemp's 0700 would become the output folder's: the team reads it)
         yield tmp
         _move_into(tmp, final)
     except BaseException as exc:
@@ -39,6 +41,13 @@ def staged(final: str) -> Iterator[str]:
         raise
     if os.path.isdir(tmp):
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it, and setting it back)."""
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
 
 
 def _shown(exc: OSError, tmp: str | None, final: str) -> str:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli
+from conftest import ROOT, clara_cli, run_cli
 
 
 @pytest.mark.parametrize("args", [pytest.param(["--help"], id="help"), pytest.param([], id="no-command")])
@@ -117,3 +117,19 @@ def _body(text: str) -> str:
     doc = yaml.safe_load(text)
     doc["clara_hydra"].pop("source", None)
     return json.dumps(doc, sort_keys=True)
+
+
+@pytest.mark.parametrize("umask, folder, file", [
+    pytest.param(0o022, 0o755, 0o644, id="022"),
+    pytest.param(0o002, 0o775, 0o664, id="002-a-teams-shared-folder"),
+    pytest.param(0o077, 0o700, 0o600, id="077"),
+])
+def test_what_convert_writes_follows_the_users_umask(tmp_path, umask, folder, file):
+    import os
+    import stat
+    out = tmp_path / "shared" / "conf"
+    proc = subprocess.run([*clara_cli(), "convert", str(ROOT / "examples" / "demo.json"),
+                           "-o", str(out)], capture_output=True, text=True, umask=umask)
+    assert proc.returncode == 0, proc.stderr
+    modes = {p.name: stat.S_IMODE(os.stat(p).st_mode) for p in (out, out / "demo.yaml")}
+    assert modes == {"conf": folder, "demo.yaml": file}
