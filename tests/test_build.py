@@ -173,6 +173,23 @@ def test_cuda_fast_path_wiring(tmp_path, free, on_gpu, share, capsys):
         assert "does not fit" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("written, built", [({}, True), ({"optim_set_to_none": False}, False)],
+                         ids=["not-said-pytorchs-default", "the-configs-own"])
+def test_gradients_are_set_to_none_where_the_config_does_not_say(tmp_path, written, built):
+    """PyTorch's own default (``zero_grad(set_to_none=True)``: no memset of every gradient each
+    iteration), which MONAI's trainer leaves off; a config that says keeps what it says."""
+    from clara_hydra.synth import write
+    from clara_hydra.train.bundle import Builder
+    env = write(str(tmp_path / "d"), n_train=2, n_val=1, shape=(32, 32, 32))
+    tree = {"train": {
+        "pre_transforms": [{"name": "LoadImaged", "args": {"keys": ["image", "label"]}}],
+        "dataset": {"name": "Dataset", "data_list_file_path": env["DATASET_JSON"],
+                    "data_file_base_dir": env["DATA_ROOT"], "data_list_key": "training", "args": {}},
+        "dataloader": {"name": "DataLoader", "args": {"batch_size": 1}},
+        "trainer": {"name": "SupervisedTrainer", "args": {"max_epochs": 1, **written}}}}
+    assert Builder(tree, device="cpu", amp=False).build()["train"]["trainer"]["optim_set_to_none"] is built
+
+
 def test_train_and_validate_never_share_a_cached_dataset(tmp_path):
     from clara_hydra.synth import write
     from clara_hydra.train.bundle import Builder

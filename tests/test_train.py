@@ -323,13 +323,29 @@ def test_demo_trains_with_builtin_data(tmp_path, name):
         assert list((run / "models").glob("events.out.tfevents.*")), "TensorBoard scalars"
 
 
-def test_demo_sweep_two_trials(tmp_path):
-    storage = f"sqlite:///{tmp_path / 'demo.db'}"
-    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "-m", "hydra.sweeper.n_trials=2",
-                           f"hydra.sweep.dir={tmp_path / 'sweep'}", f"hydra.sweeper.storage={storage}",
+def rows_of(path: Path) -> list[dict]:
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+def _demo_sweep(tmp_path: Path, name: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), "-m", "hydra.sweeper.n_trials=2",
+                           f"hydra.sweep.dir={tmp_path / name}",
+                           f"hydra.sweeper.storage=sqlite:///{tmp_path / name}.db",
                            "hydra.sweeper.study_name=demo"], cwd=tmp_path, capture_output=True, text=True,
                           timeout=600)
+
+
+def test_demo_sweep_two_trials(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'sweep'}.db"
+    proc = _demo_sweep(tmp_path, "sweep")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # the demo repeats: a second sweep (its own study) gives each trial the same values, the same score
+    again = _demo_sweep(tmp_path, "again")
+    assert again.returncode == 0, again.stderr[-3000:]
+    first, second = (rows_of(tmp_path / name / "trials.csv") for name in ("sweep", "again"))
+    assert [(r["state"], r["value"], r["learning_rate"]) for r in first] == \
+        [(r["state"], r["value"], r["learning_rate"]) for r in second]
     import yaml
     results = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
     with open(tmp_path / "sweep" / "trials.csv") as fh:
@@ -350,7 +366,9 @@ def test_demo_sweep_two_trials(tmp_path):
         events = EventAccumulator(str(d / "tensorboard"))
         events.Reload()
         assert {"train/loss", "train/lr", "val/mean_dice"} <= set(events.Tags()["scalars"]), d
-        assert len(events.Scalars("train/loss")) >= 2 and events.Scalars("val/mean_dice")[-1].step == 2
+        steps = [e.step for e in events.Scalars("train/loss")]  # every iteration's loss, at its iteration
+        assert len(steps) >= 2 and steps == list(range(1, len(steps) + 1)), steps
+        assert events.Scalars("val/mean_dice")[-1].step == 2
         hparams = events.PluginTagToContent("hparams")
         experiment = plugin_data_pb2.HParamsPluginData.FromString(hparams["_hparams_/experiment"]).experiment
         assert [m.name.tag for m in experiment.metric_infos] == ["mean_dice"]
@@ -381,6 +399,42 @@ def test_alternatives_error_stops_training(tmp_path):
     assert "train.optimizer: exactly one of the 2 alternatives must be enabled, 2 are" in line
     assert "[0] Novograd disabled=false" in line and "[1] Adam disabled=false" in line
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("every, reads", [
+    pytest.param(2, [[1, 2], [3, 4], [5]], id="every-2-iterations-and-the-epochs-end"),
+    pytest.param(50, [[1, 2, 3, 4, 5]], id="at-the-epochs-end"),
+])
+def test_the_loss_is_read_off_the_device_in_batches(every, reads):
+    """The NaN check keeps each iteration's loss where it was computed and reads them together:
+    no host-device sync per iteration (on a GPU), the same values, in order."""
+    import torch
+    from ignite.engine import Engine
+
+    from clara_hydra.train.loss import LossWatch
+    engine = Engine(lambda _engine, batch: {"loss": torch.tensor(batch, requires_grad=True) * 2})
+    watch = LossWatch(every).attach(engine)
+    got: list = []
+    watch.listeners.append(lambda pairs: got.append(pairs))
+    engine.run([0.5, 1.0, 1.5, 2.0, 2.5], max_epochs=1)
+    assert [[i for i, _ in pairs] for pairs in got] == reads
+    assert [v for pairs in got for _, v in pairs] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert engine.state.clara_loss == 5.0
+
+
+@pytest.mark.parametrize("every", [1, 4, 50])
+def test_a_nan_loss_read_later_still_names_its_iteration(every):
+    import torch
+    from ignite.engine import Engine
+
+    from clara_hydra.errors import TrainingError
+    from clara_hydra.train.loss import LossWatch
+    engine = Engine(lambda _engine, batch: {"loss": torch.tensor(batch)})
+    LossWatch(every).attach(engine)
+    with pytest.raises(TrainingError) as caught:
+        engine.run([0.5, float("nan"), 1.0, float("inf"), 1.0, 1.0], max_epochs=1)
+    assert caught.value.message == "the loss is nan at epoch 1, iteration 2"
+    assert engine.state.iteration == min(every if every > 1 else 2, 6)  # (read at the batch it ended)
 
 
 def test_nan_loss_ends_the_run_clearly(tmp_path):

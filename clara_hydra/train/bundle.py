@@ -345,6 +345,8 @@ class Builder:
         if sec == "train" and "decollate" not in engine and not any(
                 k in engine for k in ("postprocessing", "key_train_metric", "additional_metrics")):
             engine["decollate"] = False  # nothing reads per-item outputs: skip splitting every batch
+        if sec == "train" and str(engine.get("_target_", "")).rsplit(".", 1)[-1] == "SupervisedTrainer":
+            engine.setdefault("optim_set_to_none", True)  # PyTorch's own default: no memset of every gradient
         engine["device"] = expr(f"torch.device('{self.device}')")  # a written "cuda" was noticed with its args
         if self.device == "cuda":
             engine.setdefault("non_blocking", True)

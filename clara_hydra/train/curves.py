@@ -19,19 +19,19 @@ class Curves:
         from torch.utils.tensorboard import SummaryWriter
         self.writer = SummaryWriter(log_dir=log_dir)
 
-    def attach(self, trainer: Any, evaluator: Any | None) -> None:
+    def attach(self, trainer: Any, evaluator: Any | None, watch: Any) -> None:
+        """``watch``: the run's :class:`.loss.LossWatch`, which gives each iteration's loss as it reads them."""
         from ignite.engine import Events
-        trainer.add_event_handler(Events.ITERATION_COMPLETED, self._loss)
+        watch.listeners.append(self._losses)
         trainer.add_event_handler(Events.EPOCH_STARTED, self._lr)
         trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda _engine: self.writer.flush())  # a kill keeps them
         trainer.add_event_handler(Events.COMPLETED, lambda _engine: self.writer.close())
         if evaluator is not None:
             evaluator.add_event_handler(Events.COMPLETED, lambda engine: self._metrics(engine, trainer))
 
-    def _loss(self, trainer: Any) -> None:
-        loss = getattr(trainer.state, "clara_loss", None)  # (the batch loss, taken off the device once)
-        if loss is not None:
-            self.writer.add_scalar("train/loss", loss, trainer.state.iteration)
+    def _losses(self, pairs: list[tuple[int, float]]) -> None:
+        for iteration, loss in pairs:
+            self.writer.add_scalar("train/loss", loss, iteration)
 
     def _lr(self, trainer: Any) -> None:
         optimizer = getattr(trainer, "optimizer", None)

@@ -190,19 +190,11 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
         if evaluator is not None:
             evaluator.add_event_handler(Events.STARTED, lambda _engine: dist.same_buffers(trainer.network))
 
-    @trainer.on(Events.ITERATION_COMPLETED)
-    def _finite_loss(engine):
-        out = engine.state.output
-        item = out[0] if isinstance(out, list) and out else out  # the batch loss is the same in every item
-        loss = item.get("loss") if isinstance(item, dict) else None
-        engine.state.clara_loss = value = float(loss) if loss is not None else None
-        if value is not None and not math.isfinite(value):
-            raise TrainingError(f"the loss is {value} at epoch {engine.state.epoch}, iteration "
-                                f"{engine.state.iteration}", location="train.loss",
-                                hint="lower learning_rate, check the data and the loss/activation settings")
+    from .loss import LossWatch
+    watch = LossWatch().attach(trainer)  # the NaN check, without a host-device sync per iteration
 
     _time_limit(trainer, evaluator, started=t_build)
-    savers = _defaults(bundle, parser, trainer, evaluator, run_dir, goal) if main else []
+    savers = _defaults(bundle, parser, trainer, evaluator, run_dir, goal, watch) if main else []
     if sweep and evaluator is not None and directions == 1:
         _report_to(trial, trainer, evaluator)  # (Optuna prunes single-objective studies only)
     at_best = _metrics_at_best(evaluator) if objectives else {}
@@ -220,7 +212,7 @@ def train(tree: dict, *, config_file: str | None = None, run_dir: str = ".", pro
     _epoch_lines(trainer, evaluator)
     track = None
     if main and not sweep and os.environ.get(tracking.ENV_RUN):  # clara-hydra train --mlflow
-        track = tracking.attach(trainer, evaluator)
+        track = tracking.attach(trainer, evaluator, watch)
     from .. import faults  # (a test's kill or wait after an epoch: its resume point and line are written)
     trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda engine: faults.point("epoch_end", engine.state.epoch))
     if sweep_progress.shown():  # a trial under the sweep's bar on a terminal: its iterations go there
@@ -520,14 +512,14 @@ def _targets(handlers) -> set[str]:
     return {str(h.get("_target_", "")).rsplit(".", 1)[-1] for h in handlers or [] if isinstance(h, dict)}
 
 
-def _defaults(bundle: dict, parser, trainer, evaluator, run_dir: str, goal: Goal) -> list:
+def _defaults(bundle: dict, parser, trainer, evaluator, run_dir: str, goal: Goal, watch) -> list:
     """The run's curves (``train/loss``, ``train/lr``, ``val/...``: :mod:`.curves`) and, where the
     config has none, the best checkpoint in the run folder; give the run's CheckpointSavers (the
     config's and this one)."""
     from monai.handlers import CheckpointSaver
 
     from .curves import Curves
-    Curves(os.path.join(run_dir, "tensorboard")).attach(trainer, evaluator)
+    Curves(os.path.join(run_dir, "tensorboard")).attach(trainer, evaluator, watch)
     savers = [h for sec in ("train", "validate") if isinstance(bundle[sec].get("handlers"), list)
               for h in _parsed(parser, item_id(sec, "handlers")) if isinstance(h, CheckpointSaver)]
     if evaluator is None:
@@ -573,7 +565,7 @@ def _progress(trainer) -> None:
         from ignite.contrib.handlers import ProgressBar
     except Exception:  # pragma: no cover - tqdm missing
         return
-    def loss_of(_output: Any) -> dict:  # read what the NaN check already took off the device
+    def loss_of(_output: Any) -> dict:  # the latest the NaN check took off the device
         value = getattr(trainer.state, "clara_loss", None)
         return {"loss": value} if value is not None else {}
     ProgressBar(persist=False).attach(trainer, output_transform=loss_of)

@@ -64,7 +64,7 @@ class RunTracking:
             _stopped(self.uri, exc)
 
 
-def attach(trainer: Any, evaluator: Any | None) -> Callable[..., None]:
+def attach(trainer: Any, evaluator: Any | None, watch: Any) -> Callable[..., None]:
     """Rank 0's curves into the run of ``CLARA_HYDRA_MLFLOW_RUN``: once per epoch, and after
     each validation (one call each). Gives the logger, for the run's best value at its end."""
     from ignite.engine import Events
@@ -80,10 +80,8 @@ def attach(trainer: Any, evaluator: Any | None) -> Callable[..., None]:
             _stopped(uri, exc)
             state["client"] = None
 
-    def loss(engine: Any) -> None:
-        value = getattr(engine.state, "clara_loss", None)  # (the batch loss, taken off the device once)
-        if value is not None:
-            state["losses"].append(value)
+    def losses(pairs: list[tuple[int, float]]) -> None:  # (read off the device by the run's LossWatch)
+        state["losses"] += [value for _, value in pairs]
 
     def lr(engine: Any) -> None:  # (the epoch's: the scheduler steps at its end)
         groups = getattr(getattr(engine, "optimizer", None), "param_groups", None) or []
@@ -105,7 +103,7 @@ def attach(trainer: Any, evaluator: Any | None) -> Callable[..., None]:
                 continue
         log(metrics=rows)
 
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, loss)
+    watch.listeners.append(losses)
     trainer.add_event_handler(Events.EPOCH_STARTED, lr)
     trainer.add_event_handler(Events.EPOCH_COMPLETED, epoch)
     if evaluator is not None:
