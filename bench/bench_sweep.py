@@ -1,11 +1,13 @@
 """Sweep benchmarks (issue 4), each side by side in one run.
 
   overhead: per-trial cost of the clara_optuna sweeper (launcher, compose, build; no training)
-            against a bare Optuna ask/tell loop calling the same compose + build.
+            against a bare Optuna ask/tell loop calling the same compose + build, both on a new
+            SQLite study each time with TPE seeded the same, in interleaved pairs (median ratio,
+            with its min and max).
   cache:    time to start (build, data included) trial 2 of a sweep, with and without the
             sweep's shared data cache.
 
-    python bench/bench_sweep.py overhead [--trials 10]
+    python bench/bench_sweep.py overhead [--trials 10] [--pairs 5]
     python bench/bench_sweep.py cache [--volumes 16]
 """
 
@@ -23,15 +25,23 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 
-def sweep_seconds(n: int, tmp: str, extra: list[str]) -> float:
+def sweep_seconds(n: int, tmp: str, name: str, startup: int) -> float:
+    """A clara_optuna sweep of ``n`` build-only trials, its study in a new SQLite file (what a
+    converted config uses), TPE seeded with ``startup`` start-up trials."""
     start = time.perf_counter()
     subprocess.run([sys.executable, os.path.join(ROOT, "bench", "build_task.py"), "-m", f"hydra.sweeper.n_trials={n}",
-                    "hydra.sweeper.storage=null", f"hydra.sweep.dir={tmp}/s{n}", "hydra.sweeper.pruner=none"] + extra,
-                   check=True, capture_output=True, cwd=tmp)
+                    f"hydra.sweeper.storage=sqlite:///{tmp}/{name}.db", f"hydra.sweeper.study_name={name}",
+                    f"hydra.sweeper.startup_trials={startup}", f"hydra.sweep.dir={tmp}/{name}",
+                    "hydra.sweeper.pruner=none"], check=True, capture_output=True, cwd=tmp)
     return time.perf_counter() - start
 
 
-def overhead(trials: int) -> None:
+def overhead(trials: int, pairs: int, startup: int = 2) -> None:
+    """Per-trial cost, ours against a bare Optuna ask/tell loop in one process calling the same
+    compose + build: the same storage (a new SQLite file each), the same sampler (TPE, seed 0,
+    ``startup`` start-up trials), in ``pairs`` interleaved pairs."""
+    import statistics
+
     import optuna
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -42,28 +52,41 @@ def overhead(trials: int) -> None:
 
     builtin()
     tmp = tempfile.mkdtemp(prefix="clara-bench-sweep-")
-    # ours: (T(1 + trials) - T(1)) / trials, so process start-up and imports cancel out
-    t1 = sweep_seconds(1, tmp, [])
-    tn = sweep_seconds(1 + trials, tmp, [])
-    ours = (tn - t1) / trials
-    # bare: optuna ask/tell in one process, same compose + build per trial
     import yaml
     doc = yaml.safe_load(open(os.path.join(ROOT, "examples", "conf", "demo_v41.yaml")))
     parser = OverridesParser.create()
     dists = {k: create_optuna_distribution_from_override(parser.parse_override(f"{k}={v}"))
              for k, v in doc["hydra"]["sweeper"]["params"].items()}
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
     conf_dir = os.path.join(ROOT, "examples", "conf")
     build_only(compose(conf_dir, "demo_v41", []), tmp)  # warm-up: imports, first data cache
-    start = time.perf_counter()
-    for _ in range(trials):
-        trial = study.ask(dists)
-        cfg = compose(conf_dir, "demo_v41", [f"{k}={v}" for k, v in trial.params.items()])
-        study.tell(trial, build_only(cfg, tmp))
-    bare = (time.perf_counter() - start) / trials
-    print(f"| per-trial overhead, {trials} trials of examples/conf/demo_v41.yaml (compose + build, no training) | "
-          f"{ours:.3f} s | {bare:.3f} s | {ours / bare:.2f}x |")
+
+    def ours(i: int) -> float:  # (T(1 + trials) - T(1)) / trials: process start-up and imports cancel out
+        return (sweep_seconds(1 + trials, tmp, f"n{i}", startup) - sweep_seconds(1, tmp, f"one{i}", startup)) / trials
+
+    def bare(i: int) -> float:
+        study = optuna.create_study(direction="maximize", storage=f"sqlite:///{tmp}/bare{i}.db",
+                                    sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=startup))
+        start = time.perf_counter()
+        for _ in range(trials):
+            trial = study.ask(dists)
+            cfg = compose(conf_dir, "demo_v41", [f"{k}={v}" for k, v in trial.params.items()])
+            study.tell(trial, build_only(cfg, tmp))
+        return (time.perf_counter() - start) / trials
+
+    a, b = [], []
+    for i in range(pairs):
+        if i % 2 == 0:
+            a.append(ours(i))
+            b.append(bare(i))
+        else:
+            b.append(bare(i))
+            a.append(ours(i))
+    ratios = sorted(x / y for x, y in zip(a, b))
+    ours_s, bare_s, mid = statistics.median(a), statistics.median(b), statistics.median(ratios)
+    print(f"| per-trial overhead, {trials} trials of examples/conf/demo_v41.yaml (compose + build, no training), "
+          f"SQLite, TPE seed 0 with {startup} start-up trials, {pairs} interleaved pairs | {ours_s:.3f} s | "
+          f"{bare_s:.3f} s | {min(ratios):.2f} / {mid:.2f} / {max(ratios):.2f}x |")
 
 
 def cache(volumes: int, repeats: int = 3) -> None:
@@ -94,6 +117,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("what", choices=["overhead", "cache"])
     ap.add_argument("--trials", type=int, default=10)
+    ap.add_argument("--pairs", type=int, default=5)
     ap.add_argument("--volumes", type=int, default=16)
     a = ap.parse_args()
-    overhead(a.trials) if a.what == "overhead" else cache(a.volumes)
+    overhead(a.trials, a.pairs) if a.what == "overhead" else cache(a.volumes)
