@@ -67,7 +67,7 @@ def mlflow_python() -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (venv / "ready").exists():
             subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-            pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+            pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-compile"]
             subprocess.run(pip + SERVER_NEEDS, check=True, capture_output=True)
             subprocess.run(pip + ["--no-deps", MLFLOW], check=True, capture_output=True)
             (venv / "ready").write_text(" ".join([MLFLOW] + SERVER_NEEDS))

@@ -167,7 +167,7 @@ def test_corpus_config_trains_one_epoch(monkeypatch, corpus_runs, config):
 #: config, and an AutoML one), where the suite's time allows
 EXPORTED = {"cte-tf31-automl/trn_autoML_Enum.json", "cte-tf31-gettingstarted/trn_base.json",
             "fzbuzz-spleen/config_train.json", "mdai-spleen-pt40/config_train.json",
-            "mdai-spleen-pt41/config_train.json", "cte-pt41-automl/trn_autoML_Transform.json"}
+            "mdai-spleen-pt41/config_train.json", "cte-pt41-automl/trn_autoML_Loss_Optimizer.json"}
 #: Corpus runs whose bundle MONAI also runs alone here (a v3 config, through the v3 mapping the
 #: training used; test_bundle runs a v4.1 MMAR's)
 RUN_BY_MONAI = {"cte-tf31-automl/trn_autoML_Enum.json"}
