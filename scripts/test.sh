@@ -7,5 +7,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$(bash "$ROOT/scripts/setup.sh")"
 cd "$ROOT"
+# the MLflow server's venv (tests/test_tracking.py), made while the linters run; the tests wait for it
+"$VENV/bin/python" "$ROOT/tests/mlflow_venv.py" >/dev/null 2>&1 &
 PYTHON="$VENV/bin/python" bash "$ROOT/scripts/lint.sh"
 exec "$VENV/bin/python" -m pytest -n "${CLARA_HYDRA_TEST_WORKERS:-2}" --dist loadfile "$@"

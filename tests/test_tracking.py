@@ -14,29 +14,21 @@ tests' venv), made on first use (about 25 s: the server without MLflow's modelli
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, one_error, run_cli
+from mlflow_venv import server_python
 from test_sweeper import conf, rows, sweep  # noqa: F401  (conf: a fixture)
 
 pytestmark = pytest.mark.slow
-MLFLOW = "mlflow==3.18.0"
-#: What ``mlflow server`` (its tracking API, artifact proxy and UI) and MLflow's client need: the
-#: mlflow package without its modelling stack (pandas, pyarrow, scikit-learn, scipy, matplotlib,
-#: docker; ~900 MB, a minute of install on each fresh CI machine), the server's scheduled jobs off
-SERVER_NEEDS = ["mlflow-skinny==3.18.0", "mlflow-tracing==3.18.0", "alembic==1.20.1", "SQLAlchemy==2.1.9",
-                "Flask==3.1.3", "flask-cors==6.0.5", "graphene==3.4.3", "huey==3.5.4", "aiohttp==3.14.5",
-                "numpy==2.4.6", "cryptography==50.0.2"]
 READ_BACK = """
 import json, sys
 from mlflow import MlflowClient
@@ -58,20 +50,9 @@ json.dump(runs, sys.stdout)
 
 @pytest.fixture(scope="module")
 def mlflow_python() -> Path:
-    """The Python of a venv with MLflow (its server and client), made once."""
-    beside = Path(sys.prefix).parent / ("server-" + MLFLOW.replace("==", "-"))
-    venv = Path(os.environ.get("CLARA_HYDRA_MLFLOW_VENV") or beside)
-    python = venv / "bin" / "python"
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with open(str(venv) + ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (venv / "ready").exists():
-            subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-            pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-compile"]
-            subprocess.run(pip + SERVER_NEEDS, check=True, capture_output=True)
-            subprocess.run(pip + ["--no-deps", MLFLOW], check=True, capture_output=True)
-            (venv / "ready").write_text(" ".join([MLFLOW] + SERVER_NEEDS))
-    return python
+    """The Python of a venv with MLflow (its server and client), made once (scripts/test.sh starts
+    making it while the linters run)."""
+    return server_python()
 
 
 @pytest.fixture(scope="module")
