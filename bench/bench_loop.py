@@ -104,19 +104,6 @@ def hand_written(bundle: dict, trainer, device: str):
     return run
 
 
-def paired(run_ours, run_hand, epochs: int, pairs: int) -> tuple[list[float], list[float]]:
-    """``pairs`` interleaved measurements: ours then hand-written, then the other way round."""
-    a, b = [], []
-    for i in range(pairs):
-        if i % 2 == 0:
-            a.append(run_ours(epochs))
-            b.append(run_hand(epochs))
-        else:
-            b.append(run_hand(epochs))
-            a.append(run_ours(epochs))
-    return a, b
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default=os.path.join(ROOT, "examples", "conf", "demo_v41.yaml"))
@@ -129,6 +116,7 @@ def main() -> None:
 
     import torch
 
+    from bench.pairs import interleaved, spread
     from clara_hydra.synth import write
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     tmp = tempfile.mkdtemp(prefix="clara-bench-")
@@ -142,14 +130,14 @@ def main() -> None:
     model = next(trainer.network.parameters())
     assert model.device.type == device, f"the network is on {model.device}, not {device}"
     run_ours(1), run_hand(1)  # warm-up (caches, allocator, cudnn)
-    a, b = paired(run_ours, run_hand, args.epochs, args.pairs)
-    ratios = sorted(x / y for x, y in zip(a, b))
+    a, b = interleaved(lambda _i: run_ours(args.epochs), lambda _i: run_hand(args.epochs), args.pairs)
+    low, mid, high = spread(a, b)
     name = torch.cuda.get_device_name() if device == "cuda" else platform.processor() or platform.machine()
     extra = (" " + " ".join(args.overrides)) if args.overrides else ""
     batch = trainer.data_loader.batch_size
     print(f"| {device} ({name}, {os.cpu_count()} cores) | {os.path.basename(args.config)}{extra}, batch {batch}, "
-          f"{args.volumes} volumes, {args.epochs} epoch(s) x {len(ratios)} pairs | {statistics.median(a):.2f} | "
-          f"{statistics.median(b):.2f} | {min(ratios):.3f} / {statistics.median(ratios):.3f} / {max(ratios):.3f} |")
+          f"{args.volumes} volumes, {args.epochs} epoch(s) x {len(a)} pairs | {statistics.median(a):.2f} | "
+          f"{statistics.median(b):.2f} | {low:.3f} / {mid:.3f} / {high:.3f} |")
 
 
 if __name__ == "__main__":

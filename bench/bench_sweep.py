@@ -46,6 +46,7 @@ def overhead(trials: int, pairs: int, startup: int = 2) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from bench.build_task import build_only
+    from bench.pairs import interleaved, spread
     from clara_hydra.resolve import compose
     from clara_hydra.sweep.upstream import distribution as create_optuna_distribution_from_override
     from clara_hydra.synth import builtin
@@ -74,19 +75,12 @@ def overhead(trials: int, pairs: int, startup: int = 2) -> None:
             study.tell(trial, build_only(cfg, tmp))
         return (time.perf_counter() - start) / trials
 
-    a, b = [], []
-    for i in range(pairs):
-        if i % 2 == 0:
-            a.append(ours(i))
-            b.append(bare(i))
-        else:
-            b.append(bare(i))
-            a.append(ours(i))
-    ratios = sorted(x / y for x, y in zip(a, b))
-    ours_s, bare_s, mid = statistics.median(a), statistics.median(b), statistics.median(ratios)
+    a, b = interleaved(ours, bare, pairs)
+    low, mid, high = spread(a, b)
+    ours_s, bare_s = statistics.median(a), statistics.median(b)
     print(f"| per-trial overhead, {trials} trials of examples/conf/demo_v41.yaml (compose + build, no training), "
           f"SQLite, TPE seed 0 with {startup} start-up trials, {pairs} interleaved pairs | {ours_s:.3f} s | "
-          f"{bare_s:.3f} s | {min(ratios):.2f} / {mid:.2f} / {max(ratios):.2f}x |")
+          f"{bare_s:.3f} s | {low:.2f} / {mid:.2f} / {high:.2f}x |")
 
 
 def cache(volumes: int, repeats: int = 3) -> None:
