@@ -14,6 +14,23 @@ def tag(metric: str) -> str:
     return "val/" + (metric[4:] if metric.startswith("val_") and len(metric) > 4 else metric)
 
 
+def learning_rate(trainer: Any) -> float | None:
+    """The trainer's learning rate now (its optimizer's first group), or None."""
+    groups = getattr(getattr(trainer, "optimizer", None), "param_groups", None) or []
+    return float(groups[0]["lr"]) if groups and isinstance(groups[0].get("lr"), (int, float)) else None
+
+
+def numbers(metrics: dict | None) -> dict[str, float]:
+    """The metrics that are one number each (not per class, not a table)."""
+    out = {}
+    for name, value in (metrics or {}).items():
+        try:
+            out[str(name)] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
 class Curves:
     def __init__(self, log_dir: str) -> None:
         from torch.utils.tensorboard import SummaryWriter
@@ -34,16 +51,11 @@ class Curves:
             self.writer.add_scalar("train/loss", loss, iteration)
 
     def _lr(self, trainer: Any) -> None:
-        optimizer = getattr(trainer, "optimizer", None)
-        groups = getattr(optimizer, "param_groups", None) or []
-        if groups and isinstance(groups[0].get("lr"), (int, float)):
-            self.writer.add_scalar("train/lr", float(groups[0]["lr"]), trainer.state.epoch)
+        lr = learning_rate(trainer)
+        if lr is not None:
+            self.writer.add_scalar("train/lr", lr, trainer.state.epoch)
 
     def _metrics(self, evaluator: Any, trainer: Any) -> None:
-        for name, value in (evaluator.state.metrics or {}).items():
-            try:
-                number = float(value)
-            except (TypeError, ValueError):  # a metric that is not one number (per class, a table)
-                continue
-            self.writer.add_scalar(tag(str(name)), number, trainer.state.epoch)
+        for name, number in numbers(evaluator.state.metrics).items():
+            self.writer.add_scalar(tag(name), number, trainer.state.epoch)
         self.writer.flush()

@@ -68,6 +68,8 @@ def attach(trainer: Any, evaluator: Any | None, watch: Any) -> Callable[..., Non
     """Rank 0's curves into the run of ``CLARA_HYDRA_MLFLOW_RUN``: once per epoch, and after
     each validation (one call each). Gives the logger, for the run's best value at its end."""
     from ignite.engine import Events
+
+    from .curves import learning_rate, numbers
     run, uri = os.environ[ENV_RUN], tracking_uri()
     state: dict[str, Any] = {"client": connect(uri), "losses": []}
 
@@ -84,8 +86,7 @@ def attach(trainer: Any, evaluator: Any | None, watch: Any) -> Callable[..., Non
         state["losses"] += [value for _, value in pairs]
 
     def lr(engine: Any) -> None:  # (the epoch's: the scheduler steps at its end)
-        groups = getattr(getattr(engine, "optimizer", None), "param_groups", None) or []
-        state["lr"] = float(groups[0]["lr"]) if groups and isinstance(groups[0].get("lr"), (int, float)) else None
+        state["lr"] = learning_rate(engine)
 
     def epoch(engine: Any) -> None:
         losses, state["losses"] = state["losses"], []
@@ -95,13 +96,7 @@ def attach(trainer: Any, evaluator: Any | None, watch: Any) -> Callable[..., Non
         log(metrics=rows)
 
     def validated(engine: Any) -> None:
-        rows = []
-        for name, value in (engine.state.metrics or {}).items():
-            try:
-                rows.append((str(name), float(value), trainer.state.epoch))
-            except (TypeError, ValueError):  # a metric that is not one number (per class, a table)
-                continue
-        log(metrics=rows)
+        log(metrics=[(name, value, trainer.state.epoch) for name, value in numbers(engine.state.metrics).items()])
 
     watch.listeners.append(losses)
     trainer.add_event_handler(Events.EPOCH_STARTED, lr)
