@@ -19,7 +19,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from .errors import ClaraHydraError, TrackingError
 from .sweep.storage import masked
@@ -92,10 +92,11 @@ class Rest:
             return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
         return {}
 
-    def _call(self, method: str, endpoint: str, body: dict | None = None, *, data: bytes | None = None,
-              query: dict | None = None) -> dict:
+    def _call(self, method: str, endpoint: str, body: dict | None = None, *, data: Any = None,
+              query: dict | None = None, headers: dict | None = None) -> dict:
+        """``data``: bytes, or an open file sent in blocks (its ``Content-Length`` in ``headers``)."""
         url = self.base + endpoint + ("?" + urllib.parse.urlencode(query) if query else "")
-        headers = self._headers()
+        headers = {**self._headers(), **(headers or {})}
         if body is not None:
             data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
         request = urllib.request.Request(url, data=data, method=method, headers=headers)
@@ -172,7 +173,8 @@ class Rest:
         for path in [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file()):
             parts = (parsed.path, artifact_path, *path.relative_to(top).parts)
             endpoint = _ARTIFACTS + urllib.parse.quote(posixpath.join("/", *parts))
-            self._call("PUT", endpoint, data=path.read_bytes())
+            with open(path, "rb") as fh:  # (streamed: a model file is not read into memory whole)
+                self._call("PUT", endpoint, data=fh, headers={"Content-Length": str(path.stat().st_size)})
 
 
 class Library:
