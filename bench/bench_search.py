@@ -91,6 +91,7 @@ def run(settings: dict, seed: int, budget: int, epochs: int, env: dict, dists: d
     from clara_hydra.space import active
     from clara_hydra.sweep import upstream
     from clara_hydra.sweep.options import make_pruner
+    from clara_hydra.sweep.protocol import remove_resume_point
     from clara_hydra.train.run import train
 
     study = optuna.create_study(direction="maximize", sampler=_sampler(settings["sampler"], seed),
@@ -113,6 +114,8 @@ def run(settings: dict, seed: int, budget: int, epochs: int, env: dict, dists: d
             study.tell(trial, train(tree, run_dir=tmp, progress=False, trial=trial))
         except optuna.TrialPruned:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        finally:
+            remove_resume_point(tmp)  # as a sweep's job does once its outcome is told: the next trial starts afresh
         frozen = study.trials[-1]
         for step in sorted(frozen.intermediate_values):
             best = max(best, frozen.intermediate_values[step])
@@ -199,18 +202,21 @@ def main() -> None:
           "budget (not reached counts as 2x the budget); target: at most half the budget. 'paired': search seed s "
           "against random search seed s; 'all pairs': every search run against every random search run.")
     print("| budget | variant | median best (random's) | paired, per seed | paired median | all pairs: median | "
-          "all pairs: within half |")
-    print("|---|---|---|---|---|---|---|")
+          "all pairs: within half | seeds where it misses half | paired: best >= random's best |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for budget in a.budget:
         rnd = statistics.median(randoms[s][budget - 1] for s in seeds)
         for variant, runs in searches.items():
             paired = [reach(runs[s], randoms[s][budget - 1], budget) for s in seeds]
             pairs = [reach(runs[s], randoms[r][budget - 1], budget) for s in seeds for r in seeds]
             half = sum(1 for r in pairs if r is not None and r <= budget / 2)
+            misses = [str(s) for s, r in zip(seeds, paired) if r is None or r > budget / 2]
+            worse = [str(s) for s in seeds if runs[s][budget - 1] < randoms[s][budget - 1]]
             print(f"| {budget} | {variant} | {statistics.median(runs[s][budget - 1] for s in seeds):.4f} "
                   f"({rnd:.4f}) | " + ", ".join(str(r) if r is not None else "-" for r in paired)
                   + f" | {median_reach(paired, budget)} | {median_reach(pairs, budget)} | "
-                  f"{half}/{len(pairs)} |", flush=True)
+                  f"{half}/{len(pairs)} | {', '.join(misses) or 'none'} | {len(seeds) - len(worse)}/{len(seeds)}"
+                  + (f" (not on {', '.join(worse)})" if worse else "") + " |", flush=True)
 
 
 if __name__ == "__main__":
