@@ -24,6 +24,7 @@ WELL_KNOWN: dict[str, type] = {
     "use_amp": bool,
     "use_gpu": bool,
     "cudnn_benchmark": bool,
+    "channels_last_3d": bool,
     "dont_load_ckpt_model": bool,
     "tf32": bool,
     "dynamic_input_shape": bool,

@@ -57,7 +57,8 @@ def test_searched_v3_arg_maps_like_a_written_one():
     assert out["args"]["std"] == pytest.approx(0.3) and out["args"]["sample_std"] is False
 
 
-def _build(rel: str, data):
+def _tree(rel: str, data) -> dict:
+    """A corpus config, converted and composed on the synthetic data in ``data``, as training reads it."""
     import os
     import tempfile
 
@@ -65,15 +66,18 @@ def _build(rel: str, data):
     from clara_hydra.reader import read
     from clara_hydra.render import write
     from clara_hydra.resolve import compose, effective_from_cfg
-    from clara_hydra.train.run import _parsed, build
     conv = convert(read(str(CORPUS / rel)))
     with tempfile.TemporaryDirectory() as tmp:
         path = write(conv, tmp)
         cfg = compose(tmp, os.path.splitext(os.path.basename(path))[0],
                       [f"DATASET_JSON={data / 'dataset.json'}", f"DATA_ROOT={data}",
                        f"MMAR_CKPT_DIR={data / 'models'}", f"MMAR_CKPT={data / 'models' / 'model.pt'}"])
-        tree = effective_from_cfg(cfg, enabled_only=True)
-    parser, bundle, era = build(tree, config_file=None, device="cpu", amp=False)
+        return effective_from_cfg(cfg, enabled_only=True)
+
+
+def _build(rel: str, data):
+    from clara_hydra.train.run import _parsed, build
+    parser, bundle, era = build(_tree(rel, data), config_file=None, device="cpu", amp=False)
     return _parsed(parser, "train#trainer"), _parsed(parser, "validate#evaluator")
 
 
@@ -106,6 +110,52 @@ def test_the_network_goes_where_training_runs_and_the_optimizer_keeps_its_parame
     optimized = [p for group in trainer.optimizer.param_groups for p in group["params"]]
     assert len(optimized) == len(list(trainer.network.parameters()))
     assert all(a is b for a, b in zip(optimized, trainer.network.parameters()))
+
+
+@pytest.mark.parametrize("device,amp", [pytest.param("cuda", True, id="cuda"), pytest.param("cpu", False, id="cpu")])
+def test_what_a_run_puts_on_its_device(tmp_path, device, amp):
+    """The GPU path, checked on the CPU: built for CUDA (the built config is read; nothing is
+    allocated), both engines move each batch to CUDA without blocking and run under AMP where the
+    config asks, and the cached data is kept on the GPU (it fits the free memory given); built for
+    the CPU, none of it. The network's own move is the test above."""
+    corpus_or_skip()
+    from clara_hydra.train.bundle import Builder
+    assert run_cli("synth-data", tmp_path, "--shape", "32", "32", "32").returncode == 0
+    tree = _tree("cte-pt41-automl/trn_autoML_Loss_Optimizer.json", tmp_path)  # amp: true, CacheDataset
+    built = Builder(tree, device=device, amp=amp, gpu_free_bytes=2**34 if device == "cuda" else None).build()
+    for sec, name in (("train", "trainer"), ("validate", "evaluator")):
+        engine = built[sec][name]
+        assert engine["device"] == f"$torch.device('{device}')", (sec, engine["device"])
+        assert engine.get("amp") is amp and engine.get("non_blocking", False) is (device == "cuda"), (sec, engine)
+    train = built["train"]
+    assert train["dataloader"]["_target_"] == ("monai.data.ThreadDataLoader" if device == "cuda"
+                                               else "monai.data.DataLoader")
+    on_gpu = [t for t in train["pre_transforms"]["transforms"]
+              if t.get("_target_") == "monai.transforms.EnsureTyped" and t.get("device") == "cuda"]
+    assert len(on_gpu) == (1 if device == "cuda" else 0), train["pre_transforms"]["transforms"]
+
+
+def test_channels_last_3d_keeps_the_parameters_and_the_outputs(tmp_path):
+    """``channels_last_3d: true``: every 3D convolution weight in channels-last order, the same
+    Parameter objects (the optimizer still optimizes them) and the same outputs."""
+    import torch
+
+    from clara_hydra.train.run import channels_last_3d
+    assert run_cli("synth-data", tmp_path, "--shape", "32", "32", "32").returncode == 0
+    trainer, evaluator = _build("cte-pt41-automl/trn_autoML_Loss_Optimizer.json", tmp_path)
+    network = trainer.network.eval()
+    x = torch.rand(1, 1, 32, 32, 32)
+    with torch.no_grad():
+        before = network(x)
+    params = list(network.parameters())
+    weights = [p for p in params if p.dim() == 5]
+    assert 0 < channels_last_3d(trainer, evaluator) <= len(weights)  # (1x1x1 kernels are channels-last already)
+    assert all(p.is_contiguous(memory_format=torch.channels_last_3d) for p in weights)
+    assert all(a is b for a, b in zip(params, network.parameters()))
+    assert all(a is b for a, b in zip([p for g in trainer.optimizer.param_groups for p in g["params"]], params))
+    with torch.no_grad():
+        assert torch.allclose(network(x), before, atol=1e-5)
+    assert channels_last_3d(trainer, evaluator) == 0  # (once is enough)
 
 
 @pytest.mark.parametrize("tree,where,words", [

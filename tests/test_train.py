@@ -317,9 +317,12 @@ def test_byoc_refusal_names_the_missing_module(tmp_path, monkeypatch, rel, modul
 
 @pytest.mark.parametrize("name", ["demo_v41"])  # demo (v3): test_demo_sweep_two_trials trains it
 def test_demo_trains_with_builtin_data(tmp_path, name):
-    proc = train(ROOT / "examples" / "conf", name, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, timeout=300)
+    proc = train(ROOT / "examples" / "conf", name, f"hydra.run.dir={tmp_path / 'run'}", "+channels_last_3d=true",
+                 cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert re.search(r"finished 2 epoch\(s\)[\s\S]*key metric = [\d.]+", proc.stdout)
+    assert re.search(r"channels_last_3d: [1-9]\d* 3D convolution weight\(s\) in channels-last memory order \(it pays "
+                     r"on CUDA under AMP; here on the CPU", proc.stdout + proc.stderr), proc.stdout[-2000:]
     run = tmp_path / "run"
     assert (run / "config_train.json").exists()
     assert list((run / "models").glob("*.pt")), "the best checkpoint is saved in the run folder"
