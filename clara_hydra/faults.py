@@ -10,6 +10,9 @@ actions run in order:
 - ``remove=PATH``: delete the file PATH (a storage lost while in use);
 - ``kill``: SIGKILL this process (as ``kill -9`` would), ``exit``: ``os._exit(3)``.
 
+In a PATH, ``{trial}`` is the sweep's trial number of this job (``CLARA_HYDRA_TRIAL``), so that
+one rule makes each trial of a sweep wait on its own file.
+
 Unset (every real run), a point costs one dictionary look-up. Pure: no torch, no Optuna.
 """
 
@@ -43,6 +46,7 @@ def point(name: str, at: int | None = None) -> None:
 
 def _act(action: str) -> None:
     verb, _, arg = action.partition("=")
+    arg = arg.replace("{trial}", os.environ.get("CLARA_HYDRA_TRIAL", "none"))
     if verb == "touch":
         with open(arg, "a"):
             pass

@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ import pytest
 from conftest import ROOT, clara_cli
 from slurm_cluster import SlurmCluster, install, installed
 from test_mmar import make_mmar, synth_data
-from test_sweeper import conf, rows, sweep  # noqa: F401  (conf is a fixture)
+from test_sweeper import TASK, conf, rows, sweep  # noqa: F401  (conf is a fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -64,6 +65,7 @@ def _storage(tmp_path: Path) -> str:
 
 def test_a_sweep_runs_its_trials_as_slurm_jobs(tmp_path, conf, slurm):  # noqa: F811
     proc = sweep(_with_example(conf), tmp_path, *LOCAL, _storage(tmp_path), "hydra.sweeper.n_trials=4",
+                 "hydra.sweeper.asynchronous=false",
                  "hydra.sweeper.n_jobs=2", "hydra.sweeper.pruner=median", env=slurm.env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     trials = rows(tmp_path / "sweep" / "trials.csv")
@@ -76,6 +78,55 @@ def test_a_sweep_runs_its_trials_as_slurm_jobs(tmp_path, conf, slurm):  # noqa: 
     ours = _accounted(slurm, lambda jobs: len(jobs) == 4 and {j[2] for j in jobs} == {"COMPLETED"},
                       "-o", "JobID,JobName,State")
     assert len({j[0].split("_")[0] for j in ours}) == 2  # two arrays of n_jobs=2
+
+
+def test_trials_never_wait_for_each_other_and_a_killed_sweep_re_attaches_to_its_jobs(tmp_path, conf, slurm):  # noqa: F811
+    """n_jobs=2, trials of unequal length, by construction: each trial's job, its result known,
+    waits for its own file before it ends (CLARA_HYDRA_FAULT, {trial}); trial 1's is there from
+    the start. Trial 1 ends, and trial 2 is submitted at once while trial 0 still runs: in
+    batches of n_jobs it would wait for trial 0, which never ends on its own. Then the sweep
+    process is killed (kill -9) with trials 0 and 2 in flight, trial 2 ends while no sweep runs,
+    and the same command is run again: it re-attaches to both jobs (no trial lost, none run
+    twice: 4 SLURM jobs for 4 trials), tells their outcomes and runs the last trial."""
+    before = {j.split("|")[0] for j in slurm.sacct("-o", "JobID").splitlines()}  # (earlier tests' jobs)
+    waits = tmp_path / "waits"
+    waits.mkdir()
+    (waits / "go-1").touch()
+    (waits / "go-3").touch()
+    env = dict(slurm.env, CLARA_HYDRA_FAULT=f"before_outcome:touch={waits}/reached-{{trial}},wait={waits}/go-{{trial}}")
+    args = [*LOCAL, _storage(tmp_path), "hydra.sweeper.n_trials=4", "hydra.sweeper.study_trials=4",
+            "hydra.sweeper.n_jobs=2", "hydra.sweeper.pruner=none"]
+    config = _with_example(conf)
+    out = tmp_path / "first.out"
+    with open(out, "w") as fh, _ended(subprocess.Popen(
+            [sys.executable, str(TASK), "-m", "--config-dir", str(config.parent), "--config-name", config.stem,
+             f"hydra.sweep.dir={tmp_path / 'sweep'}", "hydra.sweeper.export_best=false", *args],
+            cwd=tmp_path, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)) as first:
+        _wait((waits / "reached-2").exists, 120, "trial 2 running while trial 0 runs", first, out)
+        assert not (waits / "reached-3").exists()  # (two slots: trial 3 waits for one)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+    assert len(slurm.jobs()) == 2, _tail(out)  # the jobs of trials 0 and 2 run on without their sweep
+    (waits / "go-2").touch()  # trial 2 ends while no sweep runs
+    _wait(lambda: len(slurm.jobs()) == 1, 120, "trial 2's job ending")
+    out = tmp_path / "again.out"
+    with open(out, "w") as fh, _ended(subprocess.Popen(
+            [sys.executable, str(TASK), "-m", "--config-dir", str(config.parent), "--config-name", config.stem,
+             f"hydra.sweep.dir={tmp_path / 'sweep'}", "hydra.sweeper.export_best=false", *args],
+            cwd=tmp_path, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)) as again:
+        _wait(lambda: "trial #0: re-attached to its SLURM job" in _tail(out, 100_000), 120, "re-attaching", again,
+              out)
+        (waits / "go-0").touch()
+        again.wait(timeout=300)
+        assert again.returncode == 0, _tail(out)
+    said = out.read_text()
+    assert "2 running one(s) re-attached to their cluster jobs; this run: 1 trial(s)" in said, said[-3000:]
+    assert "trial #2: re-attached to its SLURM job" in said
+    trials = rows(tmp_path / "sweep" / "trials.csv")
+    assert sorted(int(r["number"]) for r in trials) == [0, 1, 2, 3] and {r["state"] for r in trials} == {"complete"}
+    ours = _accounted(slurm, lambda jobs: len([j for j in jobs if j[0] not in before]) == 4 and all(
+        j[2] == "COMPLETED" for j in jobs if j[0] not in before), "-o", "JobID,JobName,State")
+    assert len({j[0] for j in ours if j[0] not in before}) == 4  # one job per trial: none submitted twice
 
 
 def _requeue(slurm, job: str) -> None:

@@ -119,6 +119,20 @@ def dead(frozen, grace: float, *, others_alive: bool, now: float | None = None) 
     return None
 
 
+def owner_gone(study, frozen, grace: float, now: float | None = None) -> bool:
+    """Is the sweep process that holds the trial ``frozen`` (the one that asked it, or last took
+    it over) gone: not running on this host, or on another its beat ended, or is older than
+    ``grace``, or never came?"""
+    owner_host, pid = frozen.user_attrs.get(P.ATTR_HOST), frozen.user_attrs.get(P.ATTR_PID)
+    if owner_host == host():
+        return not alive_here(pid)
+    beat = upstream.study_system_attrs(study).get(f"{SWEEP_BEAT}{owner_host}:{pid}")
+    if not isinstance(beat, dict) or beat.get("ended"):
+        return True
+    now = time.time() if now is None else now
+    return now - float(beat.get("t", 0)) > grace
+
+
 class Beater:
     """A daemon thread that beats every ``interval`` seconds for this sweep process (``sweep``:
     its study system attribute) and for each trial it holds. A failing write is retried at the

@@ -114,6 +114,7 @@ class Options:
     remove_search_augs: bool
     export_best: bool
     mlflow: bool  # track the sweep in MLflow (tracking.py)
+    asynchronous: bool  # a submitit launcher's jobs submitted one by one as slots free up (cluster.py)
     startup: int | None  # TPE's start-up trials, where startup_trials set them
     seed: int | None  # the sampler's
 
@@ -123,7 +124,8 @@ def read(*, sampler: Any, direction: Any, n_trials: Any, n_jobs: Any, max_failur
          trial_timeout: float | None = None, timeout: float | None = None, objectives: Any = None,
          stop_threshold: float | None = None, keep_best: int | None = None, tensorboard: bool | None = None,
          handlers: Any = None, remove_search_augs: bool = False, startup_trials: Any = "auto",
-         export_best: bool = True, mlflow: bool = False, heartbeat_interval: float = liveness.DEFAULT_INTERVAL,
+         export_best: bool = True, mlflow: bool = False, asynchronous: bool = True,
+         heartbeat_interval: float = liveness.DEFAULT_INTERVAL,
          grace_period: float = liveness.DEFAULT_GRACE) -> tuple[Options, Any]:
     """The checked options, and the sampler's config with ``startup_trials`` applied."""
     pruner_spec = OmegaConf.to_container(pruner) if isinstance(pruner, DictConfig) else pruner
@@ -166,7 +168,7 @@ def read(*, sampler: Any, direction: Any, n_trials: Any, n_jobs: Any, max_failur
                    stop_threshold=stop_threshold, keep_best=keep_best,
                    tensorboard=None if tensorboard is None else bool(tensorboard),
                    handler_specs=specs, remove_search_augs=bool(remove_search_augs), export_best=bool(export_best),
-                   mlflow=bool(mlflow), startup=startup, seed=seed), sampler
+                   mlflow=bool(mlflow), asynchronous=bool(asynchronous), startup=startup, seed=seed), sampler
 
 
 def _check_stock(n_trials, n_jobs, max_failure_rate, study_trials, workers, pruner_spec, direction):

@@ -44,6 +44,7 @@ ATTR_JOB_DIR = "job_dir"  # its run folder
 ATTR_PID = "clara_pid"  # the sweep process that asked for it
 ATTR_HOST = "clara_host"  # the machine of that process
 ATTR_WORKER_PID = "clara_worker_pid"  # the worker process that runs it
+ATTR_CLUSTER_JOB = "clara_cluster_job"  # its cluster job: {"id", "folder" (submitit's), "cluster": "slurm"}
 ATTR_RECOMMENDATION = "clara_recommendation"  # the id of the recommendation a Clara controller made for it
 ATTR_OBJECTIVES = "clara_objectives"  # a study attribute: the names of a multi-objective sweep's values
 INTERRUPTED = "interrupted: the sweep stopped while this trial ran"

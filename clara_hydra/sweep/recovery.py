@@ -43,6 +43,9 @@ class Recovery:
         self.to_resume: list = []
         self.resumed_after_death: dict[int, int] = {}  # trial number -> resumes after its worker died
         self.checked = 0.0
+        #: the runner's take-over of a trial whose job outlives its sweep process (a cluster job:
+        #: :meth:`.cluster.ClusterRunner.adopt`): True where it took it
+        self.adopt: Any = None
 
     def recover(self, *, periodic: bool = False) -> int:
         """RUNNING trials whose process is dead (no heartbeat for grace_period, wherever they ran; at
@@ -60,6 +63,8 @@ class Recovery:
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if t.number in held:
                 continue
+            if self.adopt is not None and self.adopt(t):
+                continue  # its job runs on (or has ended): this sweep watches it and tells its outcome
             why = liveness.dead(t, self.grace, others_alive=others)
             if why is None:
                 continue  # it beats: another process (of this host or another) runs it

@@ -58,6 +58,22 @@ def quote(value: str) -> str:
     return value if all(c.isalnum() or c in "/._-:" for c in value) else "'" + value.replace("'", "\\'") + "'"
 
 
+def launch_overrides(job: Job) -> list[str]:
+    """A job's overrides as a launcher gets them: the trial's, its environment, its folder."""
+    overrides = job.overrides + [f"++hydra.job.env_set.{k}={quote(v)}" for k, v in job.env.items()]
+    return overrides + [f"hydra.sweep.dir={quote(str(job.job_dir.parent))}", f"hydra.sweep.subdir={job.job_dir.name}"]
+
+
+def from_return(job: Job, start: float, ret: Any) -> Ended:
+    """A Hydra job's return (its value, or what it raised) as the job's outcome."""
+    if ret.status == JobStatus.COMPLETED:
+        return Ended(job, start, "complete", value=ret.return_value)
+    exc = private_hydra.job_exception(ret)
+    if isinstance(exc, optuna.TrialPruned):
+        return Ended(job, start, "pruned", reason=str(exc))
+    return Ended(job, start, "fail", reason=first_line(exc), error=f"{type(exc).__name__}: {first_line(exc)}")
+
+
 class LauncherRunner:
     """Batches of n_jobs trials through Hydra's launcher; each job's folder is its trial number and
     its outcome the task's return (or exception)."""
@@ -73,8 +89,7 @@ class LauncherRunner:
         return bool(self.batch)
 
     def start(self, job: Job) -> None:
-        overrides = job.overrides + [f"++hydra.job.env_set.{k}={quote(v)}" for k, v in job.env.items()]
-        overrides += [f"hydra.sweep.dir={quote(str(job.job_dir.parent))}", f"hydra.sweep.subdir={job.job_dir.name}"]
+        overrides = launch_overrides(job)
         Path(outcome_file(str(job.job_dir))).unlink(missing_ok=True)  # never an earlier run's outcome
         trial_ctx.register(self.study_name, job.trial)
         self.batch.append((job, overrides))
@@ -89,18 +104,7 @@ class LauncherRunner:
             for job, _ in self.batch:
                 trial_ctx.unregister(self.study_name, job.trial.number)
         batch, self.batch = self.batch, []
-        ended = []
-        for (job, _), ret in zip(batch, returns):
-            if ret.status == JobStatus.COMPLETED:
-                ended.append(Ended(job, start, "complete", value=ret.return_value))
-                continue
-            exc = private_hydra.job_exception(ret)
-            if isinstance(exc, optuna.TrialPruned):
-                ended.append(Ended(job, start, "pruned", reason=str(exc)))
-            else:
-                ended.append(Ended(job, start, "fail", reason=first_line(exc),
-                                   error=f"{type(exc).__name__}: {first_line(exc)}"))
-        return ended
+        return [from_return(job, start, ret) for (job, _), ret in zip(batch, returns)]
 
     def stop(self) -> list[Any]:
         trials = [job.trial for job, _ in self.batch]

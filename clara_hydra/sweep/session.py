@@ -23,7 +23,7 @@ from ..logs import notice, warn
 from ..mlflow_client import ENV_MLFLOW
 from ..paths import config_dirs
 from ..space import active
-from . import checks, identity, liveness, loop, results, sampling, upstream
+from . import checks, cluster, identity, liveness, loop, results, sampling, upstream
 from .loop import Ended, Job
 from .options import Options
 from .outcomes import tell
@@ -46,7 +46,7 @@ from .protocol import (
 )
 from .protocol import ATTR_REASON as REASON
 from .recovery import Recovery
-from .runners import LauncherRunner, WorkerRunner
+from .runners import LauncherRunner, WorkerRunner, launch_overrides
 from .stopping import Stops
 from .storage import absolute, masked, open_storage, retrying
 from .telling import Teller
@@ -71,10 +71,11 @@ class Sweep:
         study, o = self.study, self.o
         done = [t for t in study.get_trials(deepcopy=False)
                 if t.state in FINISHED and not str(t.user_attrs.get(REASON, "")).startswith(INTERRUPTED)]
-        if o.study_trials is not None:
-            to_go = max(0, min(to_go, int(o.study_trials) - len(done)))
+        adopted = len(self.runner.running) if isinstance(self.runner, cluster.ClusterRunner) else 0
+        if o.study_trials is not None:  # (a re-attached job's trial finishes in this run)
+            to_go = max(0, min(to_go, int(o.study_trials) - len(done) - adopted))
         if grid_size is not None:  # as the stock sweeper: a grid runs each combination once, then stops
-            to_go = max(0, min(to_go, grid_size - len(done)))
+            to_go = max(0, min(to_go, grid_size - len(done) - adopted))
         if study.get_trials(deepcopy=False):
             sampling.reseed(study.sampler, len(study.get_trials(deepcopy=False)), o.seed)  # no replay of samples
         where = masked(self.impl.storage) if self.impl.storage else "memory"
@@ -82,18 +83,17 @@ class Sweep:
         notice(f"study '{study.study_name}' in {where}: {len(done)} finished trial(s)"
                + (f", {self.marked} interrupted one(s) marked failed" if self.marked else "")
                + (f", {len(to_resume)} interrupted one(s) to resume" if to_resume else "")
+               + (f", {adopted} running one(s) re-attached to their cluster jobs" if adopted else "")
                + f"; this run: {to_go} trial(s)"
                + (f" (study_trials={o.study_trials})" if o.study_trials is not None else "")
                + (f" ({grid_size} combination(s) in all)" if grid_size is not None else "")
                + (f"; TPE models the results after {o.startup} random start-up trial(s) (startup_trials)"
                   if o.startup is not None and isinstance(study.sampler, optuna.samplers.TPESampler) else ""))
-        if to_go:
+        if to_go or adopted:  # (re-attached jobs of a gone sweep process: their outcomes are told)
             previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
             progress.start(to_go)  # on a terminal
             try:
-                runner: loop.Runner = WorkerRunner(o.workers, self.storage_spec, self.config, o.trial_timeout) \
-                    if o.workers is not None else LauncherRunner(self.impl.launcher, self.impl.n_jobs, study.study_name)
-                loop.run(self, runner, to_go)
+                loop.run(self, self.runner, to_go)
             except BaseException:
                 if self.tracker is not None:
                     self.tracker.finish(None, None, interrupted=True)
@@ -105,7 +105,7 @@ class Sweep:
         else:
             self._shutdown()
         self.teller.write()
-        self._finish(ran=bool(to_go))
+        self._finish(ran=bool(to_go or adopted))
 
     def _open(self, arguments: list[str]) -> tuple[int, int | None]:
         """Check the search space, choose the sampler, open (or create) the study, recover what an
@@ -165,6 +165,8 @@ class Sweep:
             else None
         self.recovery = Recovery(study, self.beater, grace=o.grace, interval=o.heartbeat_interval,
                                  objectives=self.objectives)
+        self.runner = self._runner()
+        self.recovery.adopt = getattr(self.runner, "adopt", None) if self.beater is not None else None
         self.marked = self.recovery.recover()
         self._start_engine(study, dists, directions)
         hparams = o.tensorboard if o.tensorboard is not None else "clara_hydra" in self.config
@@ -179,6 +181,17 @@ class Sweep:
                              params=list(dists), options=o, metric_names=self.metric_names, hparams=hparams,
                              tracker=self.tracker)
         return impl.n_trials, grid_size
+
+    def _runner(self) -> loop.Runner:
+        """How the trials run: Clara's workers; each a cluster job submitted as soon as a slot is
+        free (Hydra's submitit launcher, ``asynchronous``); else Hydra's launcher, in batches."""
+        o, impl = self.o, self.impl
+        if o.workers is not None:
+            return WorkerRunner(o.workers, self.storage_spec, self.config, o.trial_timeout)
+        if o.asynchronous and cluster.submitit_launcher(impl.launcher):
+            return cluster.ClusterRunner(impl.launcher, impl.n_jobs, self.study, self.beater, o.grace,
+                                         launch_overrides)
+        return LauncherRunner(impl.launcher, impl.n_jobs, self.study.study_name)
 
     def _shutdown(self) -> None:
         self.events.fire("shutdown")

@@ -68,6 +68,11 @@ class ClaraOptunaSweeperConf(OptunaSweeperConf):
     grace_period: float = 120.0
     # one trial at a time through the launcher (the stock default of 2 runs batches)
     n_jobs: int = 1
+    # with Hydra's submitit launcher (hydra/launcher=submitit_slurm): each trial a job of its own,
+    # submitted as soon as one of the n_jobs slots is free, so trials never wait for each other; a
+    # sweep run again re-attaches to the jobs of a sweep process that died. false: batches of
+    # n_jobs, each waiting for its slowest job (the stock sweeper's way)
+    asynchronous: bool = True
     # a sweep stops when more than this share of its trials fail
     max_failure_rate: float = 0.5
     defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}])
