@@ -4,12 +4,18 @@ these tests use it, from an MMAR outside the clone with the real commands."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import convert_here, one_error, run_cli
+from conftest import clara_cli, convert_here, one_error, run_cli
 from test_mmar import clara_train, logged_best, make_mmar, mmar, synth_data, trials  # noqa: F401 (mmar: a fixture)
 
 pytestmark = pytest.mark.slow
@@ -41,7 +47,8 @@ def test_a_sweep_of_two_process_trials_completes_and_prunes(tmp_path, mmar):  # 
     assert {e: r["state"] for e, r in rows.items()} == {"1": "complete", "2": "pruned"}, rows
     done, pruned = Path(rows["1"]["job_dir"]), Path(rows["2"]["job_dir"])
     assert "pruned at epoch 1" in rows["2"]["reason"]
-    assert proc.stdout.count("training in 2 processes (DistributedDataParallel, gloo on the CPU)") == 2
+    said = "training in 2 processes (DistributedDataParallel, gloo on the CPU; torch.distributed.run)"
+    assert proc.stdout.count(said) == 2
     for job in (done, pruned):
         assert "Traceback" not in (job / "rank1.log").read_text()
     rank1 = json.loads((pruned / ".ddp" / "rank1.json").read_text())  # rank 1 got rank 0's decision
@@ -50,13 +57,81 @@ def test_a_sweep_of_two_process_trials_completes_and_prunes(tmp_path, mmar):  # 
     value = float(rows["1"]["value"])
     assert value == pytest.approx(logged_best(done / "train.log"), abs=1e-4)
     assert len(re.findall(r"epoch 1/1", (done / "train.log").read_text())) == 1
-    (ckpt,) = (done / "models").glob("*.pt")  # (one writer)
-    check = run_cli("validate", "--mmar", mmar, f"MMAR_CKPT='{ckpt}'", f"hydra.run.dir={tmp_path / 'val'}",
-                    cwd=tmp_path, timeout=300)
+    assert _one_process_value(mmar, done, tmp_path / "val") == pytest.approx(value, abs=1e-6)
+
+
+def _one_process_value(folder: Path, run: Path, out: Path) -> float:
+    """The key metric of a run's checkpoint (its only one: rank 0 alone writes), validated in one
+    process over the whole validation list (3 cases)."""
+    (ckpt,) = (run / "models").glob("*.pt")
+    check = run_cli("validate", "--mmar", folder, f"MMAR_CKPT='{ckpt}'", f"hydra.run.dir={out}", cwd=out.parent,
+                    timeout=300)
     assert check.returncode == 0, check.stderr[-3000:]
     assert "validated 3 case(s)" in check.stdout
-    metrics = (tmp_path / "val" / "eval" / "metrics.csv").read_text()
-    assert float(metrics.split("val_mean_dice,")[1].split()[0]) == pytest.approx(value, abs=1e-6)
+    metrics = (out / "eval" / "metrics.csv").read_text()
+    return float(metrics.split("val_mean_dice,")[1].split()[0])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+TORCHRUN = [str(Path(sys.executable).parent / "torchrun")]
+
+
+def _run_under_torchrun(tmp_path: Path, folder: Path, agents: list[list[str]]) -> list[subprocess.CompletedProcess]:
+    """``clara-hydra train --mmar`` under each torchrun agent (its arguments), all at once, into
+    one run folder; each agent and its ranks end by the bound (then the test fails)."""
+    run = tmp_path / "run"
+    cmd = [*clara_cli(), "train", "--mmar", str(folder), "epochs=1", f"hydra.run.dir={run}"]
+    if not cmd[0].endswith("clara-hydra"):
+        pytest.skip("no clara-hydra script to give torchrun")
+    env = {k: v for k, v in os.environ.items() if k not in ("CLARA_HYDRA_FULL_ERROR", NPROC)}
+    procs = [subprocess.Popen([*TORCHRUN, *args, *cmd], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True) for args in agents]
+    done = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=300)
+            done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    finally:
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return done
+
+
+@pytest.mark.parametrize("agents", [
+    pytest.param([["--standalone", "--nproc_per_node", "2"]], id="one-agent-two-processes"),
+    pytest.param("two-nodes", id="two-agents-one-process-each"),
+])
+def test_a_run_started_by_torchrun_trains_as_one_group(tmp_path, mmar, agents):  # noqa: F811
+    """torchrun starts the ranks; each is the app (Hydra, the config), one rank of the run: as
+    one agent of 2 processes, and as two agents of 1 process each on loopback (a c10d rendezvous,
+    gloo), which stand for two nodes (srun torchrun --nnodes 2). Rank 0 alone speaks on the
+    console, logs the epochs and writes the checkpoint; the other logs into rank1.log; the run's
+    key metric is over the whole validation list: validating its checkpoint in one process gives
+    it."""
+    if agents == "two-nodes":
+        rdzv = ["--nnodes", "2", "--nproc_per_node", "1", "--rdzv_backend", "c10d",
+                "--rdzv_endpoint", f"127.0.0.1:{_free_port()}", "--rdzv_id", "clara-two-nodes", "--max_restarts", "0"]
+        agents = [rdzv, rdzv]
+    done = _run_under_torchrun(tmp_path, mmar, agents)
+    for proc in done:
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    said = [float(m) for proc in done for m in re.findall(r"key metric = ([0-9.]+)", proc.stdout)]
+    assert len(said) == 1, [p.stdout[-1000:] for p in done]  # rank 0's line, once
+    run = tmp_path / "run"
+    assert len(re.findall(r"epoch 1/1, loss", (run / "train.log").read_text())) == 1
+    rank1 = (run / "rank1.log").read_text()
+    assert "Traceback" not in rank1 and "epoch 1/1" in rank1
+    outcomes = [json.loads((run / ".ddp" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [o["state"] for o in outcomes] == ["complete", "complete"]
+    assert said[0] == pytest.approx(outcomes[0]["value"], abs=1e-4)
+    assert _one_process_value(mmar, run, tmp_path / "val") == pytest.approx(outcomes[0]["value"], abs=1e-6)
 
 
 def test_a_failure_in_one_process_ends_the_run_with_its_reason(tmp_path, data):

@@ -1,21 +1,26 @@
-"""Multi-GPU trials: one job trains in N processes with PyTorch DistributedDataParallel.
+"""Multi-GPU trials: one run trains in N processes with PyTorch DistributedDataParallel.
 
 Clara trained with ``multi_gpu: true`` under ``torch.distributed.launch`` (v4) or ``mpirun``
-(v3). Here the job itself starts its ranks, torchrun-style (``RANK``, ``LOCAL_RANK``,
-``WORLD_SIZE``; the rendezvous is a file in the run folder, so parallel trials never race for
-a port), and watches them: when one fails, the others are stopped and the job fails with the
-error of the rank that failed first. NCCL on CUDA (rank r on the r-th GPU the job sees), gloo
-on CPU processes. The ranks keep the job's environment (a sweep worker's shared data cache).
+(v3). Here PyTorch's own launcher starts the ranks: a run that needs several processes starts
+them with ``torch.distributed.run``'s API (:func:`launch`: ``elastic_launch``, a c10d rendezvous
+on a free loopback port, as ``torchrun --standalone``); and a run started by ``torchrun`` itself
+(``torchrun --nproc_per_node N train.py ...``, ``srun torchrun --nnodes ...`` across nodes) is one
+rank of its group (:func:`under_torchrun`, :func:`as_rank`). When one rank fails, the launcher
+stops the others and the run fails with the error of the rank that failed first. NCCL on CUDA
+(rank r on its node's r-th GPU), gloo on CPU processes. The ranks keep the job's environment.
 
 - How many: ``CLARA_HYDRA_NPROC`` (the sweeper's ``workers`` sets it to a worker's GPU count,
-  ``0,1:2,3`` -> 2), else all visible GPUs where the config says ``multi_gpu: true``, else one.
+  ``0,1:2,3`` -> 2), else all visible GPUs where the config says ``multi_gpu: true``, else one;
+  under torchrun, what torchrun was told.
 - Data: each rank reads its share of the training list (MONAI's DistributedSampler, the batch
   size is per process, as Clara's per-GPU batch) and of the validation list; MONAI's metrics
   gather every rank's values, so the key metric is over the whole validation list, as in one
   process.
 - Rank 0 alone writes checkpoints, TensorBoard, the resume point and the epoch lines, and
-  reports to the Optuna trial (through the job, which holds it: :class:`Relay`); its pruning
-  decision is broadcast, so every rank stops at the same epoch.
+  reports to the Optuna trial (through the job that holds it, :class:`Relay`, where the job
+  started the ranks; itself, reopened from the storage, under torchrun); its pruning decision is
+  broadcast, so every rank stops at the same epoch. Every rank writes its outcome into the run
+  folder's ``.ddp/``; the other ranks log into ``rank<r>.log`` beside ``train.log``.
 """
 
 from __future__ import annotations
@@ -24,10 +29,11 @@ import json
 import math
 import os
 import secrets
-import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ..errors import ClaraHydraError, TrainingError
@@ -35,8 +41,6 @@ from ..logs import notice
 from ..sweep.protocol import ENV_NPROC
 from ..values import from_json, to_json
 
-GRACE_AFTER_END = 30.0  # seconds the other ranks get to end after one ended cleanly
-GRACE_AFTER_FAILURE = 2.0  # ... after one failed
 JOB_FOLDER = ".ddp"  # in the run folder: the job's description and each rank's outcome
 ENV_RELAY = "CLARA_HYDRA_DDP_RELAY"  # rank 0: the address of the job's trial relay
 ENV_RELAY_KEY = "CLARA_HYDRA_DDP_RELAY_KEY"
@@ -68,13 +72,20 @@ def processes(tree: dict) -> int:
 
 def launch(tree: dict, *, config_file: str | None, run_dir: str, trial, objectives: list[str] | None,
            nproc: int, progress: bool = True) -> Any:
-    """Train ``tree`` in ``nproc`` processes; give rank 0's result (raise the error of the rank
-    that failed first)."""
+    """Train ``tree`` in ``nproc`` processes started by PyTorch's elastic launcher (what
+    ``torchrun --standalone --nproc_per_node N`` runs); give rank 0's result (raise the error
+    of the rank that failed first)."""
+
     import torch
+    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
     folder = os.path.join(run_dir, JOB_FOLDER)
     os.makedirs(folder, exist_ok=True)
-    for name in os.listdir(folder):
-        os.remove(os.path.join(folder, name))  # never read an outcome (or a rendezvous file) of an earlier run
+    for name in os.listdir(folder):  # never read an outcome of an earlier run
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            os.remove(path)
     job = {"tree": to_json(tree), "config_file": config_file, "run_dir": run_dir, "objectives": objectives,
            "progress": progress, "sweep": trial is not None,
            "directions": len(trial.study.directions) if trial is not None else 1}
@@ -83,38 +94,81 @@ def launch(tree: dict, *, config_file: str | None, run_dir: str, trial, objectiv
         json.dump(job, fh)
     cuda = torch.cuda.is_available()
     backend = f"NCCL on {nproc} GPUs" if cuda else "gloo on the CPU"
-    notice(f"training in {nproc} processes (DistributedDataParallel, {backend})")
+    notice(f"training in {nproc} processes (DistributedDataParallel, {backend}; torch.distributed.run)")
     relay = Relay(trial) if trial is not None else None
-    procs: list[subprocess.Popen] = []
-    logs = []
-    from ..procs import die_with_parent, stop_all
+    env = {"PYTHONPATH": os.pathsep.join([_package_root()] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
+           ENV_NPROC: None}
+    if relay is not None:  # (every rank gets it; rank 0 alone connects)
+        env[ENV_RELAY], env[ENV_RELAY_KEY] = relay.address, relay.key.hex()
+    if not cuda and "OMP_NUM_THREADS" not in os.environ:  # (CPU processes share the cores, as torchrun's)
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"clara-hydra-{secrets.token_hex(6)}",
+                          rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", max_restarts=0, monitor_interval=0.1,
+                          logs_specs=DefaultLogsSpecs(log_dir=os.path.join(folder, "elastic")),
+                          local_addr="127.0.0.1")
+    failures: dict[int, Any] = {}
+    with _environment(env), _signals_kept(), _quiet_launcher():
+        try:
+            elastic_launch(config, sys.executable)("-m", "clara_hydra.train.ddp", job_file)
+        except ChildFailedError as exc:
+            failures = dict(exc.failures)
+        except SignalException as exc:  # (the launcher's handlers, while it ran: Ctrl-C, SIGTERM)
+            raise KeyboardInterrupt(f"signal {exc.sigval}") from None
+        finally:
+            if relay is not None:
+                relay.close()
+    return outcome(folder, run_dir, nproc, {r: f.exitcode for r, f in failures.items()})
+
+
+@contextmanager
+def _environment(changes: dict[str, str | None]) -> Iterator[None]:
+    """``os.environ`` with ``changes`` (None: unset) while the launcher starts the ranks (they
+    take the launcher's environment), as it was after."""
+    before = {k: os.environ.get(k) for k in changes}
     try:
-        base = dict(os.environ, WORLD_SIZE=str(nproc), LOCAL_WORLD_SIZE=str(nproc),
-                    PYTHONPATH=os.pathsep.join([_package_root()] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-        base.pop(ENV_NPROC, None)
-        if not cuda:  # (as torchrun: CPU processes share the cores instead of each taking all of them)
-            base.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-        for r in range(nproc):
-            env = dict(base, RANK=str(r), LOCAL_RANK=str(r))
-            if relay is not None and r == 0:
-                env[ENV_RELAY], env[ENV_RELAY_KEY] = relay.address, relay.key.hex()
-            out = None
-            if r > 0:  # rank 0 prints to the job's console and train.log; the others to their own log
-                out = open(os.path.join(run_dir, f"rank{r}.log"), "w")
-                logs.append(out)
-            procs.append(subprocess.Popen([sys.executable, "-m", "clara_hydra.train.ddp", job_file], env=env,
-                                          stdout=out, stderr=subprocess.STDOUT if out else None,
-                                          preexec_fn=die_with_parent))
-        _watch(procs, folder)
-    except BaseException:
-        stop_all(procs)
-        raise
+        for k, v in changes.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        yield
     finally:
-        for fh in logs:
-            fh.close()
-        if relay is not None:
-            relay.close()
-    return _outcome(folder, run_dir, procs)
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextmanager
+def _signals_kept() -> Iterator[None]:
+    """The launcher installs its own SIGTERM/SIGINT/SIGHUP/SIGQUIT handlers and leaves them: the
+    sweep's (and Python's) are put back after it."""
+    import signal
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)}
+    try:
+        yield
+    finally:
+        for sig, handler in kept.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+
+
+@contextmanager
+def _quiet_launcher() -> Iterator[None]:
+    """The launcher's own INFO lines and its failure table are left out: the run says each rank's
+    outcome in one line."""
+    import logging
+    logger = logging.getLogger("torch.distributed.elastic")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _outcomes(folder: str, n: int) -> dict[int, dict]:
@@ -128,43 +182,29 @@ def _outcomes(folder: str, n: int) -> dict[int, dict]:
     return out
 
 
-def _watch(procs: list[subprocess.Popen], folder: str) -> None:
-    """Wait for every rank. Once one has ended or written an error, the others get a little time
-    to end too (a clean end, a pruned trial, ends every rank within moments); after it they are
-    stopped: a rank that failed leaves the others waiting for it in their next collective."""
-    from ..procs import stop_all
-    deadline: float | None = None
-    while any(p.poll() is None for p in procs):
-        failed = any(o.get("state") == "error" for o in _outcomes(folder, len(procs)).values())
-        for p in procs:
-            code = p.poll()
-            if code is not None or failed:
-                grace = GRACE_AFTER_FAILURE if failed or code != 0 else GRACE_AFTER_END
-                deadline = min(deadline or math.inf, time.time() + grace)
-        if deadline is not None and time.time() > deadline:
-            stop_all(procs)
-        time.sleep(0.1)
-
-
-def _outcome(folder: str, run_dir: str, procs: list[subprocess.Popen]) -> Any:
-    outcomes = _outcomes(folder, len(procs))
+def outcome(folder: str, run_dir: str, world: int, exit_codes: dict[int, int]) -> Any:
+    """Rank 0's value, from the outcomes the ranks wrote into ``folder``; else the error of the
+    rank that failed first (the others' errors are what its end did to them: "Connection closed
+    by peer"); else which rank ended without an outcome (``exit_codes``: the launcher's)."""
+    outcomes = _outcomes(folder, world)
     main = outcomes.get(0, {})
-    if all(outcomes.get(r, {}).get("state") == "complete" for r in range(len(procs))):
+    if all(outcomes.get(r, {}).get("state") == "complete" for r in range(world)):
         return main["value"]  # (whatever a process's teardown did after it wrote its outcome)
     if main.get("state") == "pruned":
         import optuna
         raise optuna.TrialPruned(main.get("reason", "pruned"))
     errors = sorted((o.get("time", math.inf), r) for r, o in outcomes.items() if o.get("state") == "error")
-    if errors:  # the first: the others are what its end did to them ("Connection closed by peer")
+    if errors:
         got = outcomes[errors[0][1]]
         from .. import errors as E
         cls = getattr(E, got.get("class", ""), None)
         cls = cls if isinstance(cls, type) and issubclass(cls, ClaraHydraError) else TrainingError
         raise cls(got["message"], location=got.get("location"), hint=got.get("hint"), file=got.get("file"))
-    r = next((r for r, p in enumerate(procs) if p.returncode != 0), 0)
+    r = min(exit_codes) if exit_codes else next((r for r in range(world) if r not in outcomes), 0)
     log = "the job's log" if r == 0 else os.path.join(run_dir, f"rank{r}.log")
-    raise TrainingError(f"training process {r} of {len(procs)} exited with code {procs[r].returncode} and no "
-                        f"outcome", location="train", hint=f"see {log}")
+    code = f"with code {exit_codes[r]} " if r in exit_codes else ""
+    raise TrainingError(f"training process {r} of {world} exited {code}without an outcome", location="train",
+                        hint=f"see {log}")
 
 
 def _package_root() -> str:
@@ -254,51 +294,94 @@ def _write(folder: str, r: int, outcome: dict) -> None:
     os.replace(path + ".tmp", path)
 
 
-def main(job_file: str) -> int:
-    """One rank of a job (``python -m clara_hydra.train.ddp JOB``, started by :func:`launch`)."""
+def under_torchrun() -> bool:
+    """Is this process one rank of a group that torchrun (or ``srun``, ``mpirun`` with its
+    variables) started, of more than one process?"""
+    env = os.environ
+    return all(k in env for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")) and \
+        env["WORLD_SIZE"].isdigit() and int(env["WORLD_SIZE"]) > 1
+
+
+def to_rank_log(run_dir: str, r: int) -> None:
+    """A rank other than 0: its output and log lines into ``rank<r>.log`` in the run folder (rank 0
+    alone prints to the console and ``train.log``)."""
+    from ..logs import log_as_job
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(os.path.join(run_dir, f"rank{r}.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    log_as_job(None)
+
+
+def as_rank(tree: dict, *, config_file: str | None, run_dir: str, trial, objectives: list[str] | None,
+            progress: bool, sweep: bool, directions: int) -> Any:
+    """Train ``tree`` as this process's rank of the group its launcher made (``RANK``,
+    ``WORLD_SIZE``, ``MASTER_ADDR``/``MASTER_PORT``: torchrun's variables); every rank writes its
+    outcome into the run folder's ``.ddp/`` (the first error is the run's). Gives the value
+    (rank 0's is the run's), or raises as a one-process run does."""
     from datetime import timedelta
 
-    with open(job_file) as fh:
-        job = json.load(fh)
-    r, folder = int(os.environ["RANK"]), os.path.dirname(job_file)
-    from ..logs import log_as_job, quiet
-    log_as_job(os.path.join(job["run_dir"], "train.log") if r == 0 else None)
-    quiet()
     import torch
     import torch.distributed as dist
+    r = int(os.environ["RANK"])
+    folder = os.path.join(run_dir, JOB_FOLDER)
+    os.makedirs(folder, exist_ok=True)
     cuda = torch.cuda.is_available()
     if cuda:
-        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-    # the rendezvous is a file of the run (no port to race for with other trials' ranks)
-    dist.init_process_group("nccl" if cuda else "gloo", init_method=f"file://{os.path.join(folder, 'rendezvous')}",
-                            rank=r, world_size=int(os.environ["WORLD_SIZE"]), timeout=timedelta(minutes=30))
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(minutes=30))
     import ignite.distributed as idist
     idist.sync()  # ignite's view of the group is made with a collective: on every rank now, not in rank 0's savers
-    trial = None
-    if r == 0 and os.environ.get(ENV_RELAY):
-        trial = RelayedTrial(os.environ[ENV_RELAY], bytes.fromhex(os.environ[ENV_RELAY_KEY]), job["directions"])
     from .run import _training_error, train
     try:
-        value = train(from_json(job["tree"]), config_file=job["config_file"], run_dir=job["run_dir"],
-                      progress=job["progress"] and r == 0, trial=trial, objectives=job["objectives"],
-                      sweep=job["sweep"], directions=job["directions"])
+        value = train(tree, config_file=config_file, run_dir=run_dir, progress=progress and r == 0, trial=trial,
+                      objectives=objectives, sweep=sweep, directions=directions)
         _write(folder, r, {"state": "complete", "value": value})
         dist.barrier()  # no rank leaves the group while another still uses it
         dist.destroy_process_group()
-        return 0
+        return value
     except Exception as exc:
         if type(exc).__name__ == "TrialPruned":  # (every rank, at the same validation)
             _write(folder, r, {"state": "pruned", "reason": str(exc)})
             dist.destroy_process_group()
-            return 0
+            raise
         error = exc if isinstance(exc, ClaraHydraError) else _training_error(exc)
         _write(folder, r, {"state": "error", "class": type(error).__name__, "message": error.message,
                            "location": error.location, "hint": error.hint, "file": error.file})
-        if error is not exc and os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
+        raise error from (None if error is exc else exc)
+    # (a failed rank leaves without tearing the group down: the others may still be in a collective
+    # with it, and the launcher stops them)
+
+
+def main(job_file: str) -> int:
+    """One rank of a job (``python -m clara_hydra.train.ddp JOB``, started by :func:`launch`)."""
+    from ..procs import die_with_parent
+    die_with_parent()  # (the launcher starts each rank in a session of its own: it ends with its job)
+    with open(job_file) as fh:
+        job = json.load(fh)
+    r = int(os.environ["RANK"])
+    from ..logs import log_as_job, quiet
+    if r == 0:
+        log_as_job(os.path.join(job["run_dir"], "train.log"))
+    else:
+        to_rank_log(job["run_dir"], r)
+    quiet()
+    trial = None
+    if r == 0 and os.environ.get(ENV_RELAY):
+        trial = RelayedTrial(os.environ[ENV_RELAY], bytes.fromhex(os.environ[ENV_RELAY_KEY]), job["directions"])
+    try:
+        as_rank(from_json(job["tree"]), config_file=job["config_file"], run_dir=job["run_dir"], trial=trial,
+                objectives=job["objectives"], progress=job["progress"], sweep=job["sweep"],
+                directions=job["directions"])
+        return 0
+    except Exception as exc:
+        if type(exc).__name__ == "TrialPruned":
+            return 0
+        if os.environ.get("CLARA_HYDRA_FULL_ERROR") == "1":
             raise
         return 1
-    # (a failed rank leaves without tearing the group down: the others may still be in a collective
-    # with it, and the job stops them)
 
 
 if __name__ == "__main__":

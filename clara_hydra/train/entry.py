@@ -74,37 +74,49 @@ def run(cfg: DictConfig) -> float | list[float] | None:
     from ..errors import TrainingError
     from ..sweep import protocol as P
     from ..sweep.trial import current
-    from .ddp import launch, processes
+    from . import ddp
     from .run import train
 
     run_dir = HydraConfig.get().runtime.output_dir
+    # started by torchrun (srun torchrun ...): this process is one rank of the run; rank 0 alone
+    # holds the trial, writes the outcome and the run's files, and speaks on the console
+    rank = int(os.environ["RANK"]) if ddp.under_torchrun() else 0
+    if rank > 0:
+        ddp.to_rank_log(run_dir, rank)
     source = _source(cfg)
     mode = HydraConfig.get().mode
     multirun = mode is not None and mode.name == "MULTIRUN"
     worker = P.in_worker()  # a worker process of the clara_optuna sweeper: it answers with a file
     # a sweep's job writes its outcome into its folder: the sweep tells it, and a sweep that recovers
     # the trial after a crash between the job's end and that tell finds it there
-    outcome = P.outcome_file(run_dir) if os.environ.get(P.ENV_TRIAL) else None
+    outcome = P.outcome_file(run_dir) if os.environ.get(P.ENV_TRIAL) and rank == 0 else None
     beater = None
     tracked = None  # clara-hydra train --mlflow: the plain run's MLflow run (train/tracking.py)
     failure = "interrupted"  # (what a run that ends before its outcome is, in MLflow)
     try:
         config_file = _start(cfg, run_dir, source)
         full = effective_from_cfg(cfg, enabled_only=False)
-        with open(os.path.join(run_dir, "config_train.json"), "w") as fh:
-            json.dump(full, fh, indent=2)  # a normal Clara config: searched values in, no search blocks
-        trial = current()
+        if rank == 0:
+            with open(os.path.join(run_dir, "config_train.json"), "w") as fh:
+                json.dump(full, fh, indent=2)  # a normal Clara config: searched values in, no search blocks
+        trial = current() if rank == 0 else None
         beater = _beat_for(trial)
-        if trial is None and os.environ.get(ENV_MLFLOW) == "1":  # a sweep's trials are the sweep's child runs
+        if trial is None and rank == 0 and os.environ.get(ENV_MLFLOW) == "1":  # (a sweep's trials: its child runs)
             tracked = _tracking(cfg, run_dir, source)
         objectives = json.loads(os.environ[P.ENV_OBJECTIVES]) if os.environ.get(P.ENV_OBJECTIVES) else None
         started = time.time()
         tree = enabled_only(full)
-        nproc = processes(tree)
+        nproc = 1 if ddp.under_torchrun() else ddp.processes(tree)
         try:
-            if nproc > 1:  # DDP: the job starts its ranks and gives rank 0's result
-                value = launch(tree, config_file=config_file, run_dir=run_dir, trial=trial, objectives=objectives,
-                               nproc=nproc)
+            if ddp.under_torchrun():  # one rank of the run torchrun started
+                value = ddp.as_rank(tree, config_file=config_file, run_dir=run_dir, trial=trial, objectives=objectives,
+                                    progress=True, sweep=os.environ.get(P.ENV_TRIAL) is not None,
+                                    directions=len(objectives) if objectives else 1)
+                if rank > 0:
+                    return value
+            elif nproc > 1:  # DDP: the job starts its ranks and gives rank 0's result
+                value = ddp.launch(tree, config_file=config_file, run_dir=run_dir, trial=trial, objectives=objectives,
+                                   nproc=nproc)
             else:
                 value = train(tree, config_file=config_file, run_dir=run_dir, trial=trial, objectives=objectives)
         except SystemExit as exc:  # the config's code (a lambda, custom/) ended the process: the run fails
