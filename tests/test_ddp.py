@@ -157,3 +157,25 @@ def test_a_failure_in_one_process_ends_the_run_with_its_reason(tmp_path, data):
                    timeout=300)
     assert "train.loss: the loss is nan at epoch 1" in one_error(proc)
     assert not probe.exists()
+
+
+def test_a_trial_on_two_nodes_trains_as_one_run(tmp_path, mmar):  # noqa: F811
+    """hydra.sweeper.nodes_per_trial=2: the trial is one job of two nodes, an elastic agent on
+    each (srun torchrun's); here submitit's local executor, whose two tasks stand for the two
+    nodes on loopback (gloo). Rank 0 reports to the trial through the study's storage and
+    writes its outcome; the trial's value is over the whole validation list: validating its
+    checkpoint in one process gives it."""
+    sweep_dir = tmp_path / "sweep"
+    proc = clara_train("--mmar", mmar, "-m", "hydra/launcher=submitit_local", "hydra.sweeper.nodes_per_trial=2",
+                       "hydra.sweeper.params=null", "epochs=1", "hydra.sweeper.n_trials=1",
+                       "hydra.sweeper.export_best=false", f"hydra.sweeper.storage=journal:{tmp_path / 'study.journal'}",
+                       f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path / "work")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    (trial,) = trials(sweep_dir)
+    assert trial["state"] == "complete", trial
+    job = Path(trial["job_dir"])
+    assert "trial #0: local job" in proc.stdout
+    outcomes = [json.loads((job / ".ddp" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [o["state"] for o in outcomes] == ["complete", "complete"]  # one rank on each "node"
+    assert "Traceback" not in (job / "rank1.log").read_text()
+    assert _one_process_value(mmar, job, tmp_path / "val") == pytest.approx(float(trial["value"]), abs=1e-6)

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, one_error
 
 pytestmark = pytest.mark.slow
 TASK = ROOT / "tests" / "standin" / "sweep_task.py"
@@ -808,3 +808,15 @@ def test_a_param_is_named_by_what_it_sets_and_its_place_overrides_it(tmp_path, o
     assert trained == values
     if len(values) > 1:
         assert {r["UNet_k"] for r in trials} == values and "UNet_k=" in proc.stdout
+
+
+@pytest.mark.parametrize("args, words", [
+    pytest.param(["hydra.sweeper.nodes_per_trial=2"], "nodes_per_trial=2 runs each trial as a job of several nodes: "
+                 "it needs the submitit launcher", id="not-on-a-cluster-launcher"),
+    pytest.param(["hydra.sweeper.nodes_per_trial=0"], "nodes_per_trial must be a whole number >= 1, got 0", id="zero"),
+])
+def test_nodes_per_trial_is_refused_where_it_cannot_run(tmp_path, conf, args, words):
+    proc = sweep(conf, tmp_path, f"hydra.sweeper.storage=sqlite:///{tmp_path / 'db.sqlite'}", *args)
+    line = one_error(proc)
+    assert line.startswith("error: hydra.sweeper.nodes_per_trial: ") and words in line, line
+    assert not (tmp_path / "db.sqlite").exists()  # refused before anything is made

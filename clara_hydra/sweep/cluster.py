@@ -22,7 +22,7 @@ from typing import Any
 from ..logs import notice
 from . import liveness, upstream
 from .loop import Ended, Job
-from .protocol import ATTR_CLUSTER_JOB, ATTR_HOST, ATTR_JOB_DIR, ATTR_PID, outcome_file
+from .protocol import ATTR_CLUSTER_JOB, ATTR_HOST, ATTR_JOB_DIR, ATTR_PID, ENV_NPROC, outcome_file, read_outcome
 
 log = logging.getLogger("hydra_plugins.hydra_submitit_launcher.submitit_launcher")  # (the launcher's own lines)
 
@@ -57,9 +57,10 @@ class ClusterRunner:
     runs, as in the launcher's own array jobs); ``study``: for re-attaching (:meth:`adopt`)."""
 
     def __init__(self, launcher: Any, n_jobs: int, study: Any, beater: Any, grace: float,
-                 launch_overrides: Any) -> None:
+                 launch_overrides: Any, nodes_per_trial: int = 1, command: list[str] | None = None) -> None:
         self.launcher, self.n_jobs, self.study = launcher, max(1, int(n_jobs)), study
         self.beater, self.grace, self.launch_overrides = beater, grace, launch_overrides
+        self.nodes, self.command = int(nodes_per_trial), command  # (several nodes: the app's command line)
         self.cluster = launcher._EXECUTOR
         self.folder = str(launcher.params["submitit_folder"])
         self.executor: Any = None  # made at the first submission
@@ -81,8 +82,17 @@ class ClusterRunner:
             Path(str(self.launcher.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         number = job.trial.number
         log.info(f"\t#{number} : {' '.join(filter_overrides(overrides))}")
-        handle = self.executor.submit(self.launcher, overrides, "hydra.sweep.dir", number, f"job_id_for_{number}",
-                                      Singleton.get_state())
+        if self.nodes > 1:  # one job of several nodes: an elastic agent on each, the app its ranks
+            from .runners import quote
+            job.job_dir.mkdir(parents=True, exist_ok=True)
+            self.executor.update_parameters(**({"nodes": self.nodes, "tasks_per_node": 1} if self.cluster == "slurm"
+                                               else {"tasks_per_node": self.nodes}))
+            command = [*(self.command or []), *job.overrides, f"hydra.run.dir={quote(str(job.job_dir))}"]
+            handle = self.executor.submit(TrialOnNodes(command, job.env, str(job.job_dir),
+                                                       local=self.cluster != "slurm"))
+        else:
+            handle = self.executor.submit(self.launcher, overrides, "hydra.sweep.dir", number, f"job_id_for_{number}",
+                                          Singleton.get_state())
         job.trial.set_user_attr(ATTR_CLUSTER_JOB, {"id": str(handle.job_id), "folder": self.folder,
                                                    "cluster": self.cluster})
         notice(f"trial #{number}: {self._name()} job {handle.job_id}")
@@ -104,6 +114,13 @@ class ClusterRunner:
         from submitit.core.utils import FailedJobError, UncompletedJobError
 
         from .runners import from_return
+        if self.nodes > 1:  # the trial's rank 0 wrote its outcome into the trial's folder
+            got = read_outcome(outcome_file(str(job.job_dir)))
+            if got is not None:
+                return Ended(job, start, got["state"], value=got.get("value"), reason=got.get("reason"))
+            from .runners import _last_error_line
+            return Ended(job, start, None, cause=f"({self._name()} job {handle.job_id}) ended without an outcome",
+                         log_line=_last_error_line(job.job_dir / "train.log"))
         try:
             ret = handle.result()
         except FailedJobError as exc:  # the job's Python failed outside the task (its config, its pickle)
@@ -151,6 +168,41 @@ class ClusterRunner:
         self.running[frozen.number] = (Job(trial, [], Path(job_dir), {}), handle, time.time())
         notice(f"trial #{frozen.number}: re-attached to its SLURM job {record['id']} (its sweep process is gone)")
         return True
+
+
+class TrialOnNodes:
+    """What each node of a trial's job runs (``hydra.sweeper.nodes_per_trial``): PyTorch's elastic
+    agent (what ``srun torchrun --nnodes N`` runs), whose processes are the app on the trial's
+    overrides and folder, ranks of one run: a c10d rendezvous on the job's first node, at a port
+    of the job id; one process per GPU of the node (``CLARA_HYDRA_NPROC`` where set; one on the
+    CPU). With submitit's local executor the job's tasks stand for its nodes, on loopback. The
+    trial's rank 0 reports to the trial and writes its outcome into the trial's folder."""
+
+    def __init__(self, command: list[str], env: dict[str, str], job_dir: str, *, local: bool) -> None:
+        self.command, self.env, self.job_dir, self.local = command, env, job_dir, local
+
+    def __call__(self) -> dict | None:
+        import submitit
+        import torch
+        from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+        from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+        here = submitit.JobEnvironment()
+        nodes = here.num_tasks
+        host = "127.0.0.1" if self.local else here.hostnames[0]
+        digits = "".join(c for c in str(here.job_id) if c.isdigit()) or "0"
+        port = 20000 + int(digits[-9:]) % 20000  # (the same on every node of the job)
+        given = os.environ.get(ENV_NPROC, "")
+        nproc = int(given) if given.isdigit() and int(given) > 0 else (torch.cuda.device_count() or 1)
+        os.environ.update(self.env)
+        os.environ.pop(ENV_NPROC, None)
+        config = LaunchConfig(min_nodes=nodes, max_nodes=nodes, nproc_per_node=nproc, run_id=f"clara-hydra-{digits}",
+                              rdzv_backend="c10d", rdzv_endpoint=f"{host}:{port}", max_restarts=0,
+                              monitor_interval=0.5)
+        try:
+            elastic_launch(config, self.command[0])(*self.command[1:])
+        except ChildFailedError:
+            pass  # (the outcome says why; a rank that failed before it has its log in the trial's folder)
+        return read_outcome(outcome_file(self.job_dir)) if here.global_rank == 0 else None
 
 
 def _error_line(text: str) -> str:

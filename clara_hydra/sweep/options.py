@@ -115,6 +115,7 @@ class Options:
     export_best: bool
     mlflow: bool  # track the sweep in MLflow (tracking.py)
     asynchronous: bool  # a submitit launcher's jobs submitted one by one as slots free up (cluster.py)
+    nodes_per_trial: int  # a trial's job spans so many nodes (torch.distributed.run on each)
     startup: int | None  # TPE's start-up trials, where startup_trials set them
     seed: int | None  # the sampler's
 
@@ -124,7 +125,7 @@ def read(*, sampler: Any, direction: Any, n_trials: Any, n_jobs: Any, max_failur
          trial_timeout: float | None = None, timeout: float | None = None, objectives: Any = None,
          stop_threshold: float | None = None, keep_best: int | None = None, tensorboard: bool | None = None,
          handlers: Any = None, remove_search_augs: bool = False, startup_trials: Any = "auto",
-         export_best: bool = True, mlflow: bool = False, asynchronous: bool = True,
+         export_best: bool = True, mlflow: bool = False, asynchronous: bool = True, nodes_per_trial: Any = 1,
          heartbeat_interval: float = liveness.DEFAULT_INTERVAL,
          grace_period: float = liveness.DEFAULT_GRACE) -> tuple[Options, Any]:
     """The checked options, and the sampler's config with ``startup_trials`` applied."""
@@ -147,6 +148,9 @@ def read(*, sampler: Any, direction: Any, n_trials: Any, n_jobs: Any, max_failur
                               location="hydra.sweeper.grace_period",
                               hint=f"set hydra.sweeper.grace_period={max(3 * heartbeat_interval, 120):g}")
     names = _objectives(objectives, direction)
+    if isinstance(nodes_per_trial, bool) or not isinstance(nodes_per_trial, int) or nodes_per_trial < 1:
+        raise ClaraHydraError(f"nodes_per_trial must be a whole number >= 1, got {nodes_per_trial!r}",
+                              location="hydra.sweeper.nodes_per_trial", hint="set hydra.sweeper.nodes_per_trial=2")
     if keep_best is not None and (isinstance(keep_best, bool) or not isinstance(keep_best, int) or keep_best < 1):
         raise ClaraHydraError(f"keep_best must be a whole number >= 1, or null; got {keep_best!r}",
                               location="hydra.sweeper.keep_best", hint="set hydra.sweeper.keep_best=30 (or null)")
@@ -168,7 +172,8 @@ def read(*, sampler: Any, direction: Any, n_trials: Any, n_jobs: Any, max_failur
                    stop_threshold=stop_threshold, keep_best=keep_best,
                    tensorboard=None if tensorboard is None else bool(tensorboard),
                    handler_specs=specs, remove_search_augs=bool(remove_search_augs), export_best=bool(export_best),
-                   mlflow=bool(mlflow), asynchronous=bool(asynchronous), startup=startup, seed=seed), sampler
+                   mlflow=bool(mlflow), asynchronous=bool(asynchronous), nodes_per_trial=nodes_per_trial,
+                   startup=startup, seed=seed), sampler
 
 
 def _check_stock(n_trials, n_jobs, max_failure_rate, study_trials, workers, pruner_spec, direction):

@@ -46,7 +46,7 @@ from .protocol import (
 )
 from .protocol import ATTR_REASON as REASON
 from .recovery import Recovery
-from .runners import LauncherRunner, WorkerRunner, launch_overrides
+from .runners import LauncherRunner, WorkerRunner, base_command, launch_overrides
 from .stopping import Stops
 from .storage import absolute, masked, open_storage, retrying
 from .telling import Teller
@@ -138,6 +138,13 @@ class Sweep:
         checks.check_objective_names(self.config, self.objectives)
         self.key_goal = better.key_direction(directions, self.objectives, checks.key_names(self.config))
         self.storage_spec = absolute(impl.storage)
+        if o.nodes_per_trial > 1 and not (cluster.submitit_launcher(impl.launcher) and o.asynchronous
+                                          and self.storage_spec):
+            raise ClaraHydraError(f"nodes_per_trial={o.nodes_per_trial} runs each trial as a job of several nodes: it "
+                                  f"needs the submitit launcher, asynchronous trials and a persistent storage",
+                                  location="hydra.sweeper.nodes_per_trial",
+                                  hint="add hydra/launcher=submitit_slurm (or your site's launcher config) and "
+                                       "hydra.sweeper.storage=postgresql://... (or journal:PATH on a shared folder)")
         storage = open_storage(self.storage_spec)
         study = retrying(lambda: optuna.create_study(
             study_name=impl.study_name, storage=storage, sampler=impl.sampler, pruner=o.pruner,
@@ -190,7 +197,8 @@ class Sweep:
             return WorkerRunner(o.workers, self.storage_spec, self.config, o.trial_timeout)
         if o.asynchronous and cluster.submitit_launcher(impl.launcher):
             return cluster.ClusterRunner(impl.launcher, impl.n_jobs, self.study, self.beater, o.grace,
-                                         launch_overrides)
+                                         launch_overrides, nodes_per_trial=o.nodes_per_trial,
+                                         command=base_command(self.config))
         return LauncherRunner(impl.launcher, impl.n_jobs, self.study.study_name)
 
     def _shutdown(self) -> None:

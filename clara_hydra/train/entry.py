@@ -175,7 +175,7 @@ def run(cfg: DictConfig) -> float | list[float] | None:
             P.write_outcome(P.FAIL, reason=f"{type(exc).__name__}: {exc}", path=outcome)
             raise
         P.write_outcome(P.PRUNED, reason=str(exc), path=outcome)  # the sweeper's trial line says it
-        if worker:
+        if worker or ddp.under_torchrun():  # (its outcome says it; torchrun's processes end cleanly)
             return None
         raise
     finally:

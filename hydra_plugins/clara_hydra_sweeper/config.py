@@ -73,6 +73,9 @@ class ClaraOptunaSweeperConf(OptunaSweeperConf):
     # sweep run again re-attaches to the jobs of a sweep process that died. false: batches of
     # n_jobs, each waiting for its slowest job (the stock sweeper's way)
     asynchronous: bool = True
+    # each trial one job of this many nodes (submitit launcher, asynchronous): PyTorch's elastic
+    # agent on each node (srun torchrun's), one process per GPU, a c10d rendezvous on the first
+    nodes_per_trial: int = 1
     # a sweep stops when more than this share of its trials fail
     max_failure_rate: float = 0.5
     defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}])
