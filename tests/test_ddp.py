@@ -9,7 +9,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -72,12 +71,6 @@ def _one_process_value(folder: Path, run: Path, out: Path) -> float:
     return float(metrics.split("val_mean_dice,")[1].split()[0])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 TORCHRUN = [str(Path(sys.executable).parent / "torchrun")]
 
 
@@ -104,21 +97,13 @@ def _run_under_torchrun(tmp_path: Path, folder: Path, agents: list[list[str]]) -
     return done
 
 
-@pytest.mark.parametrize("agents", [
-    pytest.param([["--standalone", "--nproc_per_node", "2"]], id="one-agent-two-processes"),
-    pytest.param("two-nodes", id="two-agents-one-process-each"),
-])
-def test_a_run_started_by_torchrun_trains_as_one_group(tmp_path, mmar, agents):  # noqa: F811
-    """torchrun starts the ranks; each is the app (Hydra, the config), one rank of the run: as
-    one agent of 2 processes, and as two agents of 1 process each on loopback (a c10d rendezvous,
-    gloo), which stand for two nodes (srun torchrun --nnodes 2). Rank 0 alone speaks on the
-    console, logs the epochs and writes the checkpoint; the other logs into rank1.log; the run's
-    key metric is over the whole validation list: validating its checkpoint in one process gives
-    it."""
-    if agents == "two-nodes":
-        rdzv = ["--nnodes", "2", "--nproc_per_node", "1", "--rdzv_backend", "c10d",
-                "--rdzv_endpoint", f"127.0.0.1:{_free_port()}", "--rdzv_id", "clara-two-nodes", "--max_restarts", "0"]
-        agents = [rdzv, rdzv]
+def test_a_run_started_by_torchrun_trains_as_one_group(tmp_path, mmar):  # noqa: F811
+    """``torchrun --standalone --nproc_per_node 2 clara-hydra train --mmar ...``: torchrun starts
+    the ranks; each is the app (Hydra, the config), one rank of the run. Rank 0 alone speaks on
+    the console, logs the epochs and writes the checkpoint; the other logs into rank1.log; the
+    run's key metric is over the whole validation list: validating its checkpoint in one process
+    gives it. (Agents on two nodes: test_a_trial_on_two_nodes_trains_as_one_run, a trial's job.)"""
+    agents = [["--standalone", "--nproc_per_node", "2"]]
     done = _run_under_torchrun(tmp_path, mmar, agents)
     for proc in done:
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]

@@ -1,6 +1,6 @@
 """A stand-in task for sweeper tests: no training, a deterministic score from the searched
-``x``, reported over 3 steps like a validation curve. Trial 1 raises, trial 2 returns NaN (when
-FAIL_TRIALS=1), trial EXIT_TRIAL calls sys.exit(0), and SLOW_TRIAL
+``x``, reported over 3 steps like a validation curve (TRIAL_EPOCHS: steps of given lengths).
+Trial 1 raises, trial 2 returns NaN (when FAIL_TRIALS=1), trial EXIT_TRIAL calls sys.exit(0), and SLOW_TRIAL
 sleeps; a multi-objective sweep gets the objectives x and
 y = 1 - x. Speaks the sweeper's protocol (clara_hydra.sweep.protocol)
 as train.py does."""
@@ -61,8 +61,14 @@ def main(cfg: DictConfig):
         outcome("complete", value=values)
         return values
     trial = current()
-    for step in (1, 2, 3):
-        value = x * step / 3
+    # TRIAL_EPOCHS="4,1,1": trial n reports that many steps (n modulo the list), each after
+    # EPOCH_SECONDS of sleep, as training of unequal length would (bench/bench_cluster.py)
+    lengths = [int(e) for e in os.environ.get("TRIAL_EPOCHS", "").split(",") if e.strip()]
+    steps = lengths[number % len(lengths)] if lengths and number >= 0 else 3
+    for step in range(1, steps + 1):
+        if lengths:
+            time.sleep(float(os.environ.get("EPOCH_SECONDS", "1")))
+        value = x * step / steps
         if trial is not None:
             trial.report(value, step)
             if trial.should_prune():
