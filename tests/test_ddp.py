@@ -34,8 +34,8 @@ def test_a_sweep_of_two_process_trials_completes_and_prunes(tmp_path, mmar):  # 
     decision stops both ranks, the sweep records each outcome. (epochs=1:
     its only validation is final, never pruned; epochs=2: pruned at epoch 1. The config's own
     search is left out, so that the two trials are these two.) The completed trial's value is
-    over the whole validation list (every rank's cases gathered): validating its checkpoint in
-    one process gives the same value. Rank 0 alone writes the checkpoint and the epoch lines."""
+    over the whole validation list (every rank's cases gathered). Rank 0 alone writes the
+    checkpoint and the epoch lines."""
     sweep_dir = tmp_path / "sweep"
     proc = clara_train("--mmar", mmar, "-m", "hydra.sweeper.params=null", "epochs=choice(1,2)",
                        "hydra.sweeper.pruner={_target_: optuna.pruners.ThresholdPruner, lower: 2.0}",
@@ -56,7 +56,9 @@ def test_a_sweep_of_two_process_trials_completes_and_prunes(tmp_path, mmar):  # 
     value = float(rows["1"]["value"])
     assert value == pytest.approx(logged_best(done / "train.log"), abs=1e-4)
     assert len(re.findall(r"epoch 1/1", (done / "train.log").read_text())) == 1
-    assert _one_process_value(mmar, done, tmp_path / "val") == pytest.approx(value, abs=1e-6)
+    assert rank1["time"] and json.loads((done / ".ddp" / "rank0.json").read_text())["value"] == pytest.approx(value)
+    # (that the value is over the whole validation list, as one process computes it: the torchrun
+    # and two-node tests below validate their checkpoints in one process)
 
 
 def _one_process_value(folder: Path, run: Path, out: Path) -> float:

@@ -1,7 +1,7 @@
 """hydra-core's internals: the registry of config source types (a source of another scheme,
 ``pkg://``, that :mod:`clara_hydra.typed_source` asks whether it holds a config), a config file's
-``# @package`` header, a config name's file name, what a failed job raised, and the YAML that
-``--cfg`` and ``--help`` print."""
+``# @package`` header, a config name's file name, what a failed job raised, the cluster a
+submitit launcher submits to, and the YAML that ``--cfg`` and ``--help`` print."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ PRIVATE_NAMES: dict[str, tuple[str, ...]] = {
     "hydra.plugins.config_source.ConfigSource": ("_get_header_dict", "_normalize_file_name"),
     "hydra.core.utils.JobReturn": ("_return_value",),
     "hydra._internal.hydra": ("OmegaConf",),
+    "hydra_plugins.hydra_submitit_launcher.submitit_launcher.BaseSubmititLauncher": ("_EXECUTOR",),
 }
 
 
@@ -35,6 +36,15 @@ def file_name(config_path: str) -> str:
     """``db/mysql`` -> ``db/mysql.yaml``, as a config source names a config's file."""
     from hydra.plugins.config_source import ConfigSource
     return ConfigSource._normalize_file_name(config_path)
+
+
+def submitit_cluster(launcher: Any) -> str | None:
+    """The cluster a hydra-submitit-launcher launcher submits to (``slurm``, ``local``: its
+    executor's name), or None for another launcher."""
+    if not type(launcher).__module__.startswith("hydra_plugins.hydra_submitit_launcher"):
+        return None
+    cluster = getattr(launcher, "_EXECUTOR", None)
+    return cluster if cluster in ("slurm", "local") and hasattr(launcher, "params") else None
 
 
 def job_exception(ret: Any) -> Any:

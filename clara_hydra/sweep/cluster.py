@@ -16,10 +16,13 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..logs import notice
+from ..errors import SweepError, first_line
+from ..logs import notice, warn
+from ..private import hydra as private_hydra
 from . import liveness, upstream
 from .loop import Ended, Job
 from .protocol import ATTR_CLUSTER_JOB, ATTR_HOST, ATTR_JOB_DIR, ATTR_PID, ENV_NPROC, outcome_file, read_outcome
@@ -31,8 +34,7 @@ POLL = 1.0  # seconds between two looks at the jobs (a result file each; the clu
 
 def submitit_launcher(launcher: Any) -> bool:
     """Is ``launcher`` one of hydra-submitit-launcher's (SLURM, or local processes)?"""
-    return type(launcher).__module__.startswith("hydra_plugins.hydra_submitit_launcher") and \
-        hasattr(launcher, "params") and getattr(launcher, "_EXECUTOR", None) in ("slurm", "local")
+    return private_hydra.submitit_cluster(launcher) is not None
 
 
 def executor(launcher: Any):
@@ -41,7 +43,7 @@ def executor(launcher: Any):
     import submitit
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
     from omegaconf import OmegaConf
-    cluster, params = launcher._EXECUTOR, dict(launcher.params)
+    cluster, params = private_hydra.submitit_cluster(launcher), dict(launcher.params)
     specific = {"max_num_timeout", "python"}
     init = {"folder": params["submitit_folder"], **{f"{cluster}_{k}": v for k, v in params.items() if k in specific}}
     ex = submitit.AutoExecutor(cluster=cluster, **init)
@@ -51,20 +53,34 @@ def executor(launcher: Any):
     return ex
 
 
+@dataclass
+class Running:
+    """A submitted job: its trial's job, submitit's handle, when it started, the record kept on
+    the trial (``clara_cluster_job``)."""
+
+    job: Job
+    handle: Any
+    start: float
+    record: dict
+
+
 class ClusterRunner:
     """Each job submitted on its own, as soon as there is room (``n_jobs`` in flight); see the
     module's text. ``launcher``: Hydra's submitit launcher, set up (it is the callable each job
-    runs, as in the launcher's own array jobs); ``study``: for re-attaching (:meth:`adopt`)."""
+    runs, as in the launcher's own array jobs); ``study``: for re-attaching (:meth:`adopt`);
+    ``nodes_per_trial`` > 1: each job spans so many nodes and runs :class:`TrialOnNodes` on each,
+    the app's ``command`` its processes."""
 
     def __init__(self, launcher: Any, n_jobs: int, study: Any, beater: Any, grace: float,
                  launch_overrides: Any, nodes_per_trial: int = 1, command: list[str] | None = None) -> None:
         self.launcher, self.n_jobs, self.study = launcher, max(1, int(n_jobs)), study
         self.beater, self.grace, self.launch_overrides = beater, grace, launch_overrides
-        self.nodes, self.command = int(nodes_per_trial), command  # (several nodes: the app's command line)
-        self.cluster = launcher._EXECUTOR
+        self.nodes, self.command = int(nodes_per_trial), command
+        self.cluster = private_hydra.submitit_cluster(launcher) or "slurm"
         self.folder = str(launcher.params["submitit_folder"])
         self.executor: Any = None  # made at the first submission
-        self.running: dict[int, tuple[Job, Any, float]] = {}  # trial number -> (job, submitit job, start)
+        self.running: dict[int, Running] = {}  # trial number -> its job
+        self.refused: list = []  # trials whose job the cluster refused (the stop records them)
 
     def free(self) -> int:
         return self.n_jobs - len(self.running)
@@ -79,24 +95,37 @@ class ClusterRunner:
         Path(outcome_file(str(job.job_dir))).unlink(missing_ok=True)  # never an earlier run's outcome
         if self.executor is None:
             self.executor = executor(self.launcher)
+            if self.nodes > 1:
+                self.executor.update_parameters(**({"nodes": self.nodes, "tasks_per_node": 1}
+                                                   if self.cluster == "slurm" else {"tasks_per_node": self.nodes}))
             Path(str(self.launcher.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         number = job.trial.number
         log.info(f"\t#{number} : {' '.join(filter_overrides(overrides))}")
-        if self.nodes > 1:  # one job of several nodes: an elastic agent on each, the app its ranks
-            from .runners import quote
-            job.job_dir.mkdir(parents=True, exist_ok=True)
-            self.executor.update_parameters(**({"nodes": self.nodes, "tasks_per_node": 1} if self.cluster == "slurm"
-                                               else {"tasks_per_node": self.nodes}))
-            command = [*(self.command or []), *job.overrides, f"hydra.run.dir={quote(str(job.job_dir))}"]
-            handle = self.executor.submit(TrialOnNodes(command, job.env, str(job.job_dir),
-                                                       local=self.cluster != "slurm"))
-        else:
-            handle = self.executor.submit(self.launcher, overrides, "hydra.sweep.dir", number, f"job_id_for_{number}",
-                                          Singleton.get_state())
-        job.trial.set_user_attr(ATTR_CLUSTER_JOB, {"id": str(handle.job_id), "folder": self.folder,
-                                                   "cluster": self.cluster})
+        try:
+            if self.nodes > 1:  # one job of several nodes: an elastic agent on each, the app its ranks
+                from .runners import quote
+                ranks = job.job_dir / ".ddp"
+                for old in ranks.glob("rank*.json") if ranks.is_dir() else []:
+                    old.unlink()  # (a resumed trial: the ranks' outcomes of its earlier job)
+                job.job_dir.mkdir(parents=True, exist_ok=True)
+                command = [*(self.command or []), *job.overrides, f"hydra.run.dir={quote(str(job.job_dir))}"]
+                handle = self.executor.submit(TrialOnNodes(command, job.env, str(job.job_dir),
+                                                           local=self.cluster != "slurm"))
+            else:
+                handle = self.executor.submit(self.launcher, overrides, "hydra.sweep.dir", number,
+                                              f"job_id_for_{number}", Singleton.get_state())
+        except Exception as exc:  # sbatch refused it (a limit of the partition, the account, the QOS)
+            self.refused.append(job.trial)
+            raise SweepError(f"the cluster refused trial #{number}'s job: {first_line(exc)}", location="hydra.launcher",
+                             hint="check the launcher's partition, account and limits (sbatch's message)") from None
+        record = {"id": str(handle.job_id), "folder": self.folder, "cluster": self.cluster, "nodes": self.nodes}
+        self.running[number] = Running(job, handle, time.time(), record)
+        try:
+            job.trial.set_user_attr(ATTR_CLUSTER_JOB, record)
+        except Exception as exc:  # noqa: BLE001 - a storage hiccup: the job runs all the same (no re-attaching)
+            warn(f"trial #{number}: its job id was not recorded ({first_line(exc)}): a sweep run again cannot "
+                 f"re-attach to it")
         notice(f"trial #{number}: {self._name()} job {handle.job_id}")
-        self.running[number] = (job, handle, time.time())
 
     def _name(self) -> str:
         return "SLURM" if self.cluster == "slurm" else "local"
@@ -104,59 +133,76 @@ class ClusterRunner:
     def wait(self) -> list[Ended]:
         time.sleep(POLL)
         ended = []
-        for number, (job, handle, start) in list(self.running.items()):
-            if handle.done():
+        for number, run in list(self.running.items()):
+            if run.handle.done():
                 del self.running[number]
-                ended.append(self._ended(job, handle, start))
+                ended.append(self._ended(run))
         return ended
 
-    def _ended(self, job: Job, handle: Any, start: float) -> Ended:
+    def _ended(self, run: Running) -> Ended:
+        """The job's outcome: what the trial's job wrote into its folder (train.py writes it; on
+        several nodes, rank 0), or what it returned; none: it ended without one (it may resume)."""
         from submitit.core.utils import FailedJobError, UncompletedJobError
 
-        from .runners import from_return
-        if self.nodes > 1:  # the trial's rank 0 wrote its outcome into the trial's folder
-            got = read_outcome(outcome_file(str(job.job_dir)))
-            if got is not None:
-                return Ended(job, start, got["state"], value=got.get("value"), reason=got.get("reason"))
-            from .runners import _last_error_line
-            return Ended(job, start, None, cause=f"({self._name()} job {handle.job_id}) ended without an outcome",
+        from ..train.ddp import first_error
+        from .runners import _last_error_line, from_return
+        job, handle, start = run.job, run.handle, run.start
+        written = read_outcome(outcome_file(str(job.job_dir)))
+        name = f"({self._name()} job {handle.job_id})"
+        if int(run.record.get("nodes") or 1) > 1:
+            error = first_error(str(job.job_dir))  # the rank that failed first: the cause, not its effects
+            if written is not None and (written["state"] != "fail" or error is None):
+                return Ended(job, start, written["state"], value=written.get("value"), reason=written.get("reason"))
+            if error is not None:
+                return Ended(job, start, "fail", reason=error, error=error)
+            return Ended(job, start, None, cause=f"{name} ended without an outcome",
                          log_line=_last_error_line(job.job_dir / "train.log"))
         try:
-            ret = handle.result()
+            return from_return(job, start, handle.results()[0])
         except FailedJobError as exc:  # the job's Python failed outside the task (its config, its pickle)
             line = _error_line(str(exc))
             return Ended(job, start, "fail", reason=line, error=line)
         except UncompletedJobError:  # no result: cancelled, killed, out of time or memory, its node lost
-            from .runners import _last_error_line
-            state = handle.state
-            return Ended(job, start, None, cause=f"(SLURM job {handle.job_id}) ended without a result ({state})"
-                         if self.cluster == "slurm" else "ended without a result",
+            if written is not None:  # (its outcome was written before it went)
+                return Ended(job, start, written["state"], value=written.get("value"), reason=written.get("reason"))
+            return Ended(job, start, None, cause=f"{name} ended without a result ({handle.state})",
                          log_line=_last_error_line(Path(handle.paths.stderr)))
-        return from_return(job, start, ret)
+        except Exception as exc:  # noqa: BLE001 - a result that cannot be read: the trial fails, the sweep goes on
+            return Ended(job, start, "fail", reason=f"{name}: its result cannot be read: {first_line(exc)}",
+                         error=f"{type(exc).__name__}: {first_line(exc)}")
 
     def stop(self) -> list[Any]:
-        """A stop on purpose (Ctrl-C, SIGTERM, too many failures): every job is cancelled."""
-        trials = []
-        for job, handle, _ in self.running.values():
+        """A stop on purpose (Ctrl-C, SIGTERM, too many failures): every job is cancelled (and so
+        marked on its trial: the next run resumes the trial, it does not re-attach to the job)."""
+        trials = list(self.refused)
+        for run in self.running.values():
             try:
-                handle.cancel(check=False)
+                run.handle.cancel(check=False)
             except OSError:  # (scancel is gone: the cluster ends the job at its time limit)
                 pass
-            trials.append(job.trial)
+            try:
+                run.job.trial.set_user_attr(ATTR_CLUSTER_JOB, dict(run.record, cancelled=True))
+            except Exception:  # noqa: BLE001 - the storage is gone: the next run finds the job ended
+                pass
+            trials.append(run.job.trial)
         self.running.clear()
+        self.refused = []
         return trials
 
     # -- re-attaching ------------------------------------------------------------------------
     def adopt(self, frozen: Any) -> bool:
         """Take over the RUNNING trial ``frozen`` where it is a cluster job of a sweep process that
         is gone (the job queued, running, or ended meanwhile): this sweep watches the job and tells
-        its outcome. One sweep process wins (:func:`.liveness.claim`). False: not such a trial."""
+        its outcome. One sweep process wins (:func:`.liveness.claim`, on the gone owner: every
+        claimant sees the same one). False: not such a trial."""
         record = frozen.user_attrs.get(ATTR_CLUSTER_JOB)
         job_dir = frozen.user_attrs.get(ATTR_JOB_DIR)
         if not isinstance(record, dict) or record.get("cluster") != "slurm" or self.cluster != "slurm" \
-                or not job_dir or frozen.number in self.running:
+                or record.get("cancelled") or not job_dir or frozen.number in self.running:
             return False
-        if not liveness.owner_gone(self.study, frozen, self.grace) or not liveness.claim(job_dir, frozen, self.grace):
+        owner = f"{frozen.user_attrs.get(ATTR_HOST)}-{frozen.user_attrs.get(ATTR_PID)}"
+        if not liveness.owner_gone(self.study, frozen, self.grace) or \
+                not liveness.claim(job_dir, frozen, self.grace, token=f"adopt-{owner}"):
             return False
         import submitit
         trial = upstream.live_trial(self.study, frozen)
@@ -164,8 +210,10 @@ class ClusterRunner:
         trial.set_user_attr(ATTR_HOST, liveness.host())
         if self.beater is not None:
             self.beater.add(trial)
-        handle: Any = submitit.SlurmJob(folder=record["folder"], job_id=str(record["id"]))
-        self.running[frozen.number] = (Job(trial, [], Path(job_dir), {}), handle, time.time())
+        nodes = int(record.get("nodes") or 1)
+        handle: Any = submitit.SlurmJob(folder=record["folder"], job_id=str(record["id"]),
+                                        tasks=tuple(range(nodes)))
+        self.running[frozen.number] = Running(Job(trial, [], Path(job_dir), {}), handle, time.time(), record)
         notice(f"trial #{frozen.number}: re-attached to its SLURM job {record['id']} (its sweep process is gone)")
         return True
 
@@ -190,7 +238,7 @@ class TrialOnNodes:
         nodes = here.num_tasks
         host = "127.0.0.1" if self.local else here.hostnames[0]
         digits = "".join(c for c in str(here.job_id) if c.isdigit()) or "0"
-        port = 20000 + int(digits[-9:]) % 20000  # (the same on every node of the job)
+        port = 10000 + int(digits[-9:]) % 20000  # (the same on every node; below the ephemeral ports)
         given = os.environ.get(ENV_NPROC, "")
         nproc = int(given) if given.isdigit() and int(given) > 0 else (torch.cuda.device_count() or 1)
         os.environ.update(self.env)

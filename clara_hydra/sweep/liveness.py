@@ -192,13 +192,14 @@ class Beater:
                 pass
 
 
-def claim(job_dir: str, frozen, grace: float = DEFAULT_GRACE) -> bool:
+def claim(job_dir: str, frozen, grace: float = DEFAULT_GRACE, token: str | None = None) -> bool:
     """Take over the dead trial ``frozen`` (to tell its outcome, or resume it): exactly one sweep
     process wins a given death (a file in its folder, created exclusively, named after the last
-    beat it saw). The winner beats for the trial at once, so a later death is another claim; a
-    claim whose process died before that (gone on this host, or older than ``grace``) is broken."""
+    beat it saw, or ``token``: what every claimant of that death sees alike). The winner beats for
+    the trial at once, so a later death is another claim; a claim whose process died before that
+    (gone on this host, or older than ``grace``) is broken."""
     beat = _beat_of(frozen)
-    token = f"{beat['t']:.6f}" if beat is not None else "start"
+    token = token or (f"{beat['t']:.6f}" if beat is not None else "start")
     path = os.path.join(job_dir, "models", f".claim-{token}")
     for _ in range(2):
         try:

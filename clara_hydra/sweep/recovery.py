@@ -63,14 +63,15 @@ class Recovery:
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if t.number in held:
                 continue
-            if self.adopt is not None and self.adopt(t):
-                continue  # its job runs on (or has ended): this sweep watches it and tells its outcome
-            why = liveness.dead(t, self.grace, others_alive=others)
-            if why is None:
-                continue  # it beats: another process (of this host or another) runs it
-            job_dir = t.user_attrs.get(ATTR_JOB_DIR)
-            outcome = read_outcome(outcome_file(job_dir), study=study.study_name, trial=t.number) if job_dir else None
             try:
+                if self.adopt is not None and self.adopt(t):
+                    continue  # its job runs on (or has ended): this sweep watches it and tells its outcome
+                why = liveness.dead(t, self.grace, others_alive=others)
+                if why is None:
+                    continue  # it beats: another process (of this host or another) runs it
+                job_dir = t.user_attrs.get(ATTR_JOB_DIR)
+                outcome = read_outcome(outcome_file(job_dir), study=study.study_name, trial=t.number) \
+                    if job_dir else None
                 if outcome is not None:
                     if liveness.claim(job_dir, t, self.grace):
                         self._tell_recovered(t, outcome)

@@ -172,7 +172,12 @@ class Sweep:
             else None
         self.recovery = Recovery(study, self.beater, grace=o.grace, interval=o.heartbeat_interval,
                                  objectives=self.objectives)
-        self.runner = self._runner()
+        try:
+            self.runner = self._runner()
+        except BaseException:
+            if self.beater is not None:
+                self.beater.stop()
+            raise
         self.recovery.adopt = getattr(self.runner, "adopt", None) if self.beater is not None else None
         self.marked = self.recovery.recover()
         self._start_engine(study, dists, directions)

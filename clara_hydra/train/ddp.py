@@ -159,16 +159,15 @@ def _signals_kept() -> Iterator[None]:
 
 @contextmanager
 def _quiet_launcher() -> Iterator[None]:
-    """The launcher's own INFO lines and its failure table are left out: the run says each rank's
-    outcome in one line."""
+    """The launcher's own lines and its failure table are left out (the run says each rank's
+    outcome in one line): this process only waits for its ranks meanwhile, so its logging is off."""
     import logging
-    logger = logging.getLogger("torch.distributed.elastic")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
+    before = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        logging.disable(before)
 
 
 def _outcomes(folder: str, n: int) -> dict[int, dict]:
@@ -180,6 +179,26 @@ def _outcomes(folder: str, n: int) -> dict[int, dict]:
         except (OSError, ValueError):
             pass
     return out
+
+
+def first_error(run_dir: str) -> str | None:
+    """The error of the rank that failed first, from the outcomes the ranks wrote into the run
+    folder's ``.ddp/`` (the others' errors are what its end did to them), or None."""
+    folder = os.path.join(run_dir, JOB_FOLDER)
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith("rank") and n.endswith(".json")]
+    except OSError:
+        return None
+    errors = []
+    for name in names:
+        try:
+            with open(os.path.join(folder, name)) as fh:
+                got = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        if isinstance(got, dict) and got.get("state") == "error":
+            errors.append((float(got.get("time", math.inf)), str(got.get("message", ""))))
+    return min(errors)[1] if errors else None
 
 
 def outcome(folder: str, run_dir: str, world: int, exit_codes: dict[int, int]) -> Any:
