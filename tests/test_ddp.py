@@ -166,3 +166,22 @@ def test_a_trial_on_two_nodes_trains_as_one_run(tmp_path, mmar):  # noqa: F811
     assert [o["state"] for o in outcomes] == ["complete", "complete"]  # one rank on each "node"
     assert "Traceback" not in (job / "rank1.log").read_text()
     assert _one_process_value(mmar, job, tmp_path / "val") == pytest.approx(float(trial["value"]), abs=1e-6)
+
+
+@pytest.mark.parametrize("outcomes, want", [
+    pytest.param({0: {"state": "error", "message": "Connection closed by peer", "time": 2.0},
+                  1: {"state": "error", "message": "CUDA out of memory", "time": 1.0}}, "CUDA out of memory",
+                 id="the-first-failure-not-its-effects"),
+    pytest.param({0: {"state": "complete", "value": 0.5, "time": 1.0}, 1: {"state": "pruned", "time": 1.0}}, None,
+                 id="no-error"),
+    pytest.param({}, None, id="no-outcome"),
+])
+def test_a_trial_on_several_nodes_fails_with_the_first_ranks_error(tmp_path, outcomes, want):
+    """A multi-node trial's reason (its rank 0 only sees the knock-on error of a rank that failed
+    on another node): the error of the rank that failed first, from the ranks' outcomes."""
+    from clara_hydra.train.ddp import first_error
+    folder = tmp_path / ".ddp"
+    folder.mkdir()
+    for r, got in outcomes.items():
+        (folder / f"rank{r}.json").write_text(json.dumps(got))
+    assert first_error(str(tmp_path)) == want

@@ -129,6 +129,42 @@ def test_trials_never_wait_for_each_other_and_a_killed_sweep_re_attaches_to_its_
     assert len({j[0] for j in ours if j[0] not in before}) == 4  # one job per trial: none submitted twice
 
 
+def test_ctrl_c_cancels_the_jobs_and_the_next_run_resumes_instead_of_re_attaching(tmp_path, conf, slurm):  # noqa: F811
+    """Ctrl-C is a stop on purpose: the sweep cancels its job, and its trial (a resume point on
+    disk, as after an epoch) stays resumable. The same command run again resumes the trial in a
+    new job: it does not re-attach to the cancelled one (its record says so)."""
+    before = {j.split("|")[0] for j in slurm.sacct("-o", "JobID").splitlines()}
+    waits = tmp_path / "waits"
+    waits.mkdir()
+    env = dict(slurm.env, CLARA_HYDRA_FAULT=f"before_outcome:touch={waits}/reached-{{trial}},wait={waits}/go-{{trial}}")
+    config = _with_example(conf)
+    cmd = [sys.executable, str(TASK), "-m", "--config-dir", str(config.parent), "--config-name", config.stem,
+           f"hydra.sweep.dir={tmp_path / 'sweep'}", "hydra.sweeper.export_best=false", *LOCAL, _storage(tmp_path),
+           "hydra.sweeper.n_trials=1", "hydra.sweeper.study_trials=1", "hydra.sweeper.pruner=none"]
+    out = tmp_path / "first.out"
+    with open(out, "w") as fh, _ended(subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=fh, stderr=subprocess.STDOUT,
+                                                       start_new_session=True)) as first:
+        _wait((waits / "reached-0").exists, 120, "trial 0 running", first, out)
+        models = tmp_path / "sweep" / "0" / "models"  # (the resume point an epoch of training leaves)
+        models.mkdir(parents=True, exist_ok=True)
+        (models / "resume.ckpt").write_bytes(b"")
+        (models / "resume.ckpt.json").write_text('{"epoch": 1}')
+        os.killpg(first.pid, signal.SIGINT)
+        first.wait(timeout=60)
+    said = out.read_text()
+    assert "trial #0: interrupted after epoch 1; run the sweep again to resume it" in said, said[-3000:]
+    _wait(lambda: not slurm.jobs(), 60, "the cancelled job gone")
+    (waits / "go-0").touch()
+    again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
+    assert "re-attached" not in again.stdout and "1 interrupted one(s) to resume" in again.stdout, again.stdout[-3000:]
+    (trial,) = rows(tmp_path / "sweep" / "trials.csv")
+    assert trial["state"] == "complete", trial
+    ours = _accounted(slurm, lambda jobs: [j[2].split()[0] for j in jobs if j[0] not in before] == [
+        "CANCELLED", "COMPLETED"], "-o", "JobID,JobName,State")
+    assert len([j for j in ours if j[0] not in before]) == 2
+
+
 def _requeue(slurm, job: str) -> None:
     """``scontrol requeue`` (what a preemption does to a requeueable job), then let it start again
     at once: SLURM holds a requeued job for two minutes first. On return the job's first run has
