@@ -177,18 +177,24 @@ def test_two_sweep_processes_share_one_postgres_study(tmp_path, conf, postgres):
     assert min(mine) >= 4 and max(mine) == 8
 
 
-def test_submitit_launcher_batches_and_reports_from_other_processes(tmp_path, conf):
-    """The SLURM example's launcher (hydra-submitit-launcher), with its local executor: trials run in
-    other processes, n_jobs at a time, and report to their trials through the storage."""
+def test_submitit_launcher_jobs_report_and_prune_from_other_processes(tmp_path, conf):
+    """The SLURM example's launcher (hydra-submitit-launcher), with its local executor: each trial
+    a job in another process, up to n_jobs at a time; each reports to its trial through the
+    storage, and the sweep's pruner (here: below 0.2 at a step) prunes there."""
     proc = sweep(conf, tmp_path, "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5",
-                 "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2", "hydra.sweeper.pruner=none")
+                 "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2",
+                 "hydra.sweeper.pruner={_target_: optuna.pruners.ThresholdPruner, lower: 0.2}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = rows(tmp_path / "sweep" / "trials.csv")
-    assert [r["state"] for r in trials] == ["complete"] * 4
+    assert [r["state"] for r in trials] == ["pruned" if float(r["x"]) / 3 < 0.2 else "complete" for r in trials]
+    assert {r["state"] for r in trials} == {"pruned", "complete"}, trials  # (the seeded sampler gives both)
+    assert proc.stdout.count(": local job ") == 4
     import optuna
     study = optuna.load_study(study_name="cfg", storage=f"sqlite:///{tmp_path / 'clara_hydra_sweeps.db'}")
+    done = optuna.trial.TrialState.COMPLETE
     assert all(t.intermediate_values == {1: pytest.approx(t.value / 3), 2: pytest.approx(2 * t.value / 3),
-                                         3: pytest.approx(t.value)} for t in study.trials)
+                                         3: pytest.approx(t.value)} for t in study.trials if t.state == done)
+    assert all(list(t.intermediate_values) == [1] for t in study.trials if t.state != done)  # pruned at step 1
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.name.isdigit()) == ["0", "1", "2", "3"]
 
 
