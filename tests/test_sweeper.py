@@ -826,3 +826,13 @@ def test_nodes_per_trial_is_refused_where_it_cannot_run(tmp_path, conf, args, wo
     line = one_error(proc)
     assert line.startswith("error: hydra.sweeper.nodes_per_trial: ") and words in line, line
     assert not (tmp_path / "db.sqlite").exists()  # refused before anything is made
+
+
+def test_a_sweep_under_torchrun_is_refused(tmp_path, conf):
+    """torchrun would start as many sweeps as processes: one line says how to train a trial in
+    several processes instead, before any study is made."""
+    proc = sweep(conf, tmp_path, f"hydra.sweeper.storage=sqlite:///{tmp_path / 'db.sqlite'}",
+                 env={"RANK": "1", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"})
+    line = one_error(proc)
+    assert line.startswith("error: -m: a sweep runs in one process, but this is one of torchrun's 2 (RANK=1)"), line
+    assert "nodes_per_trial" in line and not (tmp_path / "db.sqlite").exists()

@@ -67,6 +67,13 @@ class Sweep:
 
     # ------------------------------------------------------------------------------ the run
     def run(self, arguments: list[str]) -> None:
+        from ..train.ddp import under_torchrun
+        if under_torchrun():  # (each of torchrun's processes would run a sweep of its own)
+            raise ClaraHydraError(f"a sweep runs in one process, but this is one of torchrun's "
+                                  f"{os.environ['WORLD_SIZE']} (RANK={os.environ['RANK']})", location="-m",
+                                  hint="run the sweep without torchrun; its trials train in several processes with "
+                                       "multi_gpu=true or CLARA_HYDRA_NPROC=N, across nodes with "
+                                       "hydra.sweeper.nodes_per_trial=N")
         to_go, grid_size = self._open(arguments)
         study, o = self.study, self.o
         done = [t for t in study.get_trials(deepcopy=False)
