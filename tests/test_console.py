@@ -18,7 +18,7 @@ def test_a_sweep_on_a_terminal_shows_its_progress_bar(tmp_path, runner):
     running trial is) stays below the lines, which come through whole, with Hydra's launcher and
     with workers; a trial shows no bar of its own."""
     from conftest import in_terminal, screen
-    n, how = (2, ["hydra.sweeper.storage=null"]) if runner == "launcher" else \
+    n, how = (1, ["hydra.sweeper.storage=null"]) if runner == "launcher" else \
         (1, [f"hydra.sweeper.storage=sqlite:///{tmp_path / 's.db'}", "hydra.sweeper.workers=1"])
     cmd = [sys.executable, str(ROOT / "train.py"), "-m", f"hydra.sweeper.n_trials={n}", "epochs=1", *how,
            "hydra.sweeper.pruner=none", f"hydra.sweep.dir={tmp_path / 'sweep'}"]

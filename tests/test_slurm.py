@@ -66,7 +66,7 @@ def _storage(tmp_path: Path) -> str:
 def test_a_sweep_runs_its_trials_as_slurm_jobs(tmp_path, conf, slurm):  # noqa: F811
     proc = sweep(_with_example(conf), tmp_path, *LOCAL, _storage(tmp_path), "hydra.sweeper.n_trials=4",
                  "hydra.sweeper.asynchronous=false",
-                 "hydra.sweeper.n_jobs=2", "hydra.sweeper.pruner=median", env=slurm.env)
+                 "hydra.sweeper.n_jobs=2", "hydra.sweeper.pruner=median", env=slurm.env)  # (batches: stock)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     trials = rows(tmp_path / "sweep" / "trials.csv")
     assert sorted(int(r["number"]) for r in trials) == [0, 1, 2, 3]  # none lost, none twice

@@ -177,7 +177,7 @@ def test_the_best_trial_carries_its_bundle_and_a_plain_run_is_one_run(tmp_path, 
     assert run["files"] == ["config_train.json", "models/model.pt"]
     assert run["id"] in proc.stdout + proc.stderr  # the run's page is named
 
-    proc = run_cli("train", *demo, "--mlflow", "epochs=2", "learning_rate=1e9", f"hydra.run.dir={tmp_path / 'nan'}",
+    proc = run_cli("train", *demo, "--mlflow", "epochs=1", "learning_rate=1e9", f"hydra.run.dir={tmp_path / 'nan'}",
                    cwd=tmp_path, env=dict(env, MLFLOW_EXPERIMENT_NAME="failed"), timeout=600)
     line = one_error(proc, 2)
     (run,) = read_back(mlflow_python, mlflow_server, "failed")
