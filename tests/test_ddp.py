@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -76,16 +77,23 @@ def _one_process_value(folder: Path, run: Path, out: Path) -> float:
 TORCHRUN = [str(Path(sys.executable).parent / "torchrun")]
 
 
-def _run_under_torchrun(tmp_path: Path, folder: Path, agents: list[list[str]]) -> list[subprocess.CompletedProcess]:
-    """``clara-hydra train --mmar`` under each torchrun agent (its arguments), all at once, into
-    one run folder; each agent and its ranks end by the bound (then the test fails)."""
-    run = tmp_path / "run"
-    cmd = [*clara_cli(), "train", "--mmar", str(folder), "epochs=1", f"hydra.run.dir={run}"]
-    if not cmd[0].endswith("clara-hydra"):
+def _run_under_torchrun(tmp_path: Path, folder: Path, agents: list[list[str]],
+                        run_dirs: list[Path] | None = None) -> list[subprocess.CompletedProcess]:
+    """``clara-hydra train --mmar`` under each torchrun agent (its torchrun arguments, then any
+    ``+override`` of its own), all at once, into one run folder (or each into its own of
+    ``run_dirs``); each agent and its ranks end by the bound (then the test fails)."""
+    cli = clara_cli()
+    if not cli[0].endswith("clara-hydra"):
         pytest.skip("no clara-hydra script to give torchrun")
     env = {k: v for k, v in os.environ.items() if k not in ("CLARA_HYDRA_FULL_ERROR", NPROC)}
-    procs = [subprocess.Popen([*TORCHRUN, *args, *cmd], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, start_new_session=True) for args in agents]
+    procs = []
+    for i, args in enumerate(agents):
+        run = (run_dirs or [tmp_path / "run"] * len(agents))[i]
+        ours = [a for a in args if a.startswith("+")]
+        cmd = [*cli, "train", "--mmar", str(folder), "epochs=1", f"hydra.run.dir={run}", *ours]
+        procs.append(subprocess.Popen([*TORCHRUN, *[a for a in args if a not in ours], *cmd], cwd=tmp_path, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                      start_new_session=True))
     done = []
     try:
         for proc in procs:
@@ -119,6 +127,28 @@ def test_a_run_started_by_torchrun_trains_as_one_group(tmp_path, mmar):  # noqa:
     assert [o["state"] for o in outcomes] == ["complete", "complete"]
     assert said[0] == pytest.approx(outcomes[0]["value"], abs=1e-4)
     assert _one_process_value(mmar, run, tmp_path / "val") == pytest.approx(outcomes[0]["value"], abs=1e-6)
+
+
+def test_two_torchrun_agents_on_loopback_are_one_run_in_rank_0s_folder(tmp_path, mmar):  # noqa: F811
+    """``torchrun --nnodes 2`` twice (a c10d rendezvous on loopback) stands for two nodes: one run
+    of 2 ranks. Each node's Hydra makes its own run folder (here told apart, as two nodes' clocks
+    or shared folders would make them): rank 0's is the run's, where the other rank logs and
+    leaves its outcome too."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rdzv = ["--nnodes", "2", "--nproc_per_node", "1", "--rdzv_backend", "c10d", "--rdzv_endpoint",
+            f"127.0.0.1:{port}", "--rdzv_id", "clara-two-nodes", "--max_restarts", "0"]
+    done = _run_under_torchrun(tmp_path, mmar, [[*rdzv, "+run_as=a"], [*rdzv, "+run_as=b"]],
+                               run_dirs=[tmp_path / "node-a", tmp_path / "node-b"])
+    for proc in done:
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    (said,) = [m for proc in done for m in re.findall(r"key metric = ([0-9.]+)", proc.stdout)]
+    (run,) = [d for d in (tmp_path / "node-a", tmp_path / "node-b") if (d / ".ddp" / "rank0.json").exists()]
+    outcomes = [json.loads((run / ".ddp" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [o["state"] for o in outcomes] == ["complete", "complete"]  # (both in rank 0's folder)
+    assert "epoch 1/1" in (run / "rank1.log").read_text()
+    assert float(said) == pytest.approx(outcomes[0]["value"], abs=1e-4)
 
 
 def test_a_failure_in_one_process_ends_the_run_with_its_reason(tmp_path, data):

@@ -353,6 +353,13 @@ def as_rank(tree: dict, *, config_file: str | None, run_dir: str, trial, objecti
     dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(minutes=30))
     import ignite.distributed as idist
     idist.sync()  # ignite's view of the group is made with a collective: on every rank now, not in rank 0's savers
+    shared = [run_dir]  # rank 0's run folder is the run's: ranks that started apart (torchrun on several
+    dist.broadcast_object_list(shared, src=0)  # nodes, each Hydra's own ${now:...}) resume and log there too
+    if shared[0] != run_dir:
+        run_dir = shared[0]
+        folder = os.path.join(run_dir, JOB_FOLDER)
+        os.makedirs(folder, exist_ok=True)
+        to_rank_log(run_dir, r)
     from .run import _training_error, train
     try:
         value = train(tree, config_file=config_file, run_dir=run_dir, progress=progress and r == 0, trial=trial,
