@@ -134,13 +134,20 @@ def test_two_torchrun_agents_on_loopback_are_one_run_in_rank_0s_folder(tmp_path,
     of 2 ranks. Each node's Hydra makes its own run folder (here told apart, as two nodes' clocks
     or shared folders would make them): rank 0's is the run's, where the other rank logs and
     leaves its outcome too."""
+    from torch.distributed import TCPStore
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    # the rendezvous store outlives both agents (as a site's own store would): the agent that
+    # hosted it would otherwise leave first, and the other's last word to it fail the agent
+    store = TCPStore("127.0.0.1", port, is_master=True, multi_tenant=True, wait_for_workers=False)
     rdzv = ["--nnodes", "2", "--nproc_per_node", "1", "--rdzv_backend", "c10d", "--rdzv_endpoint",
-            f"127.0.0.1:{port}", "--rdzv_id", "clara-two-nodes", "--max_restarts", "0"]
-    done = _run_under_torchrun(tmp_path, mmar, [[*rdzv, "+run_as=a"], [*rdzv, "+run_as=b"]],
-                               run_dirs=[tmp_path / "node-a", tmp_path / "node-b"])
+            f"127.0.0.1:{port}", "--rdzv_conf", "is_host=false", "--rdzv_id", "clara-two-nodes", "--max_restarts", "0"]
+    try:
+        done = _run_under_torchrun(tmp_path, mmar, [[*rdzv, "+run_as=a"], [*rdzv, "+run_as=b"]],
+                                   run_dirs=[tmp_path / "node-a", tmp_path / "node-b"])
+    finally:
+        del store
     for proc in done:
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     (said,) = [m for proc in done for m in re.findall(r"key metric = ([0-9.]+)", proc.stdout)]

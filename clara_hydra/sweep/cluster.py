@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -250,7 +251,9 @@ class TrialOnNodes:
             elastic_launch(config, self.command[0])(*self.command[1:])
         except ChildFailedError:
             pass  # (the outcome says why; a rank that failed before it has its log in the trial's folder)
-        return read_outcome(outcome_file(self.job_dir)) if here.global_rank == 0 else None
+        except Exception as exc:  # noqa: BLE001 - the rendezvous lost at the end (the node that hosted it
+            print(f"the elastic agent ended with: {first_line(exc)}", file=sys.stderr)  # left first): the
+        return read_outcome(outcome_file(self.job_dir)) if here.global_rank == 0 else None  # outcome decides
 
 
 def _error_line(text: str) -> str:
