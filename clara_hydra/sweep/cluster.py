@@ -146,14 +146,14 @@ class ClusterRunner:
         from submitit.core.utils import FailedJobError, UncompletedJobError
 
         from ..train.ddp import first_error
-        from .runners import _last_error_line, from_return
+        from .runners import _last_error_line, error_line, from_outcome, from_return
         job, handle, start = run.job, run.handle, run.start
         written = read_outcome(outcome_file(str(job.job_dir)))
         name = f"({self._name()} job {handle.job_id})"
         if int(run.record.get("nodes") or 1) > 1:
             error = first_error(str(job.job_dir))  # the rank that failed first: the cause, not its effects
             if written is not None and (written["state"] != "fail" or error is None):
-                return Ended(job, start, written["state"], value=written.get("value"), reason=written.get("reason"))
+                return from_outcome(job, start, written)
             if error is not None:
                 return Ended(job, start, "fail", reason=error, error=error)
             return Ended(job, start, None, cause=f"{name} ended without an outcome",
@@ -161,11 +161,11 @@ class ClusterRunner:
         try:
             return from_return(job, start, handle.results()[0])
         except FailedJobError as exc:  # the job's Python failed outside the task (its config, its pickle)
-            line = _error_line(str(exc))
+            line = error_line(str(exc)) or "the job failed outside its task (see its submitit log)"
             return Ended(job, start, "fail", reason=line, error=line)
         except UncompletedJobError:  # no result: cancelled, killed, out of time or memory, its node lost
             if written is not None:  # (its outcome was written before it went)
-                return Ended(job, start, written["state"], value=written.get("value"), reason=written.get("reason"))
+                return from_outcome(job, start, written)
             return Ended(job, start, None, cause=f"{name} ended without a result ({handle.state})",
                          log_line=_last_error_line(Path(handle.paths.stderr)))
         except Exception as exc:  # noqa: BLE001 - a result that cannot be read: the trial fails, the sweep goes on
@@ -255,9 +255,3 @@ class TrialOnNodes:
             print(f"the elastic agent ended with: {first_line(exc)}", file=sys.stderr)  # left first): the
         return read_outcome(outcome_file(self.job_dir)) if here.global_rank == 0 else None  # outcome decides
 
-
-def _error_line(text: str) -> str:
-    """The last line of a job's trace that names an error."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not set(ln.strip()) <= {"-"}]
-    telling = [ln for ln in lines if "Error" in ln.split(":", 1)[0] or "Exception" in ln.split(":", 1)[0]]
-    return (telling or lines or ["the job failed"])[-1]

@@ -186,8 +186,7 @@ class WorkerRunner:
             self._epoch_lines(job)  # (what it wrote before it ended)
             outcome = read_outcome(job.job_dir / RESULT_FILE)
             if outcome is not None:
-                ended.append(Ended(job, start, outcome["state"], value=outcome.get("value"),
-                                   reason=outcome.get("reason")))
+                ended.append(from_outcome(job, start, outcome))
             else:
                 ended.append(Ended(job, start, None, cause=exit_cause(proc.returncode),
                                    log_line=_last_error_line(job.job_dir / "worker.log")))
@@ -226,9 +225,19 @@ EPOCH_LINE = re.compile(r"(?:clara-hydra: )?(epoch \d+/\d+\b.*)$")
 
 def _last_error_line(log: Path) -> str:
     """The last line of a worker's log that names an error (``ValueError: ...``, ``error: ...``)."""
-    lines = log.read_text(errors="replace").strip().splitlines() if log.exists() else []
-    telling = [ln for ln in lines if re.match(r"^(error:|[\w.]*(Error|Exception)\b|Cannot |Could not )", ln)]
+    return error_line(log.read_text(errors="replace")) if log.exists() else ""
+
+
+def error_line(text: str) -> str:
+    """The last line of ``text`` that names an error (``ValueError: ...``, ``error: ...``), or ""."""
+    names = r"^(error:|[\w.]*(Error|Exception)\b|Cannot |Could not )"
+    telling = [ln for ln in text.strip().splitlines() if re.match(names, ln)]
     return telling[-1].strip() if telling else ""
+
+
+def from_outcome(job: Job, start: float, outcome: dict) -> Ended:
+    """The outcome a job wrote into its folder (``sweep.protocol``) as the job's outcome."""
+    return Ended(job, start, outcome["state"], value=outcome.get("value"), reason=outcome.get("reason"))
 
 
 def base_command(config: DictConfig) -> list[str]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import secrets
 import sys
 import threading
@@ -124,20 +125,18 @@ def launch(tree: dict, *, config_file: str | None, run_dir: str, trial, objectiv
 def _environment(changes: dict[str, str | None]) -> Iterator[None]:
     """``os.environ`` with ``changes`` (None: unset) while the launcher starts the ranks (they
     take the launcher's environment), as it was after."""
+    def put(values: dict[str, str | None]) -> None:
+        for k, v in values.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     before = {k: os.environ.get(k) for k in changes}
     try:
-        for k, v in changes.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        put(changes)
         yield
     finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        put(before)
 
 
 @contextmanager
@@ -170,51 +169,51 @@ def _quiet_launcher() -> Iterator[None]:
         logging.disable(before)
 
 
-def _outcomes(folder: str, n: int) -> dict[int, dict]:
-    out = {}
-    for r in range(n):
-        try:
-            with open(os.path.join(folder, f"rank{r}.json")) as fh:
-                out[r] = json.load(fh)
-        except (OSError, ValueError):
-            pass
-    return out
-
-
-def first_error(run_dir: str) -> str | None:
-    """The error of the rank that failed first, from the outcomes the ranks wrote into the run
-    folder's ``.ddp/`` (the others' errors are what its end did to them), or None."""
-    folder = os.path.join(run_dir, JOB_FOLDER)
+def _outcomes(folder: str) -> dict[int, dict]:
+    """The outcomes the ranks wrote into ``folder`` (``rank<r>.json``), by rank."""
+    out: dict[int, dict] = {}
     try:
-        names = [n for n in os.listdir(folder) if n.startswith("rank") and n.endswith(".json")]
+        names = [n for n in os.listdir(folder) if re.fullmatch(r"rank\d+\.json", n)]
     except OSError:
-        return None
-    errors = []
+        return out
     for name in names:
         try:
             with open(os.path.join(folder, name)) as fh:
                 got = json.load(fh)
         except (OSError, ValueError):
             continue
-        if isinstance(got, dict) and got.get("state") == "error":
-            errors.append((float(got.get("time", math.inf)), str(got.get("message", ""))))
-    return min(errors)[1] if errors else None
+        if isinstance(got, dict):
+            out[int(name[4:-5])] = got
+    return out
+
+
+def _first_failure(outcomes: dict[int, dict]) -> dict | None:
+    """The outcome of the rank that failed first (the others' errors are what its end did to
+    them: "Connection closed by peer"), or None."""
+    errors = sorted((o.get("time", math.inf), r) for r, o in outcomes.items() if o.get("state") == "error")
+    return outcomes[errors[0][1]] if errors else None
+
+
+def first_error(run_dir: str) -> str | None:
+    """The error of the rank that failed first, from the outcomes the ranks wrote into the run
+    folder's ``.ddp/``, or None."""
+    got = _first_failure(_outcomes(os.path.join(run_dir, JOB_FOLDER)))
+    return str(got.get("message", "")) if got is not None else None
 
 
 def outcome(folder: str, run_dir: str, world: int, exit_codes: dict[int, int]) -> Any:
     """Rank 0's value, from the outcomes the ranks wrote into ``folder``; else the error of the
     rank that failed first (the others' errors are what its end did to them: "Connection closed
     by peer"); else which rank ended without an outcome (``exit_codes``: the launcher's)."""
-    outcomes = _outcomes(folder, world)
+    outcomes = _outcomes(folder)
     main = outcomes.get(0, {})
     if all(outcomes.get(r, {}).get("state") == "complete" for r in range(world)):
         return main["value"]  # (whatever a process's teardown did after it wrote its outcome)
     if main.get("state") == "pruned":
         import optuna
         raise optuna.TrialPruned(main.get("reason", "pruned"))
-    errors = sorted((o.get("time", math.inf), r) for r, o in outcomes.items() if o.get("state") == "error")
-    if errors:
-        got = outcomes[errors[0][1]]
+    got = _first_failure(outcomes)
+    if got is not None:
         from .. import errors as E
         cls = getattr(E, got.get("class", ""), None)
         cls = cls if isinstance(cls, type) and issubclass(cls, ClaraHydraError) else TrainingError
